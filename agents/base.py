@@ -1,0 +1,285 @@
+"""The tool-calling loop every specialist sub-agent runs, and the pieces it needs.
+
+A sub-agent is a model, a toolkit and a system prompt. It gets a compact *brief* (its
+task, the requirements, upstream results by reference, its governance context), never
+the whole conversation, so the tokens it costs do not grow with the length of the run.
+The loop is the ordinary one: call the model with the tools bound; run every tool call
+it makes and answer with a ``ToolMessage``; stop when it answers without tool calls.
+Tool errors, unknown tools and malformed arguments become error ``ToolMessage``s the
+model can react to; whether the stage succeeded is decided afterwards by the toolkit
+(:meth:`Toolkit.finalize`), from what the tools actually produced.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import BaseTool, StructuredTool
+
+from agents.faults import apply_tool_fault
+
+MAX_TURNS = 12
+
+
+class AgentFailure(RuntimeError):
+    """The agent finished without producing what its stage must deliver."""
+
+
+class StageTimeout(TimeoutError):
+    """The stage ran past its timeout."""
+
+
+@dataclass
+class StageContext:
+    """What the tools need that the model does not choose: where to write, what to log to."""
+
+    stage: str
+    stage_dir: Path
+    workspace_root: Path
+    requirements: dict[str, Any]
+    upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tracking_uri: str | None = None
+    run_id: str | None = None
+    parent_run_id: str | None = None
+    experiment_id: str | None = None
+    seed: int = 42
+    governance: dict[str, Any] = field(default_factory=dict)
+    revision_comment: str | None = None
+    deadline: float | None = None
+
+    def upstream_output(self, key: str) -> Any:
+        """The first upstream stage output named ``key`` (stages publish small facts in ``outputs``)."""
+        for result in self.upstream.values():
+            outputs = result.get("outputs") or {}
+            if key in outputs:
+                return outputs[key]
+        raise AgentFailure(
+            f"stage {self.stage!r} needs {key!r} from an upstream stage; none produced it"
+        )
+
+
+@dataclass
+class AgentOutcome:
+    """What one agent run produced; the graph turns it into a ``StageResult``."""
+
+    summary: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[str] = field(default_factory=list)
+    tool_errors: list[str] = field(default_factory=list)
+    model_calls: int = 0
+    cpu_s: float = 0.0
+    """CPU seconds of the agent's own thread (set by the caller that timed it)."""
+
+
+def tool(func: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Mark a toolkit method as a tool the model may call (its docstring is the description)."""
+    func.__mpm_tool__ = True  # type: ignore[attr-defined]
+    return func
+
+
+class Toolkit:
+    """The tools of one agent, bound to a :class:`StageContext`, collecting what they produce."""
+
+    #: outputs the stage must have produced to count as a success
+    required_outputs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.outcome = AgentOutcome()
+
+    def tools(self) -> list[BaseTool]:
+        found = []
+        for name, member in inspect.getmembers(type(self), predicate=inspect.isfunction):
+            if getattr(member, "__mpm_tool__", False):
+                bound = getattr(self, name)
+                found.append(
+                    StructuredTool.from_function(
+                        func=bound, name=name, description=inspect.getdoc(member) or name
+                    )
+                )
+        return found
+
+    # -- helpers for tools ------------------------------------------------------------
+
+    def publish(
+        self,
+        *,
+        outputs: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
+        self.outcome.outputs.update(outputs or {})
+        self.outcome.metrics.update(
+            {k: float(v) for k, v in (metrics or {}).items() if v is not None}
+        )
+        self.outcome.evidence.update(evidence or {})
+
+    def record_file(self, path: str | Path, *, artifact_path: str | None = None) -> None:
+        """Note a file the stage produced and log it to the stage's MLflow run."""
+        path = Path(path)
+        self.outcome.artifacts.append(
+            {
+                "name": path.name,
+                "path": str(path),
+                "mlflow_run_id": self.ctx.run_id,
+                "artifact_path": f"{artifact_path}/{path.name}" if artifact_path else path.name,
+            }
+        )
+        if self.ctx.tracking_uri and self.ctx.run_id:
+            from tools import tracking
+
+            tracking.log_file(
+                tracking.client(self.ctx.tracking_uri), self.ctx.run_id, path, artifact_path
+            )
+
+    def finalize(self) -> AgentOutcome:
+        missing = [k for k in self.required_outputs if k not in self.outcome.outputs]
+        if missing:
+            detail = (
+                "; ".join(self.outcome.tool_errors)
+                or "the agent did not call the tools that produce them"
+            )
+            raise AgentFailure(
+                f"stage {self.ctx.stage!r} produced no {', '.join(missing)}: {detail}"
+            )
+        return self.outcome
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A specialist: persona, toolkit and the procedures the stub model follows."""
+
+    name: str
+    persona: str
+    toolkit: type[Toolkit]
+    procedure: tuple[tuple[str, dict[str, Any]], ...]
+    fallback_procedure: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+    def system_prompt(self, *, fallback: bool = False) -> str:
+        steps = self.fallback_procedure if fallback else self.procedure
+        title = "Fallback procedure" if fallback else "Standard procedure"
+        lines = [
+            self.persona.strip(),
+            "",
+            "You receive a JSON brief: your task, the project requirements, the results of the",
+            "stages before you (by reference) and the governance context. Use your tools to do",
+            "the work; never invent numbers a tool did not return.",
+            "",
+            f"## {title}",
+        ]
+        for i, (tool_name, args) in enumerate(steps, start=1):
+            lines.append(f"{i}. `{tool_name}` {json.dumps(args, sort_keys=True)}")
+        lines += [
+            "",
+            "When the procedure is complete, reply with a short summary of what you did and found.",
+        ]
+        return "\n".join(lines)
+
+
+def build_brief(ctx: StageContext, task: str) -> str:
+    """The compact JSON brief a sub-agent starts from."""
+    upstream = {
+        name: {
+            "status": r.get("status"),
+            "summary": (r.get("summary") or "")[:600],
+            "outputs": r.get("outputs") or {},
+            "mlflow_run_id": r.get("mlflow_run_id"),
+        }
+        for name, r in ctx.upstream.items()
+    }
+    brief: dict[str, Any] = {
+        "stage": ctx.stage,
+        "task": task,
+        "requirements": ctx.requirements,
+        "upstream": upstream,
+    }
+    if ctx.governance:
+        brief["governance"] = ctx.governance
+    if ctx.revision_comment:
+        brief["reviewer_comment"] = ctx.revision_comment
+    return json.dumps(brief, sort_keys=True, default=str)
+
+
+def run_agent(
+    spec: AgentSpec,
+    ctx: StageContext,
+    model: BaseChatModel,
+    task: str,
+    *,
+    fallback: bool = False,
+    on_tool: Callable[[str], None] | None = None,
+) -> AgentOutcome:
+    """Run the agent's tool-calling loop to completion and return what it produced."""
+    toolkit = spec.toolkit(ctx)
+    tools = toolkit.tools()
+    by_name = {t.name: t for t in tools}
+    bound = model.bind_tools(tools)
+    messages: list[BaseMessage] = [
+        SystemMessage(spec.system_prompt(fallback=fallback)),
+        HumanMessage(build_brief(ctx, task)),
+    ]
+    outcome = toolkit.outcome
+    for _turn in range(MAX_TURNS):
+        _check_deadline(ctx)
+        reply = bound.invoke(messages)
+        outcome.model_calls += 1
+        if not isinstance(reply, AIMessage):
+            raise AgentFailure(
+                f"stage {ctx.stage!r}: the model returned {type(reply).__name__}, not a message"
+            )
+        messages.append(reply)
+        if not reply.tool_calls:
+            outcome.summary = (
+                reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+            )
+            return toolkit.finalize()
+        for call in reply.tool_calls:
+            _check_deadline(ctx)
+            messages.append(_run_tool_call(call, by_name, outcome, on_tool))
+    raise AgentFailure(
+        f"stage {ctx.stage!r}: the agent did not finish within {MAX_TURNS} model turns"
+    )
+
+
+def _run_tool_call(
+    call: dict[str, Any],
+    by_name: dict[str, BaseTool],
+    outcome: AgentOutcome,
+    on_tool: Callable[[str], None] | None,
+) -> ToolMessage:
+    name = call.get("name", "")
+    call_id = call.get("id") or name
+    selected = by_name.get(name)
+    if selected is None:
+        error = f"unknown tool {name!r}; available: {', '.join(sorted(by_name))}"
+        outcome.tool_errors.append(error)
+        return ToolMessage(content=error, tool_call_id=call_id, name=name, status="error")
+    if on_tool:
+        on_tool(name)
+    outcome.tool_calls.append(name)
+    try:
+        injected = apply_tool_fault(name)
+        result = injected if injected is not None else selected.invoke(call.get("args") or {})
+        if not isinstance(result, dict):
+            raise TypeError(f"tool returned {type(result).__name__}, expected a JSON object")
+    except Exception as exc:  # noqa: BLE001 - every tool failure is reported to the model
+        error = f"{name}: {type(exc).__name__}: {exc}".splitlines()[0]
+        outcome.tool_errors.append(error)
+        return ToolMessage(content=error, tool_call_id=call_id, name=name, status="error")
+    return ToolMessage(content=json.dumps(result, default=str), tool_call_id=call_id, name=name)
+
+
+def _check_deadline(ctx: StageContext) -> None:
+    if ctx.deadline is not None and time.monotonic() > ctx.deadline:
+        raise StageTimeout(f"stage {ctx.stage!r} exceeded its timeout")

@@ -1,0 +1,74 @@
+"""Model validator: tests the best model on held-out data, for performance, calibration,
+robustness and fairness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.base import AgentSpec, Toolkit, tool
+
+PERSONA = """You are the independent model validator of a governed ML project. You test the
+chosen model on the held-out test set against the success threshold, and report
+calibration, robustness to small input noise and fairness across the sensitive
+attributes the requirements name. Your numbers are evidence for the policies' checks."""
+
+
+class ModelValidatorToolkit(Toolkit):
+    required_outputs = ("meets_threshold", "test_score")
+
+    @tool
+    def validate_model(self) -> dict[str, Any]:
+        """Validate the best model on the test set: score vs threshold, calibration, robustness, fairness."""
+        from tools.evaluation import validate_model
+
+        req = self.ctx.requirements
+        result = validate_model(
+            self.ctx.upstream_output("model_path"),
+            self.ctx.upstream_output("test_path"),
+            self.ctx.upstream_output("target_column"),
+            str(self.ctx.stage_dir),
+            model_type=req["model_type"],
+            target_metric=req["target_metric"],
+            success_threshold=req["success_threshold"],
+            sensitive_attributes=tuple(req.get("sensitive_attributes") or ()),
+            seed=self.ctx.seed,
+            tracking_uri=self.ctx.tracking_uri,
+            run_id=self.ctx.run_id,
+        )
+        metrics = result["metrics"]
+        meets = bool(result["meets_threshold"])
+        self.publish(
+            outputs={
+                "meets_threshold": meets,
+                "test_score": result["test_score"],
+                "validation_report_path": result.get("report_path"),
+                "fairness": result.get("fairness", {}),
+            },
+            metrics=metrics,
+            evidence={
+                "meets_success_threshold": "Yes" if meets else "No",
+                "validation_summary": f"test {req['target_metric']}={result['test_score']:.4f} "
+                f"vs threshold {req['success_threshold']}",
+            },
+        )
+        if result.get("report_path"):
+            self.outcome.artifacts.append(
+                {
+                    "name": "validation_report.json",
+                    "path": result["report_path"],
+                    "mlflow_run_id": self.ctx.run_id,
+                }
+            )
+        return {
+            "summary": f"test {req['target_metric']}={result['test_score']:.4f}; "
+            f"threshold {'met' if meets else 'NOT met'}",
+            "meets_threshold": meets,
+        }
+
+
+SPEC = AgentSpec(
+    name="model_validator",
+    persona=PERSONA,
+    toolkit=ModelValidatorToolkit,
+    procedure=(("validate_model", {}),),
+)

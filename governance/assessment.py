@@ -1,0 +1,218 @@
+"""Governance for a whole project in one call: applicability, evidence, evaluation, workflow.
+
+This is what the graph's governance node needs (and what a notebook user wants): given the
+project state -- requirements, stage results, human answers, approval decisions -- decide
+which frameworks apply, collect their evidence from the state, evaluate each policy, merge
+the approvals into one workflow and say where every gate stands. The result has the shape
+of the seed orchestrator's ``governance_results`` (``frameworks``, ``compliance_status``,
+``approval_workflow``, ``overall_status``) with every decision explained.
+
+Overall status: ``FAILED`` if any framework failed, else ``REQUIRES_REVIEW`` if any
+framework requires review, else ``PASSED`` (also when no framework applies).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from governance._files import reference_dir
+from governance.applicability import (
+    Applicability,
+    ApplicabilityRules,
+    determine_applicability,
+    load_applicability_rules,
+)
+from governance.evaluation import (
+    EvaluationStatus,
+    Finding,
+    FrameworkEvaluation,
+    OpenQuestion,
+    evaluate_policy,
+)
+from governance.evidence import EvidenceBundle
+from governance.evidence_map import EvidenceMap, load_evidence_map, resolve_evidence
+from governance.library import PolicyLibrary
+from governance.workflow import (
+    ApprovalWorkflow,
+    WorkflowConfig,
+    approval_states,
+    build_workflow,
+    gate_states,
+    load_workflow_config,
+)
+
+__all__ = [
+    "ApproverGroupView",
+    "GovernanceContext",
+    "GovernanceReport",
+    "assess_project",
+    "load_governance_context",
+]
+
+
+@dataclass(frozen=True)
+class GovernanceContext:
+    """Everything read from a governance directory: policies, approvers and the configs."""
+
+    library: PolicyLibrary
+    rules: ApplicabilityRules
+    evidence_map: EvidenceMap
+    workflow: WorkflowConfig
+
+    @classmethod
+    def load(cls, directory: str | Path | None = None) -> GovernanceContext:
+        """Load a governance directory (default: the reference one); errors name the file."""
+        folder = Path(directory) if directory is not None else reference_dir()
+        library = PolicyLibrary.load(folder)
+        rules = load_applicability_rules(
+            folder / "applicability.yaml", known_frameworks=library.frameworks
+        )
+        return cls(
+            library=library,
+            rules=rules,
+            evidence_map=load_evidence_map(folder / "evidence_map.yaml"),
+            workflow=load_workflow_config(folder / "workflow.yaml"),
+        )
+
+
+@lru_cache(maxsize=8)
+def _cached_context(directory: str) -> GovernanceContext:
+    return GovernanceContext.load(directory)
+
+
+def load_governance_context(directory: str | Path | None = None) -> GovernanceContext:
+    """:meth:`GovernanceContext.load`, cached per directory for repeated graph steps."""
+    folder = Path(directory) if directory is not None else reference_dir()
+    return _cached_context(str(folder.resolve()))
+
+
+class ApproverGroupView(BaseModel):
+    name: str
+    section: str
+    members: list[str]
+
+
+class GovernanceReport(BaseModel):
+    """The governance picture of one project at one moment; JSON-serialisable."""
+
+    project_name: str = ""
+    generated_at: str
+    overall_status: EvaluationStatus
+    overall_reason: str = ""
+    frameworks: list[str] = Field(description="applicable framework ids, in rule order")
+    titles: dict[str, str] = Field(
+        default_factory=dict, description="framework id -> title (whole library)"
+    )
+    applicability: list[Applicability]
+    compliance_status: dict[str, FrameworkEvaluation]
+    approval_workflow: ApprovalWorkflow
+    approval_states: dict[str, str]
+    gate_states: dict[str, dict[str, Any]]
+    findings: list[Finding] = Field(default_factory=list)
+    open_questions: dict[str, list[OpenQuestion]] = Field(default_factory=dict)
+    evidence: dict[str, EvidenceBundle] = Field(default_factory=dict)
+    approver_groups: list[ApproverGroupView] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+def _requirements(project_state: Mapping[str, Any]) -> Mapping[str, Any]:
+    requirements = project_state.get("requirements")
+    if isinstance(requirements, BaseModel):
+        return requirements.model_dump(mode="json")
+    if not isinstance(requirements, Mapping):
+        raise ValueError("project_state.requirements: expected the project requirements mapping")
+    return requirements
+
+
+def assess_project(
+    project_state: Mapping[str, Any],
+    *,
+    context: GovernanceContext | None = None,
+    now: dt.datetime | None = None,
+) -> GovernanceReport:
+    """Evaluate every applicable framework for ``project_state`` and merge the approvals.
+
+    ``project_state`` is the graph state or any mapping with ``requirements`` (required),
+    ``results``, ``human_answers`` and ``approvals`` (approval id -> decision record).
+    """
+    context = context if context is not None else load_governance_context()
+    requirements = _requirements(project_state)
+    decisions = project_state.get("approvals") or {}
+    applicability = determine_applicability(requirements, context.rules)
+    warnings: list[str] = []
+    frameworks: list[str] = []
+    for decision in applicability:
+        if not decision.applies:
+            continue
+        if decision.framework not in context.library:
+            warnings.append(
+                f"framework {decision.framework!r} applies but the policy library has no policy for it"
+            )
+            continue
+        frameworks.append(decision.framework)
+
+    evaluations: dict[str, FrameworkEvaluation] = {}
+    evidence: dict[str, EvidenceBundle] = {}
+    titles = {loaded.framework: loaded.title for loaded in context.library}
+    for framework in frameworks:
+        loaded = context.library.get(framework)
+        bundle = resolve_evidence(context.evidence_map, framework, project_state)
+        evidence[framework] = bundle
+        evaluations[framework] = evaluate_policy(
+            loaded.policy, bundle, framework=framework, title=loaded.title, approvals=decisions
+        )
+
+    workflow = build_workflow(
+        {f: context.library.get(f) for f in frameworks},
+        evaluations=evaluations,
+        config=context.workflow,
+    )
+    states = approval_states(workflow, decisions)
+    granted = {aid for aid, state in states.items() if state == "granted"}
+    statuses = [e.status for e in evaluations.values()]
+    if EvaluationStatus.FAILED in statuses:
+        overall = EvaluationStatus.FAILED
+        failed = [f for f, e in evaluations.items() if e.status == EvaluationStatus.FAILED]
+        reason = "failed: " + ", ".join(titles[f] for f in failed)
+    elif EvaluationStatus.REQUIRES_REVIEW in statuses:
+        overall = EvaluationStatus.REQUIRES_REVIEW
+        waiting = [
+            f for f, e in evaluations.items() if e.status == EvaluationStatus.REQUIRES_REVIEW
+        ]
+        reason = "requires review: " + ", ".join(titles[f] for f in waiting)
+    else:
+        overall = EvaluationStatus.PASSED
+        reason = (
+            "every applicable framework passed" if frameworks else "no governance framework applies"
+        )
+
+    directory = context.library.approvers
+    groups = [
+        ApproverGroupView(name=g.name, section=g.section, members=list(g.members))
+        for g in directory.groups.values()
+    ]
+    return GovernanceReport(
+        project_name=str(requirements.get("project_name", "")),
+        generated_at=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+        overall_status=overall,
+        overall_reason=reason,
+        frameworks=frameworks,
+        titles=titles,
+        applicability=applicability,
+        compliance_status=evaluations,
+        approval_workflow=workflow,
+        approval_states=states,
+        gate_states=gate_states(workflow, granted),
+        findings=[f for e in evaluations.values() for f in e.findings],
+        open_questions={f: e.open_questions for f, e in evaluations.items() if e.open_questions},
+        evidence=evidence,
+        approver_groups=groups,
+        warnings=warnings,
+    )

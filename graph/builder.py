@@ -1,0 +1,43 @@
+"""The project manager graph: nodes, then the wiring, each edge with why it is there.
+
+``build_graph(checkpointer)`` is the factory: the CLI compiles with a saver from
+``graph/checkpointing.py``; LangGraph Server imports ``graph.server:graph`` (compiled
+without one, persistence is the server's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from graph.context import RunContext
+from graph.nodes.kickoff import kickoff
+from graph.nodes.plan import plan
+from graph.nodes.stage import run_stage
+from graph.nodes.supervisor import supervisor
+from graph.nodes.synthesize import synthesize
+from graph.state import AgentType, GraphState, InputState
+
+AGENT_NODES = tuple(a.value for a in AgentType)
+
+
+def build_graph(checkpointer: Any = None, **compile_kwargs: Any) -> Any:
+    builder = StateGraph(GraphState, context_schema=RunContext, input_schema=InputState)
+
+    # kickoff loops on itself while it still has questions, then hands over to plan.
+    builder.add_node("kickoff", kickoff, destinations=("kickoff", "plan", END))
+    builder.add_node("plan", plan, destinations=("supervisor",))
+    # supervisor fans out to agents with Send, or moves on to synthesis.
+    builder.add_node("supervisor", supervisor, destinations=(*AGENT_NODES, "synthesize"))
+    for name in AGENT_NODES:
+        builder.add_node(name, run_stage)
+        # every agent reports back to the supervisor, which decides what comes next.
+        builder.add_edge(name, "supervisor")
+    builder.add_node("synthesize", synthesize)
+
+    # every run starts by turning the conversation or file into requirements.
+    builder.add_edge(START, "kickoff")
+    # synthesis is the last step of every run that got past kickoff.
+    builder.add_edge("synthesize", END)
+    return builder.compile(checkpointer=checkpointer, **compile_kwargs)

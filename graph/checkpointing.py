@@ -1,0 +1,93 @@
+"""The one checkpointer factory: a URL in, a LangGraph saver out.
+
+``sqlite`` (default) -> ``<workspace>/checkpoints.db``; ``sqlite:///path.db`` -> that file;
+``memory`` -> in-process only (tests); ``postgresql://...`` -> langgraph-checkpoint-postgres
+(``pip install 'mpm[postgres]'``), tables set up on first use.
+
+Runs are driven with ``durability="sync"`` (see :data:`DURABILITY`): each super-step's
+checkpoint is committed before the next step starts, so a SIGKILL loses at most the
+step that was running, which is then re-run on resume.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    from graph.workspace import Workspace
+
+DURABILITY = "sync"
+ENV_VAR = "MPM_CHECKPOINTER"
+
+
+class CheckpointerError(ValueError):
+    """A checkpointer URL that names nothing we can open."""
+
+
+def describe(url: str | None, workspace: Workspace) -> str:
+    url = url or os.environ.get(ENV_VAR) or "sqlite"
+    if url == "sqlite":
+        return f"sqlite:///{workspace.checkpoint_db}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return url.split("@")[-1] if "@" in url else url  # never print credentials
+    return url
+
+
+def open_sqlite(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+@contextmanager
+def open_checkpointer(url: str | None, workspace: Workspace) -> Iterator[BaseCheckpointSaver]:
+    """Yield a ready saver for ``url`` (``--checkpointer``, ``MPM_CHECKPOINTER``, or sqlite)."""
+    url = (url or os.environ.get(ENV_VAR) or "sqlite").strip()
+    if url == "memory":
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield InMemorySaver()
+        return
+    if url == "sqlite" or url.startswith("sqlite:"):
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        if url == "sqlite":
+            path = workspace.checkpoint_db
+        elif url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))  # sqlite:///rel.db or sqlite:////abs.db
+        else:
+            raise CheckpointerError(
+                f"--checkpointer {url!r}: expected 'sqlite' or sqlite:///<path>"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = open_sqlite(path)
+        try:
+            saver = SqliteSaver(conn)
+            saver.setup()
+            yield saver
+        finally:
+            conn.close()
+        return
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from langgraph.checkpoint.postgres import PostgresSaver
+        except ImportError as exc:
+            raise CheckpointerError(
+                "--checkpointer postgresql://...: install the extra: pip install 'mpm[postgres]'"
+            ) from exc
+        with PostgresSaver.from_conn_string(url) as saver:
+            saver.setup()
+            yield saver
+        return
+    raise CheckpointerError(
+        f"--checkpointer {url!r}: expected 'sqlite', 'sqlite:///<path>', 'memory' or 'postgresql://...'"
+    )

@@ -1,0 +1,282 @@
+"""``mpm``: the command line. Heavy libraries are imported inside commands, so
+``mpm --help`` stays fast; every expected failure is one line and a non-zero exit
+(2 for bad input, 1 for a run that failed or ended partial)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from graph.cli import render
+
+app = typer.Typer(
+    name="mpm",
+    help="Governed ML project manager: kickoff, plan, sub-agents, governance, approvals, resume.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Workspace directory (env MPM_WORKSPACE; default ./mpm-workspace).",
+    ),
+]
+CheckpointerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpointer",
+        help="sqlite (default), sqlite:///path.db, memory, or postgresql://... (env MPM_CHECKPOINTER).",
+    ),
+]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="'stub' (deterministic, offline) or provider:model (env MPM_MODEL).",
+        envvar="MPM_MODEL",
+    ),
+]
+ToolsetOpt = Annotated[
+    str,
+    typer.Option("--toolset", help="real (default) or noop (benchmarks).", envvar="MPM_TOOLSET"),
+]
+TrackingOpt = Annotated[
+    bool, typer.Option("--tracking/--no-tracking", help="Log to MLflow (default on).")
+]
+PoliciesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--policies",
+        help="Governance policy directory (env MPM_POLICIES; default: the packaged reference library).",
+    ),
+]
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {render.escape(message)}")
+    return typer.Exit(code)
+
+
+def _context(
+    workspace: Path | None,
+    model: str = "stub",
+    toolset: str = "real",
+    tracking: bool = True,
+    policies: Path | None = None,
+) -> Any:
+    import os
+
+    from graph.context import RunContext
+    from graph.workspace import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace.resolve(workspace)
+    except WorkspaceError as exc:
+        raise fail(str(exc)) from exc
+    if toolset not in {"real", "noop"}:
+        raise fail(f"--toolset {toolset!r}: expected 'real' or 'noop'")
+    policy_dir = policies or os.environ.get("MPM_POLICIES")
+    if policy_dir is not None and not Path(policy_dir).is_dir():
+        raise fail(f"--policies {policy_dir}: not a directory")
+    from graph.llm import ModelSpecError, get_chat_model
+
+    try:
+        get_chat_model(model)
+    except ModelSpecError as exc:
+        raise fail(str(exc)) from exc
+    return RunContext(
+        workspace=str(ws.root),
+        model=model,
+        toolset=toolset,
+        tracking=tracking,
+        policies=str(policy_dir) if policy_dir else None,
+    )
+
+
+def _runner(ctx: Any, checkpointer: str | None) -> Any:
+    from graph.checkpointing import CheckpointerError, describe
+    from graph.runner import Runner
+
+    try:
+        describe(checkpointer, ctx.ws)
+        runner = Runner(ctx, checkpointer, on_event=render.ProgressPrinter(console))
+        with runner.graph():
+            pass
+    except CheckpointerError as exc:
+        raise fail(str(exc)) from exc
+    return runner
+
+
+def _guarded(action: Any) -> Any:
+    """Run a runner call; known failures become one line and an exit code."""
+    from graph.runner import ThreadBusyError, UnknownThreadError
+    from graph.workspace import WorkspaceError
+
+    try:
+        return action()
+    except (UnknownThreadError, WorkspaceError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    except ThreadBusyError as exc:
+        raise fail(str(exc), code=3) from exc
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: the last completed step is checkpointed; continue with `mpm resume THREAD`"
+        )
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the user gets a line, the checkpoint keeps the run
+        err.print(
+            f"[bold red]run stopped:[/] {render.escape(type(exc).__name__)}: {render.escape(str(exc).splitlines()[0] if str(exc) else '')}\n"
+            "The last completed step is checkpointed; fix the cause and continue with `mpm resume THREAD`."
+        )
+        raise typer.Exit(EXIT_RUN_FAILED) from exc
+
+
+def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
+    """Answer kickoff questions at the terminal while there are any, then report and exit."""
+    while interactive and outcome.waiting:
+        kickoff = [
+            i
+            for i in outcome.interrupts
+            if isinstance(i["value"], dict) and i["value"].get("type") == "kickoff_questions"
+        ]
+        if not kickoff:
+            break
+        answers = render.ask_questions(console, kickoff[0]["value"]["questions"])
+        outcome = _guarded(
+            lambda a=answers, k=kickoff[0]: runner.resume(outcome.thread_id, {k["id"]: a})
+        )
+    render.outcome(console, outcome)
+    if outcome.status in {"failed", "partial"}:
+        raise typer.Exit(EXIT_RUN_FAILED)
+
+
+@app.command()
+def kickoff(
+    requirements: Annotated[
+        Path | None,
+        typer.Option(
+            "--requirements", "-r", help="Requirements YAML; without it, a chat in the terminal."
+        ),
+    ] = None,
+    thread: Annotated[
+        str | None,
+        typer.Option("--thread", "-t", help="Thread id (default: generated, printed first)."),
+    ] = None,
+    message: Annotated[
+        str | None,
+        typer.Option("--message", "-m", help="Opening message for the conversational kickoff."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    checkpointer: CheckpointerOpt = None,
+    model: ModelOpt = "stub",
+    toolset: ToolsetOpt = "real",
+    tracking: TrackingOpt = True,
+    policies: PoliciesOpt = None,
+) -> None:
+    """Start a project: from a requirements file, or by talking it through."""
+    from graph.requirements_file import RequirementsError, load_requirements
+    from graph.runner import new_thread_id
+    from graph.workspace import WorkspaceError, validate_thread_id
+
+    graph_input: dict[str, Any]
+    if requirements is not None:
+        try:
+            graph_input = {"requirements": load_requirements(requirements).model_dump(mode="json")}
+        except RequirementsError as exc:
+            raise fail(str(exc)) from exc
+    else:
+        opening = message
+        if opening is None:
+            if not sys.stdin.isatty():
+                opening = sys.stdin.readline().strip()
+            else:
+                console.print(
+                    "[bold]Project manager:[/] Tell me about the ML initiative: what should it achieve, with which data?"
+                )
+                opening = console.input("[bold cyan]you>[/] ")
+        graph_input = {"conversation": [{"role": "user", "content": opening or ""}]}
+    thread_id = thread or new_thread_id()
+    try:
+        validate_thread_id(thread_id)
+    except WorkspaceError as exc:
+        raise fail(str(exc)) from exc
+    ctx = _context(workspace, model, toolset, tracking, policies)
+    runner = _runner(ctx, checkpointer)
+    console.print(f"thread: [bold]{thread_id}[/]  workspace: {ctx.ws.root}")
+    outcome = _guarded(lambda: runner.start(thread_id, graph_input))
+    _finish(runner, outcome, interactive=requirements is None)
+
+
+@app.command()
+def resume(
+    thread: Annotated[str, typer.Argument(help="Thread id to continue.")],
+    workspace: WorkspaceOpt = None,
+    checkpointer: CheckpointerOpt = None,
+    model: ModelOpt = "stub",
+    toolset: ToolsetOpt = "real",
+    tracking: TrackingOpt = True,
+    policies: PoliciesOpt = None,
+) -> None:
+    """Continue a thread where it stopped (after a crash, or once answers or approvals are in)."""
+    ctx = _context(workspace, model, toolset, tracking, policies)
+    runner = _runner(ctx, checkpointer)
+    outcome = _guarded(lambda: runner.resume(thread))
+    _finish(runner, outcome, interactive=sys.stdin.isatty())
+
+
+@app.command()
+def status(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    workspace: WorkspaceOpt = None,
+    checkpointer: CheckpointerOpt = None,
+) -> None:
+    """Stages, results, deliverables, and anything the run is waiting for."""
+    runner = _runner(_context(workspace), checkpointer)
+    outcome = _guarded(lambda: runner.snapshot(thread))
+    render.status(console, outcome)
+
+
+@app.command()
+def runs(workspace: WorkspaceOpt = None, checkpointer: CheckpointerOpt = None) -> None:
+    """List the threads in the workspace's checkpoints."""
+    runner = _runner(_context(workspace), checkpointer)
+    render.threads(console, _guarded(runner.threads))
+
+
+@app.command()
+def history(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    workspace: WorkspaceOpt = None,
+    checkpointer: CheckpointerOpt = None,
+) -> None:
+    """List a thread's checkpoints, newest first."""
+    runner = _runner(_context(workspace), checkpointer)
+    render.history(console, thread, _guarded(lambda: runner.history(thread)))
+
+
+def _mount_subcommands() -> None:
+    from graph.cli import policies
+
+    app.add_typer(
+        policies.app, name="policies", help="Validate, list and explain governance policies."
+    )
+
+
+_mount_subcommands()
+
+
+def main() -> None:  # pragma: no cover
+    app()

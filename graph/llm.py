@@ -1,0 +1,251 @@
+"""The model factory, and the deterministic stub model that is the default.
+
+``get_chat_model("stub")`` returns :class:`StubChatModel`; any other spec of the form
+``provider:model`` (``openai:gpt-4.1-mini``, ``anthropic:claude-sonnet-4-5``,
+``ollama:llama3.1``) goes through LangChain's ``init_chat_model`` (install the matching
+extra: ``pip install 'mpm[openai]'``). Nodes never build clients themselves.
+
+What the stub is, honestly: **not a language model**. It is a deterministic stand-in
+that lets the whole graph run offline and reproducibly:
+
+* bound to tools, it follows the *standard procedure* written in the agent's system
+  prompt (a numbered list of tool calls): it emits the next tool call of the list each
+  turn, then a summary built from the tool results;
+* asked for structured output, it answers with a rule registered for that schema
+  (:func:`register_structured_rule`): the kickoff's rule-based requirements extractor,
+  the supervisor's "take the ready stages in plan order" rule;
+* it counts the tokens it is sent (a word/punctuation count, not a BPE tokenizer) and
+  reports them as ``usage_metadata`` and in :data:`STUB_USAGE`, so benchmarks can
+  compare prompting strategies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel
+
+DEFAULT_MODEL = "stub"
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_STEP = re.compile(r"^\s*\d+\.\s+`(?P<tool>[A-Za-z_][\w]*)`\s*(?P<args>\{.*\})?\s*(?:[-—:].*)?$")
+
+
+class ModelSpecError(ValueError):
+    """A ``--model`` value that names no usable model."""
+
+
+def count_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def _message_text(message: BaseMessage) -> str:
+    parts = [message.content if isinstance(message.content, str) else json.dumps(message.content)]
+    for call in getattr(message, "tool_calls", None) or []:
+        parts.append(json.dumps({"name": call["name"], "args": call["args"]}, sort_keys=True))
+    return "\n".join(parts)
+
+
+@dataclass
+class TokenUsage:
+    """Thread-safe running totals of what the stub was sent and produced."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, input_tokens: int, output_tokens: int) -> None:
+        with self._lock:
+            self.calls += 1
+            self.input_tokens += input_tokens
+            self.output_tokens += output_tokens
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls = self.input_tokens = self.output_tokens = 0
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "calls": self.calls,
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+            }
+
+
+STUB_USAGE = TokenUsage()
+"""Every stub model in the process adds to this."""
+
+StructuredRule = Callable[[Sequence[BaseMessage]], BaseModel]
+_STRUCTURED_RULES: dict[type[BaseModel], StructuredRule] = {}
+
+
+def register_structured_rule(schema: type[BaseModel]) -> Callable[[StructuredRule], StructuredRule]:
+    """Declare how the stub answers ``with_structured_output(schema)``."""
+
+    def decorator(rule: StructuredRule) -> StructuredRule:
+        _STRUCTURED_RULES[schema] = rule
+        return rule
+
+    return decorator
+
+
+def procedure_steps(system_prompt: str) -> list[tuple[str, dict[str, Any]]]:
+    """The numbered ```tool` {args}`` lines of a system prompt, in order."""
+    steps: list[tuple[str, dict[str, Any]]] = []
+    for line in system_prompt.splitlines():
+        match = _STEP.match(line)
+        if match:
+            args = json.loads(match.group("args")) if match.group("args") else {}
+            steps.append((match.group("tool"), args))
+    return steps
+
+
+class StubChatModel(BaseChatModel):
+    """Deterministic offline chat model; see the module docstring for what it does."""
+
+    usage: ClassVar[TokenUsage] = STUB_USAGE
+
+    @property
+    def _llm_type(self) -> str:
+        return "mpm-stub"
+
+    def bind_tools(
+        self, tools: Sequence[Any], **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        return self.bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self, schema: Any, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, Any]:
+        rule = _STRUCTURED_RULES.get(schema)
+        if rule is None:
+            raise NotImplementedError(
+                f"the stub model has no structured-output rule for {schema!r}"
+            )
+
+        def answer(value: LanguageModelInput) -> BaseModel:
+            messages = self._convert_input(value).to_messages()
+            result = rule(messages)
+            self.usage.add(
+                self._input_tokens(messages, None), count_tokens(result.model_dump_json())
+            )
+            return result
+
+        return RunnableLambda(answer, name=f"stub_structured_{schema.__name__}")
+
+    # -- generation ---------------------------------------------------------------
+
+    def _input_tokens(
+        self, messages: Sequence[BaseMessage], tools: list[dict[str, Any]] | None
+    ) -> int:
+        total = sum(count_tokens(_message_text(m)) for m in messages)
+        if tools:
+            total += count_tokens(json.dumps(tools, sort_keys=True))
+        return total
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        tools: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = self._next_message(messages, tools)
+        in_tokens = self._input_tokens(messages, tools)
+        out_tokens = count_tokens(_message_text(message))
+        message.usage_metadata = {
+            "input_tokens": in_tokens,
+            "output_tokens": out_tokens,
+            "total_tokens": in_tokens + out_tokens,
+        }
+        self.usage.add(in_tokens, out_tokens)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _next_message(
+        self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None
+    ) -> AIMessage:
+        system = next((m for m in messages if isinstance(m, SystemMessage)), None)
+        steps = procedure_steps(
+            system.content if system and isinstance(system.content, str) else ""
+        )
+        done = sum(1 for m in messages if isinstance(m, AIMessage) and m.tool_calls)
+        if tools and done < len(steps):
+            name, args = steps[done]
+            return AIMessage(
+                content="",
+                tool_calls=[
+                    {
+                        "name": name,
+                        "args": args,
+                        "id": f"call_{done + 1}_{name}",
+                        "type": "tool_call",
+                    }
+                ],
+            )
+        return AIMessage(content=self._summary(messages))
+
+    @staticmethod
+    def _summary(messages: Sequence[BaseMessage]) -> str:
+        lines: list[str] = []
+        for m in messages:
+            if not isinstance(m, ToolMessage):
+                continue
+            text = m.content if isinstance(m.content, str) else json.dumps(m.content)
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = None
+            if m.status == "error":
+                lines.append(f"- {m.name}: FAILED ({text[:200]})")
+            elif isinstance(data, dict) and isinstance(data.get("summary"), str):
+                lines.append(f"- {m.name}: {data['summary']}")
+            else:
+                lines.append(f"- {m.name}: done")
+        if not lines:
+            return "No tools were needed."
+        return "Completed the standard procedure:\n" + "\n".join(lines)
+
+
+_FACTORIES: dict[str, Callable[[], BaseChatModel]] = {"stub": StubChatModel}
+
+
+def register_model(name: str, factory: Callable[[], BaseChatModel]) -> None:
+    """Make ``--model name`` resolve to ``factory()``: for scripted models in tests and
+    benchmarks (a name without ``:``, so it can never shadow a provider spec)."""
+    if ":" in name:
+        raise ModelSpecError(f"model name {name!r}: registered names may not contain ':'")
+    _FACTORIES[name] = factory
+
+
+def get_chat_model(spec: str | None = None) -> BaseChatModel:
+    """The one model factory: ``stub`` (default), a registered name, or ``provider:model``."""
+    spec = (spec or DEFAULT_MODEL).strip()
+    if spec in _FACTORIES:
+        return _FACTORIES[spec]()
+    if ":" not in spec:
+        raise ModelSpecError(
+            f"--model {spec!r}: expected 'stub' or 'provider:model' (e.g. openai:gpt-4.1-mini)"
+        )
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError as exc:  # pragma: no cover - depends on optional extras
+        raise ModelSpecError(
+            f"--model {spec!r}: provider models need the optional extras, e.g. pip install 'mpm[openai]'"
+        ) from exc
+    try:
+        return init_chat_model(spec, temperature=0)
+    except Exception as exc:  # pragma: no cover - depends on provider SDKs
+        raise ModelSpecError(f"--model {spec!r}: {exc}") from exc

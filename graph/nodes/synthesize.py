@@ -1,0 +1,173 @@
+"""Synthesize: validate the deliverables against the requirements and write the seed's
+final artifacts (``pipeline_metadata.json``, ``executive_summary.md``,
+``pipeline_test_suite.json``) into the workspace and onto the parent MLflow run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+
+from graph import reports
+from graph.context import RunContext, run_context
+from graph.deliverables import validate_deliverables
+from graph.events import event
+from graph.state import ExecutionPlan, GraphState, ProjectRequirements, now_iso
+from tools import tracking
+
+
+def _write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=2, default=str, sort_keys=True), encoding="utf-8")
+    return path
+
+
+def _outputs(results: dict[str, dict[str, Any]], stage: str) -> dict[str, Any]:
+    return (results.get(stage) or {}).get("outputs") or {}
+
+
+def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = run_context(runtime)
+    thread_id = get_config()["configurable"]["thread_id"]
+    req = ProjectRequirements.model_validate(state["requirements"])
+    plan = ExecutionPlan.model_validate(state["plan"])
+    results = state.get("results") or {}
+    governance = state.get("governance") or None
+    out_dir = ctx.ws.stage_dir(thread_id, "deliverables")
+    finished_at = now_iso()
+
+    validation = validate_deliverables(req, plan, results, governance)
+    pipeline_status = "success" if validation["passed"] else "partial_success"
+    run_status = "completed" if validation["passed"] else "partial"
+    rows = reports.stage_rows(plan.stage_names, results)
+    data, dev, val, mlops = (
+        _outputs(results, s)
+        for s in ("data_acquisition", "model_development", "model_validation", "mlops")
+    )
+
+    metadata = {
+        "project": req.project_name,
+        "thread_id": thread_id,
+        "start_time": state.get("started_at"),
+        "end_time": finished_at,
+        "requirements": state["requirements"],
+        "stages": rows,
+        "final_status": pipeline_status,
+        "validation": validation,
+        "mlflow": {k: v for k, v in (state.get("mlflow") or {}).items() if k != "tracking_uri"},
+        "best_model": {
+            k: dev.get(k) for k in ("best_model_name", "best_model_run_id", "best_model_score")
+        }
+        if dev
+        else None,
+        "registered_model": {
+            k: mlops.get(k)
+            for k in ("registered_model_name", "registered_model_version", "model_uri")
+        }
+        if mlops
+        else None,
+        "governance_status": (governance or {}).get("overall_status"),
+    }
+    files = {"pipeline_metadata.json": _write_json(out_dir / "pipeline_metadata.json", metadata)}
+
+    test_suite = None
+    if mlops.get("model_uri") and data.get("train_path"):
+        from tools.tests_generation import generate_test_suite, run_test_suite
+
+        test_suite = generate_test_suite(
+            data["train_path"],
+            mlops,
+            (results.get("model_validation") or {}),
+            state["requirements"],
+        )
+        test_suite["execution"] = run_test_suite(test_suite, mlops["model_uri"], data["test_path"])
+        files["pipeline_test_suite.json"] = _write_json(
+            out_dir / "pipeline_test_suite.json", test_suite
+        )
+
+    baseline = None
+    if val.get("test_score") is not None and data.get("train_path"):
+        from tools.baseline import naive_baseline_score
+
+        baseline = naive_baseline_score(
+            data["train_path"],
+            data["test_path"],
+            data["target_column"],
+            req.model_type.value,
+            req.target_metric,
+        )
+    plot = reports.plot_stage_durations(rows, out_dir / "stage_durations.png")
+    files["stage_durations.png"] = plot
+    summary = reports.render_executive_summary(
+        req=req,
+        thread_id=thread_id,
+        pipeline_status=pipeline_status,
+        op="<=" if req.target_metric in reports.LOWER_IS_BETTER else ">=",
+        test_score=val.get("test_score"),
+        meets=bool(val.get("meets_threshold")),
+        validation=validation,
+        best_model={"name": dev.get("best_model_name"), "score": dev.get("best_model_score")}
+        if dev
+        else None,
+        candidates=dev.get("candidates") or [],
+        registered=mlops.get("model_uri"),
+        roi=reports.roi_estimate(req, val.get("test_score"), baseline),
+        risks=_outputs(results, "business_analysis").get("risks") or [],
+        governance=governance,
+        approvals=[{"id": k, **v} for k, v in (state.get("approvals") or {}).items()],
+        stages=rows,
+        totals={
+            "duration_s": sum(r["duration_s"] for r in rows),
+            "cpu_s": sum(r["cpu_s"] for r in rows),
+            "artifact_bytes": sum(r["artifact_bytes"] for r in rows),
+        },
+        plots=[{"title": "Stage durations", "file": plot.name}],
+    )
+    files["executive_summary.md"] = out_dir / "executive_summary.md"
+    files["executive_summary.md"].write_text(summary, encoding="utf-8")
+
+    ids = state.get("mlflow") or {}
+    if ctx.tracking and ids.get("parent_run_id"):
+        c = tracking.client(ids["tracking_uri"])
+        parent = ids["parent_run_id"]
+        for path in files.values():
+            tracking.log_file(c, parent, path)
+        tracking.log_metrics(
+            c,
+            parent,
+            {
+                "pipeline_stages_completed": sum(
+                    1
+                    for r in results.values()
+                    if r.get("status") in {"success", "failed_with_fallback"}
+                ),
+                "pipeline_validation_passed": int(validation["passed"]),
+            },
+        )
+        tracking.set_tags(c, parent, {"pipeline_status": pipeline_status})
+        tracking.finish_run(c, parent, "FINISHED")
+    deliverables = {
+        "dir": str(out_dir),
+        "files": {name: str(path) for name, path in files.items()},
+        "pipeline_status": pipeline_status,
+        "validation": validation,
+        "registered_model": metadata["registered_model"],
+        "test_suite_passed": (test_suite or {}).get("execution", {}).get("failed") == 0
+        if test_suite
+        else None,
+    }
+    return {
+        "deliverables": deliverables,
+        "status": run_status,
+        "finished_at": finished_at,
+        "events": [
+            event(
+                "synthesize",
+                "pipeline_finished",
+                pipeline_status,
+                validation_passed=validation["passed"],
+            )
+        ],
+    }

@@ -1,0 +1,55 @@
+"""Reading a requirements file: one clear line for whatever is wrong with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from graph.state import ProjectRequirements
+
+
+class RequirementsError(ValueError):
+    """A requirements file that cannot be used; the message is one line naming file and field."""
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    given = first.get("input")
+    shown = "" if isinstance(given, dict | list) or given is None else f"; got {given!r}"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {loc}: {message}{shown}{more}"
+
+
+def load_requirements(path: str | Path) -> ProjectRequirements:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RequirementsError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequirementsError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RequirementsError(f"{path}: YAML syntax error at {where}{problem}") from exc
+    if data is None:
+        raise RequirementsError(
+            f"{path}: the file is empty; expected a mapping of requirement fields"
+        )
+    if not isinstance(data, dict):
+        raise RequirementsError(
+            f"{path}: expected a mapping of requirement fields at the top level; got {type(data).__name__}"
+        )
+    try:
+        return ProjectRequirements.model_validate(data)
+    except ValidationError as exc:
+        raise RequirementsError(format_validation_error(str(path), exc)) from exc

