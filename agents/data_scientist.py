@@ -25,6 +25,7 @@ class DataScientistToolkit(Toolkit):
             self.ctx.upstream_output("target_column"),
             str(self.ctx.stage_dir),
             model_type=self.ctx.requirements["model_type"],
+            sensitive_attributes=tuple(self.ctx.requirements.get("sensitive_attributes") or ()),
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
         )

@@ -56,15 +56,16 @@ class DataWranglerToolkit(Toolkit):
     @tool
     def profile_data(self) -> dict[str, Any]:
         """Profile the acquired data: types, missing values, duplicates, class balance, leakage hints."""
-        from tools.datasets import profile_dataset
+        from tools.data_quality import profile_dataset
 
         profile = profile_dataset(
-            self._raw(), self.outcome.outputs["target_column"], self.ctx.requirements["model_type"]
+            self._raw(),
+            self.outcome.outputs["target_column"],
+            self.ctx.requirements["model_type"],
+            out_dir=str(self.ctx.stage_dir),
         )
-        path = self.ctx.stage_dir / "profile.json"
-        if path.exists():
-            self.record_file(path)
-        self.publish(outputs={"profile_path": str(path)})
+        self.record_file(profile["profile_path"])
+        self.publish(outputs={"profile_path": profile["profile_path"]})
         self._profile = profile
         return {
             "summary": f"profiled {profile.get('rows')} rows x {profile.get('n_columns', profile.get('columns'))} columns",

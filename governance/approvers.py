@@ -189,8 +189,13 @@ class ApproverDirectory:
         return name in self.groups or name in self.known_users
 
     def can_act_as(self, user: str, approver: str) -> bool:
-        """Whether ``user`` may approve where a policy names ``approver`` (group or user)."""
-        return user == approver or self.is_member(user, approver)
+        """Whether ``user`` may approve where a policy names ``approver`` (group or user).
+
+        A group is acted for only by its members: a user id that merely spells the group's
+        name is not a member."""
+        if approver in self.groups:
+            return self.is_member(user, approver)
+        return user == approver
 
     def eligible_users(self, approvers: Iterable[str]) -> frozenset[str]:
         """Every user id that may act for at least one of these approver names."""

@@ -88,6 +88,9 @@ class WorkflowConfig(BaseModel):
     default_tier: str | None = None
     alignment: dict[str, dict[str, str]] = Field(default_factory=dict)
     actions: dict[str, str] = Field(default_factory=dict)
+    separation_of_duties: bool = Field(
+        default=True, description="the person who requested the project may not approve its gates"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkflowConfig:

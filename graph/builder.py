@@ -12,6 +12,8 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from graph.context import RunContext
+from graph.nodes.approvals import approval, questions
+from graph.nodes.governance import governance
 from graph.nodes.kickoff import kickoff
 from graph.nodes.plan import plan
 from graph.nodes.stage import run_stage
@@ -27,13 +29,27 @@ def build_graph(checkpointer: Any = None, **compile_kwargs: Any) -> Any:
 
     # kickoff loops on itself while it still has questions, then hands over to plan.
     builder.add_node("kickoff", kickoff, destinations=("kickoff", "plan", END))
-    builder.add_node("plan", plan, destinations=("supervisor",))
-    # supervisor fans out to agents with Send, or moves on to synthesis.
-    builder.add_node("supervisor", supervisor, destinations=(*AGENT_NODES, "synthesize"))
+    # plan hands over to governance, which decides the frameworks and adds the gates.
+    builder.add_node("plan", plan, destinations=("governance",))
+    # governance always reports to the supervisor, which decides what comes next.
+    builder.add_node("governance", governance, destinations=("supervisor",))
+    # supervisor: stages (Send fan-out), approvals (Send, one interrupt each), open
+    # questions, back to governance after a rejection, or synthesis at the end.
+    builder.add_node(
+        "supervisor",
+        supervisor,
+        destinations=(*AGENT_NODES, "approval", "questions", "governance", "synthesize"),
+    )
     for name in AGENT_NODES:
         builder.add_node(name, run_stage)
-        # every agent reports back to the supervisor, which decides what comes next.
-        builder.add_edge(name, "supervisor")
+        # new evidence: governance re-evaluates after every stage (once per super-step).
+        builder.add_edge(name, "governance")
+    builder.add_node("approval", approval)
+    # a decision changes approval states and gates: re-evaluate.
+    builder.add_edge("approval", "governance")
+    builder.add_node("questions", questions)
+    # answers are evidence: re-evaluate.
+    builder.add_edge("questions", "governance")
     builder.add_node("synthesize", synthesize)
 
     # every run starts by turning the conversation or file into requirements.

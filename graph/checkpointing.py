@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -46,6 +47,36 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
+
+
+_PG_SETUP_LOCK = 0x6D706D7365747570
+"""Advisory lock key ("mpmsetup" as a 64-bit int): it names the lock, it holds nothing."""
+
+
+def setup_postgres(saver: Any, timeout_s: float = 120.0) -> None:
+    """``saver.setup()`` with one worker at a time, so many can open a fresh database at once.
+
+    ``PostgresSaver.setup()`` reads the migration version, then creates tables and inserts
+    the version rows; two workers opening a fresh database at the same moment both see
+    "no tables" and the second fails on a duplicate key. A session advisory lock makes them
+    take turns. It is *polled* (``pg_try_advisory_lock``), never waited on: a migration
+    runs ``CREATE INDEX CONCURRENTLY``, which waits for every open transaction, including
+    a blocked ``pg_advisory_lock`` call, and the two would deadlock."""
+    deadline = time.monotonic() + timeout_s
+    with saver.conn.cursor() as cur:
+        while not cur.execute(
+            "SELECT pg_try_advisory_lock(%s) AS locked", (_PG_SETUP_LOCK,)
+        ).fetchone()["locked"]:
+            if time.monotonic() > deadline:
+                raise CheckpointerError(
+                    f"another process has been setting up the checkpoint tables for over "
+                    f"{timeout_s:g}s; check the database for a stuck session and try again"
+                )
+            time.sleep(0.05)
+        try:
+            saver.setup()
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (_PG_SETUP_LOCK,))
 
 
 @contextmanager
@@ -85,7 +116,7 @@ def open_checkpointer(url: str | None, workspace: Workspace) -> Iterator[BaseChe
                 "--checkpointer postgresql://...: install the extra: pip install 'mpm[postgres]'"
             ) from exc
         with PostgresSaver.from_conn_string(url) as saver:
-            saver.setup()
+            setup_postgres(saver)
             yield saver
         return
     raise CheckpointerError(

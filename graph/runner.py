@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,18 +50,25 @@ def new_thread_id() -> str:
 
 
 @contextmanager
-def thread_lock(workspace: Workspace, thread_id: str) -> Iterator[None]:
+def thread_lock(workspace: Workspace, thread_id: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the thread's lock; wait up to ``wait`` seconds for another process to let go."""
     path = workspace.locks_dir / f"{validate_thread_id(thread_id)}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise ThreadBusyError(
-                f"thread {thread_id} is being run by another process (pid {holder}); "
-                "wait for it to finish or stop it, then try again"
-            ) from exc
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                raise ThreadBusyError(
+                    f"thread {thread_id} is being run by another process (pid {holder}); "
+                    "wait for it to finish or stop it, then try again"
+                ) from exc
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
@@ -94,7 +102,7 @@ class Runner:
     # -- driving ------------------------------------------------------------------------
 
     def start(self, thread_id: str, graph_input: dict[str, Any]) -> RunOutcome:
-        with self.graph() as g:
+        with self.graph() as g, thread_lock(self.workspace, thread_id):
             if g.get_state(self.config(thread_id)).created_at is not None:
                 raise ValueError(
                     f"thread {thread_id} already exists; use `mpm resume {thread_id}` to continue it"
@@ -105,48 +113,74 @@ class Runner:
         """Continue a thread: answer pending interrupts with ``resume`` or re-run the step that was cut off."""
         from langgraph.types import Command
 
-        with self.graph() as g:
-            snapshot = g.get_state(self.config(thread_id))
-            if snapshot.created_at is None:
-                raise UnknownThreadError(f"no thread {thread_id} in this workspace's checkpoints")
+        with self.graph() as g, thread_lock(self.workspace, thread_id):
+            snapshot = self._existing(g, thread_id)
             if resume is not None:
                 return self._drive(g, thread_id, Command(resume=resume))
-            if snapshot.interrupts:
-                return self._outcome(thread_id, snapshot)
-            if not snapshot.next:
+            if snapshot.interrupts or not snapshot.next:
                 return self._outcome(thread_id, snapshot)
             return self._drive(g, thread_id, None)
 
+    def answer(
+        self, thread_id: str, kind: str, value: Any, *, key: str | None = None, wait: float = 600.0
+    ) -> RunOutcome:
+        """Answer the pending interrupt of type ``kind`` (an approval: the one whose
+        ``approval_id`` is ``key``) and continue the run.
+
+        Waits for another process driving the thread to finish first, and looks the
+        interrupt up only once it holds the lock, so two approvers deciding parallel
+        approvals at the same moment both land."""
+        from langgraph.types import Command
+
+        with self.graph() as g, thread_lock(self.workspace, thread_id, wait=wait):
+            snapshot = self._existing(g, thread_id)
+            for item in snapshot.interrupts:
+                payload = item.value if isinstance(item.value, dict) else {}
+                if payload.get("type") == kind and (
+                    key is None or payload.get("approval_id") == key
+                ):
+                    return self._drive(g, thread_id, Command(resume={item.id: value}))
+            pending = [
+                (i.value.get("approval_id") or i.value.get("type"))
+                for i in snapshot.interrupts
+                if isinstance(i.value, dict)
+            ]
+            what = f"{kind} {key}" if key else kind
+            raise LookupError(
+                f"thread {thread_id} is not waiting for {what}; pending: {', '.join(map(str, pending)) or 'nothing'}"
+            )
+
+    def _existing(self, g: Any, thread_id: str) -> Any:
+        snapshot = g.get_state(self.config(thread_id))
+        if snapshot.created_at is None:
+            raise UnknownThreadError(f"no thread {thread_id} in this workspace's checkpoints")
+        return snapshot
+
     def _drive(self, g: Any, thread_id: str, graph_input: Any) -> RunOutcome:
+        """Stream the graph until it ends or waits; the caller holds the thread's lock."""
         config = self.config(thread_id)
-        with thread_lock(self.workspace, thread_id):
-            for mode, chunk in g.stream(
-                graph_input,
-                config,
-                context=self.context,
-                stream_mode=["updates", "custom"],
-                durability=DURABILITY,
-            ):
-                if mode == "custom":
-                    self.on_event(chunk)
-                elif mode == "updates":
-                    for node, update in chunk.items():
-                        if node == "__interrupt__":
-                            continue
-                        for ev in (
-                            (update or {}).get("events", []) if isinstance(update, dict) else []
-                        ):
-                            self.on_event({"event": "log", **ev})
-            return self._outcome(thread_id, g.get_state(config))
+        for mode, chunk in g.stream(
+            graph_input,
+            config,
+            context=self.context,
+            stream_mode=["updates", "custom"],
+            durability=DURABILITY,
+        ):
+            if mode == "custom":
+                self.on_event(chunk)
+            elif mode == "updates":
+                for node, update in chunk.items():
+                    if node == "__interrupt__" or not isinstance(update, dict):
+                        continue
+                    for ev in update.get("events", []):
+                        self.on_event({"event": "log", **ev})
+        return self._outcome(thread_id, g.get_state(config))
 
     # -- inspecting -----------------------------------------------------------------------
 
     def snapshot(self, thread_id: str) -> RunOutcome:
         with self.graph() as g:
-            snapshot = g.get_state(self.config(thread_id))
-            if snapshot.created_at is None:
-                raise UnknownThreadError(f"no thread {thread_id} in this workspace's checkpoints")
-            return self._outcome(thread_id, snapshot)
+            return self._outcome(thread_id, self._existing(g, thread_id))
 
     def history(self, thread_id: str) -> list[dict[str, Any]]:
         with self.graph() as g:
@@ -196,6 +230,16 @@ class Runner:
                     }
                 )
             return sorted(rows, key=lambda r: r["updated_at"] or "", reverse=True)
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        """Every approval interrupt pending in any thread, oldest request first."""
+        rows = []
+        for thread in self.threads():
+            for item in self.snapshot(thread["thread_id"]).interrupts:
+                value = item["value"]
+                if isinstance(value, dict) and value.get("type") == "approval":
+                    rows.append({"thread_id": thread["thread_id"], **value})
+        return sorted(rows, key=lambda r: r.get("requested_at") or "")
 
     @staticmethod
     def _outcome(thread_id: str, snapshot: Any) -> RunOutcome:

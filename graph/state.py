@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from graph.audit import chain_entries
 from tools.naming import project_slug
 
 # --------------------------------------------------------------------------- requirements
@@ -115,6 +116,10 @@ class ProjectRequirements(BaseModel):
     requested_by: str | None = Field(
         default=None, description="Who asked for the project; may not approve its gates."
     )
+    governance_answers: dict[str, Any] = Field(
+        default_factory=dict,
+        description="answers to governance questions known at kickoff: {framework: {alias: answer}}",
+    )
     seed: int = 42
     stage_timeout_s: dict[str, float] = Field(
         default_factory=dict, description="per-stage timeout overrides in seconds, by stage name"
@@ -183,6 +188,9 @@ class ProjectRequirements(BaseModel):
 
 # --------------------------------------------------------------------------- plan
 
+# The actions policy gates can block, and the plan stage that performs each.
+GATED_ACTIONS = {"register_model": "mlops"}
+
 
 class AgentType(StrEnum):
     business_analyst = "business_analyst"
@@ -196,6 +204,7 @@ class AgentType(StrEnum):
 class ApprovalGate(BaseModel):
     """A point in the plan that waits for human sign-off before ``blocks`` may run."""
 
+    id: str
     name: str
     approvals: list[str] = Field(default_factory=list, description="approval ids to be granted")
     after_stage: str | None = None
@@ -280,6 +289,17 @@ def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> di
     return merged
 
 
+def merge_nested(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer for maps of maps (framework -> answers): inner maps are merged too."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in (left or {}).items()}
+    for key, value in (right or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class InputState(TypedDict, total=False):
     """What the outside world may send to start a run."""
 
@@ -310,10 +330,14 @@ class GraphState(InputState, total=False):
     """Latest governance evaluation (governance node)."""
     approvals: Annotated[dict[str, dict[str, Any]], merge_dicts]
     """Approval id -> decision record (approvals node)."""
-    audit: Annotated[list[dict[str, Any]], operator.add]
-    """Hash-chained audit trail of approval decisions (approvals node)."""
-    human_answers: Annotated[dict[str, Any], merge_dicts]
-    """Answers the project owner gave to open governance questions."""
+    approval_requests: Annotated[dict[str, str], merge_dicts]
+    """Approval id -> when it was first requested (supervisor); shown as "pending since"."""
+    audit: Annotated[list[dict[str, Any]], chain_entries]
+    """Hash-chained audit trail of every decision, accepted or refused (approval node)."""
+    human_answers: Annotated[dict[str, Any], merge_nested]
+    """Framework -> {question alias or key: answer} given by people (questions, approvals)."""
+    asked_questions: list[str]
+    """Evidence keys already put to the project owner (questions node)."""
     deliverables: dict[str, Any]
     """What synthesize produced: paths, registered model, validation outcome."""
     started_at: str

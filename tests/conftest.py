@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,58 @@ def shared_policies() -> Path:
     if not SHARED_POLICIES.is_dir():
         pytest.fail(f"the public policies are expected at {SHARED_POLICIES}")
     return SHARED_POLICIES
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+# A real PostgreSQL server for the checkpointer and MLflow-server tests. CI starts one with
+# scripts/start_postgres.sh and exports its DSN as MPM_TEST_POSTGRES_DSN; on a developer
+# machine without it these tests are skipped, in CI (env CI set) they fail instead.
+
+POSTGRES_DSN_VAR = "MPM_TEST_POSTGRES_DSN"
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of a PostgreSQL role that may create databases (``MPM_TEST_POSTGRES_DSN``)."""
+    import os
+
+    dsn = os.environ.get(POSTGRES_DSN_VAR, "").strip()
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        if dsn:
+            pytest.fail(
+                f"{POSTGRES_DSN_VAR}={dsn!r}: expected a postgresql://user:password@host:port/db URL"
+            )
+        message = (
+            f"{POSTGRES_DSN_VAR} is not set: start a server with "
+            f'`export {POSTGRES_DSN_VAR}="$(scripts/start_postgres.sh)"`'
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide PostgreSQL: {message}")
+        pytest.skip(message)
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        pytest.fail(f"{POSTGRES_DSN_VAR}: cannot connect to PostgreSQL: {exc}".strip())
+    return dsn
+
+
+@pytest.fixture
+def postgres_database(postgres_dsn: str) -> Iterator[str]:
+    """A fresh, empty database for one test (dropped afterwards): a URL to it."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    name = f"mpm_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlsplit(postgres_dsn)._replace(path=f"/{name}").geturl()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -78,7 +78,7 @@ def profile_dataset(
         "constant_columns": [c for c in features if df[c].nunique(dropna=True) <= 1],
     }
     profile["target"] = _target_profile(df, target_column, model_type) if target_present else {}
-    profile["leakage"] = (
+    profile["leakage_hints"] = (
         leakage_hints(df, target_column, model_type, exclude=profile["id_like_columns"])
         if target_present and profile["target"].get("usable")
         else []
@@ -96,10 +96,14 @@ def profile_dataset(
 def quality_checks(
     profile: Mapping[str, Any], model_type: str, *, thresholds: Mapping[str, float] | None = None
 ) -> dict[str, Any]:
-    """Named checks over a profile, each ``{passed, value, threshold, detail}``.
+    """Named checks over a profile, each ``{passed, value, threshold, detail}``, as the
+    top-level keys of the result (``target_present``, ``target_suitable``,
+    ``target_missing_rate``, ``missing_rate``, ``column_missing_rate``, ``duplicate_rate``,
+    ``minimum_rows``, ``class_balance`` (classification only), ``no_leakage``).
 
-    ``data_quality_passed`` is true when every check passed; ``data_quality_score`` is the
-    share of checks passed (0-1). ``metrics`` holds the flat numbers governance reads.
+    Besides them: ``data_quality_passed`` (every check passed), ``data_quality_score``
+    (share of checks passed, 0-1), ``failed_checks`` and ``check_names`` (lists). Every
+    dict-valued key of the result is a check.
     """
     model_type = check_model_type(model_type)
     t = {**DEFAULT_THRESHOLDS, **dict(thresholds or {})}
@@ -184,7 +188,7 @@ def quality_checks(
             if balance
             else "no class balance: target missing or unusable",
         )
-    leaks = list(profile.get("leakage") or [])
+    leaks = list(profile.get("leakage_hints") or [])
     add(
         "no_leakage",
         not leaks,
@@ -197,18 +201,11 @@ def quality_checks(
     passed = [name for name, c in checks.items() if c["passed"]]
     score = round(len(passed) / len(checks), 4)
     return {
-        "checks": checks,
+        **checks,
         "data_quality_passed": len(passed) == len(checks),
         "data_quality_score": score,
         "failed_checks": [name for name in checks if name not in passed],
-        "thresholds": t,
-        "metrics": {
-            "data_quality_score": score,
-            "n_rows": float(rows),
-            "n_columns": float(profile.get("columns", 0)),
-            "missing_rate": rate,
-            "duplicate_rate": dup,
-        },
+        "check_names": list(checks),
     }
 
 

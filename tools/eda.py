@@ -325,17 +325,27 @@ def _draw(
     return paths
 
 
+def _cell(value: Any) -> str:
+    """A Markdown table cell: numbers to 4 significant digits, user text with ``|`` and
+    line breaks neutralised so a category value cannot break the table."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
 def _report(summary: dict[str, Any], plot_paths: list[str]) -> str:
     lines = [
         "# Exploratory data analysis",
         "",
         f"Training rows: {summary['n_samples']}; features: {summary['n_features']} "
         f"({len(summary['numeric_columns'])} numeric, {len(summary['categorical_columns'])} categorical); "
-        f"target: `{summary['target_column']}` ({summary['model_type']}).",
+        f"target: `{_cell(summary['target_column'])}` ({summary['model_type']}).",
         "",
         "## Insights",
         "",
-        *[f"- {i}" for i in summary["insights"] or ["No notable findings."]],
+        *[f"- {_cell(i)}" for i in summary["insights"] or ["No notable findings."]],
         "",
         "## Target",
         "",
@@ -343,13 +353,13 @@ def _report(summary: dict[str, Any], plot_paths: list[str]) -> str:
     if summary["model_type"] == "classification":
         lines += ["| class | rows | share |", "|---|---:|---:|"]
         lines += [
-            f"| {k} | {v} | {summary['target']['shares'][k]:.1%} |"
+            f"| {_cell(k)} | {v} | {summary['target']['shares'][k]:.1%} |"
             for k, v in summary["target"]["counts"].items()
         ]
     else:
         t = summary["target"]
         lines.append(
-            f"mean {t.get('mean')}, std {t.get('std')}, min {t.get('min')}, median {t.get('median')}, max {t.get('max')}"
+            ", ".join(f"{k} {_cell(t.get(k))}" for k in ("mean", "std", "min", "median", "max"))
         )
     lines += [
         "",
@@ -359,9 +369,10 @@ def _report(summary: dict[str, Any], plot_paths: list[str]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c, s in summary["numeric_summary"].items():
+        stats = " | ".join(_cell(s.get(k)) for k in ("mean", "std", "min", "median", "max"))
         lines.append(
-            f"| {c} | {s.get('mean')} | {s.get('std')} | {s.get('min')} | {s.get('median')} | {s.get('max')} | "
-            f"{summary['missing_rates'].get(c, 0.0):.1%} | {summary['target_correlations'].get(c, '')} |"
+            f"| {_cell(c)} | {stats} | {summary['missing_rates'].get(c, 0.0):.1%} | "
+            f"{_cell(summary['target_correlations'].get(c))} |"
         )
     if summary["categorical_summary"]:
         lines += [
@@ -372,13 +383,13 @@ def _report(summary: dict[str, Any], plot_paths: list[str]) -> str:
             "|---|---:|---|---:|",
         ]
         for c, s in summary["categorical_summary"].items():
-            top = ", ".join(f"{k} ({v})" for k, v in list(s["top"].items())[:3])
+            top = ", ".join(f"{_cell(k)} ({v})" for k, v in list(s["top"].items())[:3])
             lines.append(
-                f"| {c} | {s['n_unique']} | {top} | {summary['missing_rates'].get(c, 0.0):.1%} |"
+                f"| {_cell(c)} | {s['n_unique']} | {top} | {summary['missing_rates'].get(c, 0.0):.1%} |"
             )
     lines += ["", "## Recommendations", ""]
     for r in summary["recommendations"]:
-        lines.append(f"- **{r['action']}** {', '.join(r['columns'])}: {r['reason']}")
+        lines.append(f"- **{r['action']}** {_cell(', '.join(r['columns']))}: {_cell(r['reason'])}")
     lines += ["", "## Plots", ""]
     lines += [f"![{Path(p).stem}]({Path(p).name})" for p in plot_paths]
     return "\n".join(lines) + "\n"

@@ -29,7 +29,7 @@ _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _PINNED = ("scikit-learn", "pandas", "numpy", "mlflow")
 _MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
 
-__all__ = ["build_pipeline_model", "pip_requirements", "write_serving_plan"]
+__all__ = ["build_pipeline_model", "model_metadata", "pip_requirements", "write_serving_plan"]
 
 
 def pip_requirements() -> list[str]:
@@ -174,7 +174,13 @@ def _log(
         # Integer columns stay integers: MLflow will not cast int64 input to a double schema.
         warnings.filterwarnings("ignore", message=".*integer column.*", category=UserWarning)
         # The whole training split, so columns that can be missing are marked optional.
-        signature = infer_signature(train[inputs], wrapper.predict(None, sample))
+        # A binary classifier's threshold can be overridden per request (params).
+        params = (
+            {"decision_threshold": float(config["decision_threshold"])}
+            if config.get("positive_label") is not None
+            else None
+        )
+        signature = infer_signature(train[inputs], wrapper.predict(None, sample), params=params)
     code = Path(__file__).with_name("pyfunc_model.py")
     with tracking.active_run(tracking_uri, run_id):
         info = mlflow.pyfunc.log_model(
@@ -184,6 +190,9 @@ def _log(
             signature=signature,
             input_example=example,
             pip_requirements=pip_requirements(),
+            metadata={
+                "mpm": {k: config[k] for k in ("model_type", "target_column", "input_columns")}
+            },
         )
     return info.model_id
 
@@ -209,10 +218,24 @@ def _logged_model_in_run(c: Any, run_id: str) -> str | None:
     return sorted(ready, key=lambda m: m.creation_timestamp)[0].model_id if ready else None
 
 
-def _describe(c: Any, mv: Any) -> dict[str, Any]:
-    """Facts about a registered version, read back from MLflow (also on reuse)."""
+def model_metadata(model_uri: str, tracking_uri: str | None = None) -> dict[str, Any]:
+    """What a logged pipeline model says about itself: ``{model_type, target_column,
+    input_columns, output_columns}`` (from its signature and the metadata this module
+    logs), for callers that only kept the model URI."""
     import mlflow
 
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    meta = mlflow.models.get_model_info(model_uri)
+    out: dict[str, Any] = dict((meta.metadata or {}).get("mpm", {}))
+    if meta.signature is not None:
+        out["input_columns"] = meta.signature.inputs.input_names()
+        out["output_columns"] = meta.signature.outputs.input_names()
+    return out
+
+
+def _describe(c: Any, mv: Any) -> dict[str, Any]:
+    """Facts about a registered version, read back from MLflow (also on reuse)."""
     found = _MODEL_ID.search(str(mv.source or ""))
     model_id = getattr(mv, "model_id", None) or (found.group(0) if found else None)
     info: dict[str, Any] = {
@@ -224,11 +247,9 @@ def _describe(c: Any, mv: Any) -> dict[str, Any]:
         "output_columns": [],
     }
     try:
-        mlflow.set_tracking_uri(c.tracking_uri)
-        meta = mlflow.models.get_model_info(info["model_uri"])
-        if meta.signature is not None:
-            info["input_columns"] = meta.signature.inputs.input_names()
-            info["output_columns"] = meta.signature.outputs.input_names()
+        meta = model_metadata(info["model_uri"], c.tracking_uri)
+        info["input_columns"] = meta.get("input_columns", [])
+        info["output_columns"] = meta.get("output_columns", [])
     except Exception:  # the description is a convenience; the registration itself stands
         pass
     return info

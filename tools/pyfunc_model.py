@@ -7,7 +7,8 @@ the serving side needs nothing but the pinned ``pip_requirements``.
 Pipeline: input validation (pre-processing) -> the fitted scikit-learn pipeline
 (feature preprocessing + model) -> post-processing. Classification returns
 ``prediction`` (class label) and ``probability`` (binary: probability of the positive
-class, compared with the decision threshold; multiclass: probability of the predicted
+class, compared with the decision threshold, which a request may override with
+``params={"decision_threshold": t}``; multiclass: probability of the predicted
 class, plus ``probability_<label>`` per class). Regression returns ``prediction``
 clipped to the training target range and rounded.
 """

@@ -34,6 +34,7 @@ def write_serving_plan(
     ``validation`` ``validate_model``'s and ``requirements`` the project requirements as
     a dict. Returns ``{serving_plan_path, monitoring_config_path, monitoring_config}``.
     """
+    model_info = _complete(model_info)
     metric = str(validation.get("target_metric") or requirements.get("target_metric") or "")
     threshold = requirements.get("success_threshold", validation.get("success_threshold"))
     inputs = list(model_info.get("input_columns") or profile.get("feature_columns") or [])
@@ -99,6 +100,22 @@ def write_serving_plan(
         "monitoring_config_path": str(config_path),
         "monitoring_config": config,
     }
+
+
+def _complete(model_info: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept a stage's published outputs as well as ``build_pipeline_model``'s result:
+    ``registered_model_version`` for ``version``, and the input columns read from the
+    registered model when they were not passed."""
+    info = dict(model_info)
+    info.setdefault("version", info.get("registered_model_version"))
+    if not info.get("input_columns") and info.get("model_uri"):
+        try:
+            from tools.pipeline_model import model_metadata
+
+            info.update({k: v for k, v in model_metadata(str(info["model_uri"])).items() if v})
+        except Exception:  # no store reachable: fall back to the profile's columns
+            pass
+    return info
 
 
 def _drift_thresholds(profile: Mapping[str, Any], inputs: list[str]) -> dict[str, Any]:

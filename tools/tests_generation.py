@@ -36,9 +36,14 @@ def generate_test_suite(
     target_column: str | None = None,
     fairness_bound: float | None = None,
     out_dir: str | None = None,
+    tracking_uri: str | None = None,
 ) -> dict[str, Any]:
     """The test suite as a JSON-ready dict (also written to ``out_dir/pipeline_test_suite.json``
     when ``out_dir`` is given).
+
+    ``model_info`` is ideally ``build_pipeline_model``'s result; if it lacks the model
+    type, target or input/output columns but has ``model_uri``, they are read from the
+    registered model (``tracking_uri`` names the store).
 
     Cases: schema (columns, dtypes), value ranges and categorical domains per input (from
     the training data), prediction properties (output columns, no NaN, probabilities in
@@ -46,6 +51,12 @@ def generate_test_suite(
     values handled), the performance floor (success threshold) and fairness bounds per
     sensitive attribute.
     """
+    needed = ("model_type", "target_column", "input_columns", "output_columns")
+    if model_info.get("model_uri") and not all(model_info.get(k) for k in needed):
+        from tools.pipeline_model import model_metadata
+
+        known = model_metadata(str(model_info["model_uri"]), tracking_uri)
+        model_info = {**known, **{k: v for k, v in model_info.items() if v}}
     model_type = str(model_info.get("model_type") or requirements.get("model_type") or "")
     target = target_column or model_info.get("target_column") or requirements.get("target_column")
     if not target:

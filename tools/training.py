@@ -31,7 +31,8 @@ from tools.metrics import (
 )
 
 CV_FOLDS = 3
-N_JOBS = 2  # the machine budget: 2 cores
+N_JOBS = 2  # random forest threads: the machine budget is 2 cores
+OPENMP_THREADS = 1
 MODEL_FILE = "model.joblib"
 
 # family -> list of hyper-parameter settings tried (kept small for 2 cores)
@@ -210,9 +211,8 @@ def _train(
     name_suffix: str = "",
 ) -> dict[str, Any]:
     import joblib
-    import numpy as np
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
-    from sklearn.pipeline import Pipeline
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from threadpoolctl import threadpool_limits
 
     train = read_table(Path(train_path))
     val = read_table(Path(val_path))
@@ -253,53 +253,21 @@ def _train(
             "error": None,
         }
         try:
-            search = []
-            for params in grid:
-                pipe = Pipeline(
-                    [
-                        ("preprocess", preprocessor),
-                        ("model", _estimator(family, model_type, params, seed)),
-                    ]
+            # OpenMP (gradient boosting) busy-waits when it shares cores with other work;
+            # on a small shared machine one thread is faster than two fighting.
+            with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
+                pipe, fields = _search_and_fit(
+                    family,
+                    grid,
+                    preprocessor,
+                    (x_train, y_train, x_val, y_val),
+                    model_type=model_type,
+                    target_metric=target_metric,
+                    scorer=scorer,
+                    folds=folds,
+                    seed=seed,
                 )
-                cv = cross_validate(
-                    pipe, x_train, y_train, cv=folds, scoring=scorer, n_jobs=1, error_score=np.nan
-                )
-                scores = cv_sign(target_metric) * np.asarray(cv["test_score"], dtype=float)
-                search.append(
-                    {"params": params, "cv_mean": _f(np.mean(scores)), "cv_std": _f(np.std(scores))}
-                )
-            best_setting = None
-            for entry in search:
-                if entry["cv_mean"] is not None and is_better(
-                    entry["cv_mean"],
-                    None if best_setting is None else best_setting["cv_mean"],
-                    target_metric,
-                ):
-                    best_setting = entry
-            if best_setting is None:
-                raise TrainingError(f"{name}: every cross-validation fold failed")
-            pipe = Pipeline(
-                [
-                    ("preprocess", preprocessor),
-                    ("model", _estimator(family, model_type, best_setting["params"], seed)),
-                ]
-            )
-            pipe.fit(x_train, y_train)
-            y_pred, proba, cls = predict(pipe, x_val, model_type)
-            val_metrics = all_metrics(model_type, y_val, y_pred, proba, cls)
-            val_score = val_metrics.get(target_metric)
-            if val_score is None or math.isnan(val_score):
-                raise TrainingError(
-                    f"{name}: {target_metric} could not be computed on the validation split"
-                )
-            cand.update(
-                params=best_setting["params"],
-                search=search,
-                cv_score=best_setting["cv_mean"],
-                cv_std=best_setting["cv_std"],
-                val_score=val_score,
-                val_metrics=val_metrics,
-            )
+            cand.update(fields)
             fitted[name] = pipe
         except Exception as exc:  # one failing family must not sink the others
             cand.update(
@@ -371,6 +339,73 @@ def _train(
     result["summary_path"] = str(summary_path)
     tracker.mark_best(best, candidates, model_path, result)
     return result
+
+
+def _search_and_fit(
+    family: str,
+    grid: list[dict[str, Any]],
+    preprocessor: Any,
+    data: tuple[Any, Any, Any, Any],
+    *,
+    model_type: str,
+    target_metric: str,
+    scorer: Any,
+    folds: Any,
+    seed: int,
+) -> tuple[Any, dict[str, Any]]:
+    """Cross-validate every setting of ``grid`` on train, refit the best on all of train,
+    score it on validation. Returns the fitted pipeline and the candidate's numbers."""
+    import numpy as np
+    from sklearn.model_selection import cross_validate
+    from sklearn.pipeline import Pipeline
+
+    x_train, y_train, x_val, y_val = data
+
+    def pipeline(params: dict[str, Any]) -> Any:
+        return Pipeline(
+            [("preprocess", preprocessor), ("model", _estimator(family, model_type, params, seed))]
+        )
+
+    search = []
+    for params in grid:
+        cv = cross_validate(
+            pipeline(params),
+            x_train,
+            y_train,
+            cv=folds,
+            scoring=scorer,
+            n_jobs=1,
+            error_score=np.nan,
+        )
+        scores = cv_sign(target_metric) * np.asarray(cv["test_score"], dtype=float)
+        search.append(
+            {"params": params, "cv_mean": _f(np.mean(scores)), "cv_std": _f(np.std(scores))}
+        )
+    best = None
+    for entry in search:
+        if entry["cv_mean"] is not None and is_better(
+            entry["cv_mean"], None if best is None else best["cv_mean"], target_metric
+        ):
+            best = entry
+    if best is None:
+        raise TrainingError(f"{family}: every cross-validation fold failed")
+    pipe = pipeline(best["params"])
+    pipe.fit(x_train, y_train)
+    y_pred, proba, classes = predict(pipe, x_val, model_type)
+    val_metrics = all_metrics(model_type, y_val, y_pred, proba, classes)
+    val_score = val_metrics.get(target_metric)
+    if val_score is None or math.isnan(val_score):
+        raise TrainingError(
+            f"{family}: {target_metric} could not be computed on the validation split"
+        )
+    return pipe, {
+        "params": best["params"],
+        "search": search,
+        "cv_score": best["cv_mean"],
+        "cv_std": best["cv_std"],
+        "val_score": val_score,
+        "val_metrics": val_metrics,
+    }
 
 
 def _f(x: Any) -> float | None:

@@ -155,9 +155,8 @@ def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
         if not kickoff:
             break
         answers = render.ask_questions(console, kickoff[0]["value"]["questions"])
-        outcome = _guarded(
-            lambda a=answers, k=kickoff[0]: runner.resume(outcome.thread_id, {k["id"]: a})
-        )
+        thread_id, key = outcome.thread_id, kickoff[0]["id"]
+        outcome = _guarded(lambda t=thread_id, k=key, a=answers: runner.resume(t, {k: a}))
     render.outcome(console, outcome)
     if outcome.status in {"failed", "partial"}:
         raise typer.Exit(EXIT_RUN_FAILED)

@@ -302,6 +302,7 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
             update={
                 **base,
                 "requirements": req.model_dump(mode="json"),
+                "human_answers": req.governance_answers,
                 "events": [event("kickoff", "requirements_validated", req.project_name)],
             },
         )

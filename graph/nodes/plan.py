@@ -16,7 +16,9 @@ from graph import run_tracking
 from graph.context import RunContext, run_context
 from graph.events import event
 from graph.state import (
+    GATED_ACTIONS,
     AgentType,
+    ApprovalGate,
     ExecutionPlan,
     GraphState,
     ModelType,
@@ -132,4 +134,45 @@ def plan(state: GraphState, runtime: Runtime[RunContext]) -> Command:
             execution_plan,
             state["requirements"],
         )
-    return Command(goto="supervisor", update=update)
+    # governance runs next: it decides the applicable frameworks and adds the approval gates.
+    return Command(goto="governance", update=update)
+
+
+def approval_gates(plan: ExecutionPlan, view: dict[str, Any]) -> list[ApprovalGate]:
+    """The gates governance puts into the plan: policy gates on actions (blocking the
+    stage that performs them) and, per project stage, the sign-offs asked after it."""
+    if view.get("overall_status") == "ERROR":
+        return [
+            ApprovalGate(
+                id="governance:unavailable",
+                name=f"governance unavailable: {view.get('error', '')}",
+                blocks=[s for s in GATED_ACTIONS.values() if s in plan.stage_names],
+                action="register_model",
+            )
+        ]
+    gates = []
+    for gate_id, gate in (view.get("gates") or {}).items():
+        stages = [
+            GATED_ACTIONS[a] for a in gate["blocks"] if GATED_ACTIONS.get(a) in plan.stage_names
+        ]
+        gates.append(
+            ApprovalGate(
+                id=gate_id,
+                name=gate["name"],
+                approvals=gate["approvals"],
+                blocks=stages,
+                action=", ".join(gate["blocks"]),
+            )
+        )
+    for stage in plan.stage_names:
+        asked = [a["id"] for a in view.get("approvals") or [] if a["round"] == stage]
+        if asked:
+            gates.append(
+                ApprovalGate(
+                    id=f"review:{stage}",
+                    name=f"sign-off after {stage}",
+                    approvals=asked,
+                    after_stage=stage,
+                )
+            )
+    return gates

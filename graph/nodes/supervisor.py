@@ -19,7 +19,7 @@ from graph import guard
 from graph.context import RunContext, run_context
 from graph.events import event
 from graph.llm import get_chat_model, register_structured_rule
-from graph.state import ExecutionPlan, GraphState
+from graph.state import GATED_ACTIONS, ExecutionPlan, GraphState, now_iso
 
 SYSTEM_PROMPT = """You are the project manager supervising an ML project. Choose which of the
 ready stages to start now. Stages listed together may run in parallel. Answer with the
@@ -66,20 +66,145 @@ def stage_input(state: GraphState, plan: ExecutionPlan, name: str) -> dict[str, 
     }
 
 
+def blocked_stages(plan: ExecutionPlan, governance: dict[str, Any]) -> dict[str, str]:
+    """Stage -> why it may not start: a policy gate on its action is not open yet.
+
+    Decided from the *current* governance evaluation; when governance is in ERROR (or has
+    not run) every gated stage stays blocked."""
+    gated = {stage: action for action, stage in GATED_ACTIONS.items() if stage in plan.stage_names}
+    if not gated:
+        return {}
+    if governance.get("overall_status") in (None, "ERROR"):
+        reason = governance.get("error") or "governance has not been evaluated"
+        return {stage: reason for stage in gated}
+    blocked: dict[str, str] = {}
+    for gate in (governance.get("gates") or {}).values():
+        for stage, action in gated.items():
+            if action in gate["blocks"] and gate["state"] != "open":
+                blocked[stage] = f"gate '{gate['name']}' waits for {', '.join(gate['blocked_by'])}"
+    return blocked
+
+
+def approvals_to_request(
+    plan: ExecutionPlan, governance: dict[str, Any], finished: set[str]
+) -> list[dict[str, Any]]:
+    """Ready approvals whose evidence exists: the project stage they follow has finished
+    (approvals after a stage this plan does not have wait for every stage)."""
+    out = []
+    for a in governance.get("approvals") or []:
+        if a["state"] != "ready":
+            continue
+        after = a["round"] if a["round"] in plan.stage_names else None
+        if (after and after in finished) or (after is None and finished >= set(plan.stage_names)):
+            out.append(a)
+    return out
+
+
+def _revision(
+    state: GraphState, plan: ExecutionPlan, sent_back: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Send the owning stage of a rejected approval (and what depends on it) back to its
+    agent with the reviewer's comment; approvals that reviewed that work are asked again."""
+    results = state.get("results") or {}
+    revisions = state.get("revisions") or {}
+    decisions = state.get("approvals") or {}
+    by_id = {a["id"]: a for a in (state.get("governance") or {}).get("approvals") or []}
+    reset_results: dict[str, Any] = {}
+    new_revisions: dict[str, Any] = {}
+    superseded: dict[str, Any] = {}
+    events = []
+    for a in sent_back:
+        owner = a["round"] if a["round"] in plan.stage_names else plan.stage_names[-1]
+        record = decisions[a["id"]]
+        affected = guard.dependents(plan, owner)
+        for stage in affected:
+            if stage in results:
+                reset_results[stage] = {**results[stage], "status": "revision_requested"}
+        comment = f"{record['approver']} ({record['decision']}): {record['comment']}"
+        for stage in affected:  # a new revision number gives each re-run its own MLflow run
+            count = int((revisions.get(stage) or {}).get("count", 0)) + 1
+            new_revisions[stage] = {
+                "count": count,
+                "comment": comment
+                if stage == owner
+                else f"re-run because {owner} was sent back: {comment}",
+            }
+        for other_id, other in decisions.items():
+            reviewed_affected = by_id.get(other_id, {}).get("round") in affected
+            if other.get("decision") in DECIDED and (reviewed_affected or other_id == a["id"]):
+                superseded[other_id] = {**other, "decision": "superseded", "superseded_by": a["id"]}
+        events.append(
+            event(
+                "supervisor",
+                "stage_sent_back",
+                f"{owner} (and {', '.join(affected[1:]) or 'nothing else'}) after {a['id']}",
+                comment=record["comment"],
+            )
+        )
+    return {
+        "results": reset_results,
+        "revisions": new_revisions,
+        "approvals": superseded,
+        "events": events,
+    }
+
+
+DECIDED = {"approve", "reject", "request_changes"}
+
+
 def supervisor(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     plan = ExecutionPlan.model_validate(state["plan"])
     results = state.get("results") or {}
+    gov = state.get("governance") or {}
+
+    sent_back = [
+        a for a in gov.get("approvals") or [] if a["state"] in {"rejected", "changes_requested"}
+    ]
+    if sent_back:
+        # re-evaluate with the stage reopened, then come back here to re-run it
+        return Command(goto="governance", update=_revision(state, plan, sent_back))
+
     failures = guard.critical_failures(plan, results)
     if failures:
         return Command(
             goto="synthesize",
             update={"events": [event("supervisor", "critical_failure", ", ".join(failures))]},
         )
-    ready = guard.ready_stages(plan, results)
-    if not ready:
+
+    blocked = blocked_stages(plan, gov)
+    ready = guard.ready_stages(plan, results, blocked)
+    if ready:
+        return _start_stages(state, plan, ready, runtime)
+
+    asked = set(state.get("asked_questions") or [])
+    if any(q["key"] not in asked or q.get("problem") for q in gov.get("open_questions") or []):
         return Command(
-            goto="synthesize", update={"events": [event("supervisor", "all_stages_finished")]}
+            goto="questions",
+            update={
+                "status": "waiting",
+                "events": [
+                    event("supervisor", "questions_for_owner", f"{len(gov['open_questions'])} open")
+                ],
+            },
         )
+
+    finished = guard.finished_stages(plan, results)
+    to_request = approvals_to_request(plan, gov, finished)
+    if to_request:
+        return _request_approvals(state, to_request)
+
+    unfinished = [s for s in plan.stage_names if s not in finished]
+    if unfinished:
+        why = "; ".join(f"{s}: {blocked.get(s, 'not runnable')}" for s in unfinished)
+        return Command(goto="synthesize", update={"events": [event("supervisor", "blocked", why)]})
+    return Command(
+        goto="synthesize", update={"events": [event("supervisor", "all_stages_finished")]}
+    )
+
+
+def _start_stages(
+    state: GraphState, plan: ExecutionPlan, ready: list[str], runtime: Runtime[RunContext]
+) -> Command:
     events = []
     if len(ready) == 1:
         chosen = ready
@@ -98,6 +223,68 @@ def supervisor(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     events.append(event("supervisor", "route", ", ".join(chosen)))
     sends = [Send(plan.stage(n).agent.value, stage_input(state, plan, n)) for n in chosen]
     return Command(goto=sends, update={"events": events, "status": "running"})
+
+
+def _request_approvals(state: GraphState, approvals: list[dict[str, Any]]) -> Command:
+    gov = state.get("governance") or {}
+    req = state["requirements"]
+    requested = dict(state.get("approval_requests") or {})
+    new = {a["id"]: now_iso() for a in approvals if a["id"] not in requested}
+    requested.update(new)
+    used = sorted({e["decision_id"] for e in state.get("audit") or [] if e.get("decision_id")})
+    results = state.get("results") or {}
+    headline = {
+        k: v
+        for r in results.values()
+        for k, v in (r.get("metrics") or {}).items()
+        if k.startswith("test_")
+        or k in {"demographic_parity_difference", "equalized_odds_difference", "data_quality_score"}
+    }
+    sends = []
+    for a in approvals:
+        framework_view = (gov.get("compliance_status") or {}).get(a["framework"], {})
+        request = {
+            "type": "approval",
+            "approval_id": a["id"],
+            "name": a["name"],
+            "frameworks": [a["framework"]],
+            "framework_title": (gov.get("titles") or {}).get(a["framework"], a["framework"]),
+            "policy_stage": a["stage"],
+            "project_stage": a["round"],
+            "approver_groups": a["approvers"],
+            "eligible_approvers": a["eligible"],
+            "parallel": a["parallel"],
+            "gates": a["gates"],
+            "requested_at": requested[a["id"]],
+            "summary": {
+                "project": req["project_name"],
+                "governance_status": gov.get("overall_status"),
+                "compliance": {
+                    a["framework"]: {
+                        k: framework_view.get(k)
+                        for k in ("status", "compliance_score", "classification")
+                    }
+                },
+                "failed_checks": framework_view.get("failed_checks", [])[:10],
+                "metrics": headline,
+                "dashboard": (gov.get("files") or {}).get("dashboard"),
+            },
+        }
+        sends.append(
+            Send(
+                "approval",
+                {
+                    "approval": a,
+                    "request": request,
+                    "requested_by": req.get("requested_by"),
+                    "used_decision_ids": used,
+                },
+            )
+        )
+    events = [event("supervisor", "approvals_requested", ", ".join(a["id"] for a in approvals))]
+    return Command(
+        goto=sends, update={"approval_requests": new, "status": "waiting", "events": events}
+    )
 
 
 def _ask_model(

@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.graph.helpers import example, mpm, runner
+from tests.graph.helpers import drive_to_completion, example, mpm, runner
 
 
 def test_failing_stage_retries_then_takes_its_fallback(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MPM_FAULTS", "tool:train_candidates:raise")
-    outcome = runner(workspace, tracking=True).start(
-        "fb1", {"requirements": example("breast_cancer")}
-    )
+    r = runner(workspace, tracking=True)
+    outcome = drive_to_completion(r, r.start("fb1", {"requirements": example("breast_cancer")}))
     result = outcome.values["results"]["model_development"]
     assert result["status"] == "failed_with_fallback"
     assert result["attempts"] == 2  # one try plus max_retries=1
@@ -53,7 +52,8 @@ def test_stage_timeout_counts_as_a_failure(
         stage_timeout_s={"exploratory_analysis": 0.5},
         stage_retries={"exploratory_analysis": 0},
     )
-    outcome = runner(workspace).start("to1", {"requirements": req})
+    r = runner(workspace)
+    outcome = drive_to_completion(r, r.start("to1", {"requirements": req}))
     eda = outcome.values["results"]["exploratory_analysis"]
     assert eda["status"] == "failed" and "exceeded its timeout of 0.5s" in eda["error"]
     # EDA is not critical: the pipeline went on without it

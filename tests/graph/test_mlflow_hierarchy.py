@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.graph.helpers import example, runner
+from tests.graph.helpers import drive_to_completion, example, runner
 
 
 def test_parent_and_stage_runs_follow_the_seed(workspace: Path) -> None:
     r = runner(workspace, tracking=True)
-    outcome = r.start("mlf1", {"requirements": example("breast_cancer")})
+    outcome = drive_to_completion(r, r.start("mlf1", {"requirements": example("breast_cancer")}))
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
@@ -32,7 +32,14 @@ def test_parent_and_stage_runs_follow_the_seed(workspace: Path) -> None:
         ).read_text()
     )
     assert [s["name"] for s in plan["stages"]] == list(outcome.values["results"]) or True
-    stages = [x for x in runs if x.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [x for x in runs if x.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    stages = [x for x in children if x.info.run_name.startswith("stage_")]
+    (gov,) = [x for x in children if x.info.run_name == "governance_orchestration"]
+    assert gov.data.tags["governance_status"] == outcome.values["governance"]["overall_status"]
+    for fw in outcome.values["governance"]["frameworks"]:
+        assert f"{fw}_compliance_score" in gov.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(gov.info.run_id)}
+    assert {"governance_orchestration_results.json", "governance_dashboard.html", "audit_trail.jsonl"} <= artifacts
     assert sorted(x.info.run_name for x in stages) == sorted(
         f"stage_{s['name']}" for s in plan["stages"]
     )

@@ -14,7 +14,7 @@ from graph.llm import StubChatModel, register_model
 from graph.nodes.plan import build_plan
 from graph.nodes.supervisor import RouteDecision
 from graph.state import ProjectRequirements
-from tests.graph.helpers import example, runner
+from tests.graph.helpers import drive_to_completion, example, runner
 
 
 def _plan() -> Any:
@@ -78,7 +78,7 @@ class LyingModel(StubChatModel):
 def test_lying_model_cannot_skip_stages_in_a_real_run(workspace: Path) -> None:
     register_model("liar", LyingModel)
     r = runner(workspace, model="liar")
-    outcome = r.start("guard1", {"requirements": example("breast_cancer")})
+    outcome = drive_to_completion(r, r.start("guard1", {"requirements": example("breast_cancer")}))
     events = outcome.values["events"]
     rejected = [e for e in events if e["event"] == "proposal_rejected"]
     assert (
@@ -99,7 +99,7 @@ def test_lying_model_cannot_skip_stages_in_a_real_run(workspace: Path) -> None:
 
 def test_model_is_consulted_only_when_there_is_a_choice(workspace: Path) -> None:
     r = runner(workspace)
-    outcome = r.start("guard2", {"requirements": example("breast_cancer")})
+    outcome = drive_to_completion(r, r.start("guard2", {"requirements": example("breast_cancer")}))
     proposals = [e for e in outcome.values["events"] if e["event"] == "model_proposal"]
     routes = [e for e in outcome.values["events"] if e["event"] == "route"]
     # business analysis and data acquisition are the only real choice in this plan

@@ -80,12 +80,12 @@ def test_leakage_hints_flag_target_copies_near_perfect_correlation_and_id_column
         }
     )
     profile = profile_dataset(_write(tmp_path, df), "y", "classification")
-    flagged = {h["column"] for h in profile["leakage"]}
+    flagged = {h["column"] for h in profile["leakage_hints"]}
     assert flagged == {"copy_of_y", "almost_y", "outcome_code"}
     assert set(profile["id_like_columns"]) == {"customer_id", "row_number"}
     checks = quality_checks(profile, "classification")
-    assert checks["checks"]["no_leakage"]["passed"] is False
-    assert checks["checks"]["no_leakage"]["value"] == 3
+    assert checks["no_leakage"]["passed"] is False
+    assert checks["no_leakage"]["value"] == 3
 
 
 def test_clean_data_passes_every_check(clean: str, assert_json) -> None:
@@ -94,8 +94,9 @@ def test_clean_data_passes_every_check(clean: str, assert_json) -> None:
     assert result["data_quality_passed"] is True
     assert result["data_quality_score"] == 1.0
     assert result["failed_checks"] == []
-    for check in result["checks"].values():
-        assert set(check) == {"passed", "value", "threshold", "detail"}
+    assert result["check_names"] == [k for k, v in result.items() if isinstance(v, dict)]
+    for name in result["check_names"]:
+        assert set(result[name]) == {"passed", "value", "threshold", "detail"}
 
 
 def test_bad_data_fails_the_named_checks_and_lowers_the_score(tmp_path: Path) -> None:
@@ -119,30 +120,30 @@ def test_bad_data_fails_the_named_checks_and_lowers_the_score(tmp_path: Path) ->
         "column_missing_rate",
         "missing_rate",
     }
-    total = len(result["checks"])
+    total = len(result["check_names"])
     assert result["data_quality_score"] == round((total - 5) / total, 4)
     assert result["data_quality_passed"] is False
-    assert result["checks"]["minimum_rows"]["value"] == 70
-    assert "mostly_gone" in result["checks"]["column_missing_rate"]["detail"]
+    assert result["minimum_rows"]["value"] == 70
+    assert "mostly_gone" in result["column_missing_rate"]["detail"]
 
 
 def test_missing_target_is_a_failed_check_not_a_crash(clean: str) -> None:
     profile = profile_dataset(clean, "not_there", "classification")
     result = quality_checks(profile, "classification")
-    assert result["checks"]["target_present"]["passed"] is False
-    assert "not_there" in result["checks"]["target_present"]["detail"]
+    assert result["target_present"]["passed"] is False
+    assert "not_there" in result["target_present"]["detail"]
     assert "target_present" in result["failed_checks"]
 
 
 def test_text_target_for_regression_fails_target_suitable(tmp_path: Path) -> None:
     df = pd.DataFrame({"x": range(150), "y": ["a", "b", "c"] * 50})
     result = quality_checks(profile_dataset(_write(tmp_path, df), "y", "regression"), "regression")
-    assert result["checks"]["target_suitable"]["passed"] is False
-    assert "class_balance" not in result["checks"]
+    assert result["target_suitable"]["passed"] is False
+    assert "class_balance" not in result["check_names"]
 
 
 def test_thresholds_can_be_tightened(clean: str) -> None:
     profile = profile_dataset(clean, "y", "classification")
     result = quality_checks(profile, "classification", thresholds={"min_rows": 10_000})
     assert result["failed_checks"] == ["minimum_rows"]
-    assert result["checks"]["minimum_rows"]["threshold"] == 10_000
+    assert result["minimum_rows"]["threshold"] == 10_000

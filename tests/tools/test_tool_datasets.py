@@ -151,6 +151,7 @@ def test_split_is_stratified_disjoint_and_reproducible(credit, tmp_path: Path, a
     assert_json(split)
     parts = {k: pd.read_parquet(split[f"{k}_path"]) for k in ("train", "val", "test")}
     assert split["rows"] == {"train": 360, "val": 120, "test": 120}
+    assert (split["train_rows"], split["val_rows"], split["test_rows"]) == (360, 120, 120)
     ids = [set(p["applicant_id"]) for p in parts.values()]
     assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
     overall = pd.read_parquet(credit["acquired"]["path"])["default"].mean()

@@ -75,3 +75,19 @@ def test_regression_eda_plots_a_scatter_and_recommends_no_encoding(
     actions = {r["action"] for r in result["recommendations"]}
     assert "one_hot" not in actions and "scale" in actions
     assert next(iter(result["target_correlations"])) in ("bmi", "s5")
+
+
+def test_report_tables_survive_a_pipe_or_newline_in_user_values(tmp_path: Path) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame({"shop": ["a|b", "c\nd"] * 50, "x": range(100), "y": [0, 1, 1, 0] * 25})
+    df.to_parquet(tmp_path / "train.parquet")
+    result = run_eda(
+        str(tmp_path / "train.parquet"), "y", str(tmp_path / "eda"), model_type="classification"
+    )
+    rows = [
+        ln
+        for ln in Path(result["report_path"]).read_text().splitlines()
+        if ln.startswith("| shop |")
+    ]
+    assert len(rows) == 1 and "a\\|b" in rows[0] and rows[0].count(" | ") == 3

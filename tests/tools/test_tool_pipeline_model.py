@@ -35,6 +35,9 @@ def test_registered_model_reloads_and_predicts_the_test_rows(
     assert np.allclose(out["probability"], expected)
     assert (out["prediction"] == (expected > 0.5).astype(int)).all()
     assert info["input_columns"] == credit_trained["result"]["feature_columns"]
+    strict = model.predict(test, params={"decision_threshold": 0.9})
+    assert (strict["prediction"] == (expected > 0.9).astype(int)).all()
+    assert strict["prediction"].sum() < out["prediction"].sum()
 
 
 def test_model_is_logged_with_pinned_requirements_and_an_input_example(
@@ -205,6 +208,7 @@ def test_serving_plan_derives_thresholds_from_profile_validation_and_requirement
         validation=credit_validated["result"],
         requirements=requirements,
     )
+    json.dumps(result, allow_nan=False)  # goes into checkpointed state
     config = json.loads(Path(result["monitoring_config_path"]).read_text())
     assert set(config["data_drift"]["features"]) == set(credit_registered["info"]["input_columns"])
     income = config["data_drift"]["features"]["annual_income"]
@@ -283,3 +287,25 @@ def test_multiclass_pipeline_returns_every_class_probability_and_passes_its_suit
     )
     result = run_test_suite(suite, info["model_uri"], split["test_path"])
     assert result["all_passed"], [r for r in result["results"] if not r["passed"]]
+
+
+def test_serving_plan_accepts_a_stages_published_outputs(
+    credit, credit_validated, credit_registered, mlflow_store, tmp_path: Path
+) -> None:
+    info = credit_registered["info"]
+    published = {
+        "model_uri": info["model_uri"],
+        "registered_model_name": info["registered_model_name"],
+        "registered_model_version": info["version"],
+    }
+    mlflow.set_tracking_uri(mlflow_store["uri"])
+    result = write_serving_plan(
+        str(tmp_path),
+        model_info=published,
+        profile={},
+        validation=credit_validated["result"],
+        requirements={"success_threshold": 0.7},
+    )
+    config = result["monitoring_config"]
+    assert config["model"]["version"] == info["version"]
+    assert list(config["data_drift"]["features"]) == info["input_columns"]

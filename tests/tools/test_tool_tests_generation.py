@@ -111,3 +111,21 @@ def test_tightened_performance_and_fairness_bounds_fail(
         "demographic_parity_difference"
     ]
     assert f"= {dpd:.4f}" in failed["fairness.gender.demographic_parity_difference"]
+
+
+def test_suite_can_be_generated_from_just_the_model_uri(
+    suite, credit, credit_validated, credit_registered, mlflow_store
+) -> None:
+    info = credit_registered["info"]
+    slim = {"model_uri": info["model_uri"], "registered_model_name": info["registered_model_name"]}
+    requirements = {**REQUIREMENTS, "target_column": None}  # the data source named the target
+    again = generate_test_suite(
+        credit["split"]["train_path"],
+        slim,
+        credit_validated["result"],
+        requirements,
+        fairness_bound=0.5,
+        tracking_uri=mlflow_store["uri"],
+    )
+    assert again["target_column"] == "default" and again["model_type"] == "classification"
+    assert [t["id"] for t in again["tests"]] == [t["id"] for t in suite["tests"]]

@@ -1,0 +1,297 @@
+"""The commands people use between runs: approvals, decisions, answers, audit, dashboard."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from graph.cli import render
+from graph.cli.main import (
+    EXIT_BAD_INPUT,
+    EXIT_RUN_FAILED,
+    CheckpointerOpt,
+    ModelOpt,
+    PoliciesOpt,
+    ToolsetOpt,
+    TrackingOpt,
+    WorkspaceOpt,
+    _context,
+    _finish,
+    _guarded,
+    _runner,
+    app,
+    console,
+    fail,
+)
+
+
+@app.command()
+def approvals(workspace: WorkspaceOpt = None, checkpointer: CheckpointerOpt = None) -> None:
+    """Everything waiting for an approval, across all threads: who may approve, since when."""
+    runner = _runner(_context(workspace), checkpointer)
+    rows = _guarded(runner.pending_approvals)
+    if not rows:
+        console.print("no approvals are pending")
+        return
+    table = Table(title="Pending approvals")
+    for col in ("thread", "approval", "framework", "groups", "may approve", "since"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            render.escape(r["thread_id"]),
+            render.escape(f"{r['approval_id']}\n{r['name']}"),
+            render.escape(r["framework_title"]),
+            render.escape(", ".join(r["approver_groups"])),
+            render.escape(", ".join(r["eligible_approvers"])),
+            render.escape(r["requested_at"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def approve(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    approval: Annotated[str, typer.Argument(help="Approval id, as `mpm approvals` lists it.")],
+    as_: Annotated[
+        str, typer.Option("--as", help="Your approver id (a member of a group the approval names).")
+    ],
+    comment: Annotated[
+        str, typer.Option("--comment", "-c", help="Why you decided so (kept in the audit trail).")
+    ] = "",
+    reject: Annotated[
+        bool, typer.Option("--reject", help="Reject: the owning stage goes back to its agent.")
+    ] = False,
+    request_changes: Annotated[
+        bool, typer.Option("--request-changes", help="Ask for changes: the owning stage goes back.")
+    ] = False,
+    answers: Annotated[
+        Path | None,
+        typer.Option("--answers", help="YAML with answers to the approval's own questions."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    checkpointer: CheckpointerOpt = None,
+    model: ModelOpt = "stub",
+    toolset: ToolsetOpt = "real",
+    tracking: TrackingOpt = True,
+    policies: PoliciesOpt = None,
+) -> None:
+    """Record a decision on a pending approval and resume the run."""
+    if reject and request_changes:
+        raise fail("--reject and --request-changes: choose one")
+    if (reject or request_changes) and not comment.strip():
+        raise fail("--comment: a rejection or change request needs a comment for the agent")
+    decision = {
+        "decision": "reject" if reject else "request_changes" if request_changes else "approve",
+        "approver": as_.strip(),
+        "comment": comment,
+        "thread_id": thread,
+        "approval_id": approval,
+        "decision_id": uuid.uuid4().hex,
+        "submitted_at": _now(),
+        "answers": _read_answers(answers) if answers else {},
+    }
+    runner = _runner(_context(workspace, model, toolset, tracking, policies), checkpointer)
+    outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval))
+    refusal = _refusal_for(outcome, approval, decision)
+    if refusal:
+        render.outcome(console, outcome)
+        raise fail(f"decision refused: {refusal}; approval {approval} is still pending")
+    console.print(
+        f"[green]recorded[/]: {render.escape(decision['decision'])} on {render.escape(approval)} by {render.escape(as_)}"
+    )
+    _finish(runner, outcome, interactive=False)
+
+
+@app.command()
+def answer(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="YAML mapping of question key or alias to answer."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    checkpointer: CheckpointerOpt = None,
+    model: ModelOpt = "stub",
+    toolset: ToolsetOpt = "real",
+    tracking: TrackingOpt = True,
+    policies: PoliciesOpt = None,
+) -> None:
+    """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
+    runner = _runner(_context(workspace, model, toolset, tracking, policies), checkpointer)
+    snapshot = _guarded(lambda: runner.snapshot(thread))
+    pending = [i["value"] for i in snapshot.interrupts if isinstance(i["value"], dict)]
+    kinds = [
+        p.get("type") for p in pending if p.get("type") in {"open_questions", "kickoff_questions"}
+    ]
+    if not kinds:
+        raise fail(f"thread {thread} is not waiting for answers (status {snapshot.status})")
+    kind = kinds[0]
+    questions = next(p for p in pending if p.get("type") == kind)["questions"]
+    if file is not None:
+        given = _read_answers(file)
+        known = {q.get("key") or q.get("field") for q in questions} | {
+            q.get("alias") for q in questions
+        }
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise fail(
+                f"{file}: {unknown[0]}: not one of the questions asked; expected one of {', '.join(sorted(k for k in known if k))}"
+            )
+    elif sys.stdin.isatty():
+        given = _ask(questions)
+    else:
+        raise fail("no --file given and no terminal to ask in")
+    outcome = _guarded(lambda: runner.answer(thread, kind, given))
+    _finish(runner, outcome, interactive=sys.stdin.isatty())
+
+
+@app.command()
+def audit(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check the hash chain; exit 1 if any entry was edited.")
+    ] = False,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Verify an exported audit trail (JSONL) instead.")
+    ] = None,
+    export: Annotated[
+        Path | None, typer.Option("--export", help="Write the trail as JSONL to this file.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    checkpointer: CheckpointerOpt = None,
+) -> None:
+    """Show the thread's audit trail of approval decisions; verify its hash chain."""
+    from graph import audit as trail
+
+    if file is not None:
+        try:
+            entries = trail.from_jsonl(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise fail(f"{file}: not a readable JSONL audit trail: {exc}") from exc
+    else:
+        runner = _runner(_context(workspace), checkpointer)
+        entries = _guarded(lambda: runner.snapshot(thread)).values.get("audit") or []
+    table = Table(title=f"Audit trail of {render.escape(thread)}")
+    for col in (
+        "#",
+        "time",
+        "approval",
+        "approver",
+        "decision",
+        "accepted",
+        "reason / comment",
+        "hash",
+    ):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        table.add_row(
+            str(e.get("seq")),
+            render.escape(e.get("ts")),
+            render.escape(e.get("approval_id")),
+            render.escape(e.get("approver")),
+            render.escape(e.get("decision")),
+            "yes" if e.get("accepted") else "[red]REFUSED[/]",
+            render.escape(e.get("comment") if e.get("accepted") else e.get("reason")),
+            render.escape(str(e.get("hash", ""))[:12]),
+        )
+    console.print(table if entries else "no decisions recorded yet")
+    if export is not None:
+        export.write_text(trail.to_jsonl(entries), encoding="utf-8")
+        console.print(f"exported {len(entries)} entries to {render.escape(export)}")
+    if verify:
+        ok, problems = trail.verify(entries)
+        if not ok:
+            for p in problems:
+                console.print(f"[bold red]broken:[/] {render.escape(p)}")
+            raise typer.Exit(EXIT_RUN_FAILED)
+        console.print(f"[green]verified[/]: {len(entries)} entries, hash chain intact")
+
+
+@app.command()
+def dashboard(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    open_: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    workspace: WorkspaceOpt = None,
+    checkpointer: CheckpointerOpt = None,
+) -> None:
+    """Write the thread's current governance dashboard and print where it is."""
+    runner = _runner(_context(workspace), checkpointer)
+    values = _guarded(lambda: runner.snapshot(thread)).values
+    path = ((values.get("governance") or {}).get("files") or {}).get("dashboard")
+    if not path or not Path(path).is_file():
+        raise fail(f"thread {thread} has no governance dashboard yet", code=EXIT_BAD_INPUT)
+    console.print(render.escape(path))
+    if open_:
+        import webbrowser
+
+        webbrowser.open(Path(path).as_uri())
+
+
+def _now() -> str:
+    from graph.state import now_iso
+
+    return now_iso()
+
+
+def _read_answers(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"{path}: cannot read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise fail(f"{path}: YAML syntax error: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise fail(
+            f"{path}: expected a mapping of question key to answer; got {type(data).__name__}"
+        )
+    return {str(k): v for k, v in data.items()}
+
+
+def _ask(questions: list[dict[str, Any]]) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    for q in questions:
+        key = q.get("key") or q.get("field")
+        label = q.get("label") or q.get("question")
+        options = q.get("options") or []
+        console.print(
+            f"[bold]{render.escape(label)}[/] [dim]({render.escape(q.get('type', 'text'))})[/]"
+        )
+        if q.get("problem"):
+            console.print(f"  [yellow]{render.escape(q['problem'])}[/]")
+        if options:
+            console.print("  options: " + render.escape(" | ".join(map(str, options))))
+        text = console.input("[bold cyan]answer>[/] ").strip()
+        if not text:
+            continue
+        answers[key] = (
+            [p.strip() for p in text.split(",")]
+            if q.get("type") in {"checkbox", "multiselect"}
+            else text
+        )
+    return answers
+
+
+def _refusal_for(outcome: Any, approval_id: str, decision: dict[str, Any]) -> str | None:
+    """Why our decision was refused, if the approval is still pending with a refusal of it."""
+    for item in outcome.interrupts:
+        value = item["value"] if isinstance(item["value"], dict) else {}
+        if value.get("approval_id") != approval_id:
+            continue
+        for refusal in value.get("refusals") or []:
+            if (
+                refusal.get("ts") == decision["submitted_at"]
+                and refusal.get("approver") == decision["approver"]
+            ):
+                return refusal["reason"]
+    audit = outcome.values.get("audit") or []
+    for entry in reversed(audit):
+        if entry.get("decision_id") == decision["decision_id"] and not entry.get("accepted"):
+            return entry.get("reason")
+    return None

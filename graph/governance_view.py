@@ -1,0 +1,128 @@
+"""What the graph keeps of a governance report, and which questions go to a person now.
+
+The full ``GovernanceReport`` (every check, every evidence value) goes to files and
+MLflow; the graph state keeps a compact view: enough to route (approval states, gates),
+to brief the agents (evidence each stage is expected to record) and to show status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from governance import GovernanceContext, GovernanceReport
+
+ASK_STATUSES = {"success", "failed_with_fallback", "failed"}
+
+
+def _stage_of_path(path: str) -> str | None:
+    """``results.model_validation.evidence.x`` -> ``model_validation``; requirements -> None."""
+    parts = path.split(".")
+    return parts[1].split("[")[0] if parts[0] == "results" and len(parts) > 1 else None
+
+
+def expected_evidence(context: GovernanceContext, frameworks: list[str]) -> dict[str, list[str]]:
+    """Stage -> the evidence keys the applicable policies read from its ``StageResult``."""
+    expected: dict[str, set[str]] = {}
+    for fw in frameworks:
+        fmap = context.evidence_map.for_framework(fw)
+        for entry in (*fmap.answers.values(), *fmap.files.values(), *fmap.metrics.values()):
+            for path in entry.source:
+                parts = path.split(".")
+                stage = _stage_of_path(path)
+                if stage and len(parts) > 3 and parts[2] == "evidence":
+                    expected.setdefault(stage, set()).add(parts[3])
+    return {stage: sorted(keys) for stage, keys in sorted(expected.items())}
+
+
+def askable_questions(
+    report: GovernanceReport, context: GovernanceContext, state: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Open questions a person should answer now: stage evidence (not an approver's own
+    sign-off questions) that no stage can answer — no evidence-map source, or every
+    source's stage has already run without answering it."""
+    results = state.get("results") or {}
+    asked: list[dict[str, Any]] = []
+    for fw, questions in report.open_questions.items():
+        loaded = context.library.get(fw)
+        approval_keys = {p.key for p in loaded.policy.inputs() if p.approval is not None}
+        fmap = context.evidence_map.for_framework(fw)
+        for q in questions:
+            if q.key in approval_keys or q.type == "file":
+                continue
+            entry = fmap.answers.get(q.alias or "") or fmap.answers.get(q.key)
+            if entry is not None and entry.source:
+                stages = [_stage_of_path(p) for p in entry.source]
+                pending = [
+                    s
+                    for s in stages
+                    if s and (results.get(s) or {}).get("status") not in ASK_STATUSES
+                ]
+                if pending or (not any(stages) and q.problem is None):
+                    continue  # a stage still to run will answer it (or requirements do)
+            asked.append({"framework": fw, **q.model_dump(mode="json")})
+    return asked
+
+
+def compact(
+    report: GovernanceReport, context: GovernanceContext, state: Mapping[str, Any]
+) -> dict[str, Any]:
+    workflow = report.approval_workflow
+    gates = {}
+    for gate in workflow.gates:
+        gstate = report.gate_states.get(gate.id, {})
+        gates[gate.id] = {
+            "name": gate.name,
+            "framework": gate.framework,
+            "blocks": sorted({a.blocks or a.action for a in gate.actions}),
+            "approvals": gate.approvals,
+            "state": gstate.get("state", "blocked"),
+            "blocked_by": gstate.get("blocked_by", gate.approvals),
+        }
+    directory = context.library.approvers
+    return {
+        "overall_status": report.overall_status.value,
+        "overall_reason": report.overall_reason,
+        "frameworks": report.frameworks,
+        "titles": {fw: report.titles.get(fw, fw) for fw in report.frameworks},
+        "applicability": [a.model_dump(mode="json") for a in report.applicability],
+        "compliance_status": {
+            fw: {
+                "status": e.status.value,
+                "compliance_score": e.compliance_score,
+                "classification": e.classification,
+                "failed_checks": [
+                    f"{c.label}: {c.reason}" for c in e.checks if c.outcome.value == "failed"
+                ],
+            }
+            for fw, e in report.compliance_status.items()
+        },
+        "approvals": [
+            {
+                "id": a.id,
+                "framework": a.framework,
+                "name": a.name,
+                "stage": a.stage,
+                "round": a.round,
+                "approvers": a.approvers,
+                "eligible": sorted(directory.eligible_users(a.approvers)),
+                "parallel": a.parallel,
+                "waits_for": a.waits_for,
+                "gates": a.gates,
+                "state": report.approval_states.get(a.id, "waiting"),
+            }
+            for a in workflow.approvals
+        ],
+        "gates": gates,
+        "findings": [
+            {"framework": f.framework, "severity": f.severity, "title": f.title, "stage": f.stage}
+            for f in report.findings
+        ],
+        "open_questions": askable_questions(report, context, state),
+        "evaluated_at": report.generated_at,
+        "context": {
+            "frameworks": [report.titles.get(fw, fw) for fw in report.frameworks],
+            "overall_status": report.overall_status.value,
+            "expected_evidence": expected_evidence(context, report.frameworks),
+        },
+    }
