@@ -80,6 +80,8 @@ def compact(
             "blocked_by": gstate.get("blocked_by", gate.approvals),
         }
     directory = context.library.approvers
+    gated_actions = sorted({a for g in gates.values() for a in g["blocks"]})
+    open_actions = [a for a in gated_actions if all(g["state"] == "open" for g in gates.values() if a in g["blocks"])]
     return {
         "overall_status": report.overall_status.value,
         "overall_reason": report.overall_reason,
@@ -124,5 +126,7 @@ def compact(
             "frameworks": [report.titles.get(fw, fw) for fw in report.frameworks],
             "overall_status": report.overall_status.value,
             "expected_evidence": expected_evidence(context, report.frameworks),
+            "gated_actions": gated_actions,
+            "open_actions": open_actions,
         },
     }

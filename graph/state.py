@@ -314,6 +314,8 @@ class GraphState(InputState, total=False):
 
     thread_id: str
     """Written by kickoff from the run config; used to name MLflow runs and workspace folders."""
+    settings: dict[str, Any]
+    """Model, toolset, tracking and policy directory the thread was started with (kickoff)."""
     status: str
     """Overall run status: running, waiting, completed, partial, failed (written by any node)."""
     plan: dict[str, Any]

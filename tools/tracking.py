@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # mlflow is heavy: import it only where a run is actually touched
     from mlflow import MlflowClient
@@ -39,15 +40,26 @@ def client(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri)
 
 
+def is_tracking_server(tracking_uri: str) -> bool:
+    """Whether ``tracking_uri`` names an MLflow tracking server rather than a store this
+    process writes itself (SQLite file, database URL, ``file:`` directory)."""
+    scheme = urlsplit(tracking_uri).scheme.lower()
+    return scheme in {"http", "https"} or scheme.startswith("databricks")
+
+
 def ensure_experiment(c: MlflowClient, name: str, artifact_root: Path | None = None) -> str:
-    """Experiment id for ``name``, creating it (with artifacts under ``artifact_root``) once."""
+    """Experiment id for ``name``, creating it (with artifacts under ``artifact_root``) once.
+
+    ``artifact_root`` applies to local stores only: a tracking server keeps artifacts where
+    it was told to (``--artifacts-destination``, served through ``mlflow-artifacts:/``), and
+    a path on this machine would be unreachable for every other client of the server."""
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             c.restore_experiment(exp.experiment_id)
         return exp.experiment_id
     location = None
-    if artifact_root is not None:
+    if artifact_root is not None and not is_tracking_server(c.tracking_uri):
         location = (Path(artifact_root).resolve() / name).as_uri()
     try:
         return c.create_experiment(name, artifact_location=location)

@@ -21,6 +21,7 @@ from graph.cli.main import (
     TrackingOpt,
     WorkspaceOpt,
     _context,
+    _thread_context,
     _finish,
     _guarded,
     _runner,
@@ -75,9 +76,9 @@ def approve(
     ] = None,
     workspace: WorkspaceOpt = None,
     checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = "stub",
-    toolset: ToolsetOpt = "real",
-    tracking: TrackingOpt = True,
+    model: ModelOpt = None,
+    toolset: ToolsetOpt = None,
+    tracking: TrackingOpt = None,
     policies: PoliciesOpt = None,
 ) -> None:
     """Record a decision on a pending approval and resume the run."""
@@ -95,7 +96,7 @@ def approve(
         "submitted_at": _now(),
         "answers": _read_answers(answers) if answers else {},
     }
-    runner = _runner(_context(workspace, model, toolset, tracking, policies), checkpointer)
+    runner = _runner(_thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies), checkpointer)
     outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval))
     refusal = _refusal_for(outcome, approval, decision)
     if refusal:
@@ -116,13 +117,13 @@ def answer(
     ] = None,
     workspace: WorkspaceOpt = None,
     checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = "stub",
-    toolset: ToolsetOpt = "real",
-    tracking: TrackingOpt = True,
+    model: ModelOpt = None,
+    toolset: ToolsetOpt = None,
+    tracking: TrackingOpt = None,
     policies: PoliciesOpt = None,
 ) -> None:
     """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
-    runner = _runner(_context(workspace, model, toolset, tracking, policies), checkpointer)
+    runner = _runner(_thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies), checkpointer)
     snapshot = _guarded(lambda: runner.snapshot(thread))
     pending = [i["value"] for i in snapshot.interrupts if isinstance(i["value"], dict)]
     kinds = [

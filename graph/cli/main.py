@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
+# piped output (logs, CI, tests) gets a wide page instead of rich's 80-column default
+console = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
@@ -41,20 +43,22 @@ CheckpointerOpt = Annotated[
         help="sqlite (default), sqlite:///path.db, memory, or postgresql://... (env MPM_CHECKPOINTER).",
     ),
 ]
+# Run settings: kickoff records them in the thread; resume, approve and answer reuse the
+# thread's settings unless given again (so a run never silently switches model or tools).
 ModelOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--model",
-        help="'stub' (deterministic, offline) or provider:model (env MPM_MODEL).",
+        help="'stub' (deterministic, offline; default) or provider:model (env MPM_MODEL).",
         envvar="MPM_MODEL",
     ),
 ]
 ToolsetOpt = Annotated[
-    str,
+    str | None,
     typer.Option("--toolset", help="real (default) or noop (benchmarks).", envvar="MPM_TOOLSET"),
 ]
 TrackingOpt = Annotated[
-    bool, typer.Option("--tracking/--no-tracking", help="Log to MLflow (default on).")
+    bool | None, typer.Option("--tracking/--no-tracking", help="Log to MLflow (default on).")
 ]
 PoliciesOpt = Annotated[
     Path | None,
@@ -72,10 +76,10 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
 
 def _context(
     workspace: Path | None,
-    model: str = "stub",
-    toolset: str = "real",
-    tracking: bool = True,
-    policies: Path | None = None,
+    model: str | None = None,
+    toolset: str | None = None,
+    tracking: bool | None = None,
+    policies: Path | str | None = None,
 ) -> Any:
     import os
 
@@ -86,6 +90,9 @@ def _context(
         ws = Workspace.resolve(workspace)
     except WorkspaceError as exc:
         raise fail(str(exc)) from exc
+    model = model or "stub"
+    toolset = toolset or "real"
+    tracking = True if tracking is None else tracking
     if toolset not in {"real", "noop"}:
         raise fail(f"--toolset {toolset!r}: expected 'real' or 'noop'")
     policy_dir = policies or os.environ.get("MPM_POLICIES")
@@ -103,6 +110,27 @@ def _context(
         toolset=toolset,
         tracking=tracking,
         policies=str(policy_dir) if policy_dir else None,
+    )
+
+
+def _thread_context(
+    workspace: Path | None,
+    checkpointer: str | None,
+    thread: str,
+    model: str | None,
+    toolset: str | None,
+    tracking: bool | None,
+    policies: Path | None,
+) -> Any:
+    """Options given now win; otherwise the settings the thread was started with."""
+    probe = _runner(_context(workspace), checkpointer)
+    recorded = _guarded(lambda: probe.snapshot(thread)).values.get("settings") or {}
+    return _context(
+        workspace,
+        model or recorded.get("model"),
+        toolset or recorded.get("toolset"),
+        tracking if tracking is not None else recorded.get("tracking"),
+        policies or recorded.get("policies"),
     )
 
 
@@ -180,9 +208,9 @@ def kickoff(
     ] = None,
     workspace: WorkspaceOpt = None,
     checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = "stub",
-    toolset: ToolsetOpt = "real",
-    tracking: TrackingOpt = True,
+    model: ModelOpt = None,
+    toolset: ToolsetOpt = None,
+    tracking: TrackingOpt = None,
     policies: PoliciesOpt = None,
 ) -> None:
     """Start a project: from a requirements file, or by talking it through."""
@@ -224,13 +252,13 @@ def resume(
     thread: Annotated[str, typer.Argument(help="Thread id to continue.")],
     workspace: WorkspaceOpt = None,
     checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = "stub",
-    toolset: ToolsetOpt = "real",
-    tracking: TrackingOpt = True,
+    model: ModelOpt = None,
+    toolset: ToolsetOpt = None,
+    tracking: TrackingOpt = None,
     policies: PoliciesOpt = None,
 ) -> None:
     """Continue a thread where it stopped (after a crash, or once answers or approvals are in)."""
-    ctx = _context(workspace, model, toolset, tracking, policies)
+    ctx = _thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies)
     runner = _runner(ctx, checkpointer)
     outcome = _guarded(lambda: runner.resume(thread))
     _finish(runner, outcome, interactive=sys.stdin.isatty())
@@ -267,7 +295,7 @@ def history(
 
 
 def _mount_subcommands() -> None:
-    from graph.cli import policies
+    from graph.cli import humans, policies  # noqa: F401 - humans registers its commands on app
 
     app.add_typer(
         policies.app, name="policies", help="Validate, list and explain governance policies."
