@@ -125,18 +125,32 @@ class Toolkit:
         )
         self.outcome.evidence.update(evidence or {})
 
-    def record_file(self, path: str | Path, *, artifact_path: str | None = None) -> None:
-        """Note a file the stage produced and log it to the stage's MLflow run."""
+    def record_file(
+        self,
+        path: str | Path,
+        *,
+        artifact_path: str | None = None,
+        name: str | None = None,
+        already_logged: bool = False,
+    ) -> None:
+        """Note a file the stage produced and log it to the stage's MLflow run.
+
+        ``name`` is what governance looks the artifact up by (the evidence map reads
+        ``artifacts[name=...]``); it defaults to the file name. ``already_logged``: a tool
+        logged the file to the run itself, so only the reference is recorded."""
         path = Path(path)
+        in_run = f"{artifact_path}/{path.name}" if artifact_path else path.name
+        tracked = bool(self.ctx.tracking_uri and self.ctx.run_id)
         self.outcome.artifacts.append(
             {
-                "name": path.name,
+                "name": name or path.name,
                 "path": str(path),
                 "mlflow_run_id": self.ctx.run_id,
-                "artifact_path": f"{artifact_path}/{path.name}" if artifact_path else path.name,
+                "artifact_path": in_run,
+                "uri": f"runs:/{self.ctx.run_id}/{in_run}" if tracked else None,
             }
         )
-        if self.ctx.tracking_uri and self.ctx.run_id:
+        if tracked and not already_logged:
             from tools import tracking
 
             tracking.log_file(

@@ -18,6 +18,7 @@ from importlib.metadata import version as _dist_version
 from pathlib import Path
 from typing import Any
 
+from tools import tracking
 from tools.datasets import check_target, read_table
 from tools.errors import ToolConfigError
 from tools.evaluation import load_model, model_input_columns
@@ -75,7 +76,6 @@ def build_pipeline_model(
             f"decision_threshold: expected a probability between 0 and 1; got {decision_threshold!r}"
         )
 
-    from tools import tracking
 
     c = tracking.client(tracking_uri)
     base = {
@@ -128,7 +128,6 @@ def build_pipeline_model(
         )
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
     tags = {"mpm.model_type": model_type, "mpm.source_run_id": run_id}
     if validation:
         tags.update(
@@ -140,7 +139,8 @@ def build_pipeline_model(
                 "test_score": str(validation.get("test_score")),
             }
         )
-    mv = mlflow.register_model(f"models:/{model_id}", registered_model_name, tags=tags)
+    with tracking.use_tracking_uri(tracking_uri):
+        mv = mlflow.register_model(f"models:/{model_id}", registered_model_name, tags=tags)
     return {**base, **_describe(c, mv), "reused": False}
 
 
@@ -161,7 +161,6 @@ def _log(
     import mlflow
     from mlflow.models import infer_signature
 
-    from tools import tracking
     from tools.pyfunc_model import PipelineModel
 
     complete = train[inputs].dropna()
@@ -224,9 +223,8 @@ def model_metadata(model_uri: str, tracking_uri: str | None = None) -> dict[str,
     logs), for callers that only kept the model URI."""
     import mlflow
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    meta = mlflow.models.get_model_info(model_uri)
+    with tracking.use_tracking_uri(tracking_uri):
+        meta = mlflow.models.get_model_info(model_uri)
     out: dict[str, Any] = dict((meta.metadata or {}).get("mpm", {}))
     if meta.signature is not None:
         out["input_columns"] = meta.signature.inputs.input_names()

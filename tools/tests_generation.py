@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools import tracking
 from tools.data_quality import column_kinds
 from tools.datasets import read_table
 from tools.errors import ToolConfigError
@@ -218,9 +219,8 @@ def run_test_suite(
     [{id, kind, passed, detail}], metrics: {tests_passed, tests_failed}}``."""
     import mlflow
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model(model_uri)
+    with tracking.use_tracking_uri(tracking_uri):
+        model = mlflow.pyfunc.load_model(model_uri)
     data = read_table(Path(test_path))
     ctx = _Context(model, data, suite)
     results = []

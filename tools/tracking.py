@@ -139,18 +139,42 @@ def set_tags(c: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
 
 
 @contextmanager
+def use_tracking_uri(tracking_uri: str | None) -> Iterator[None]:
+    """Point MLflow's process-global (fluent) APIs at ``tracking_uri`` for a block, then put
+    back what was there. ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI``
+    into the environment, which would otherwise leak into later runs and child processes."""
+    import mlflow
+    from mlflow.tracking import _tracking_service
+
+    if not tracking_uri:
+        yield
+        return
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    saved_uri = _tracking_service.utils._tracking_uri
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        _tracking_service.utils._tracking_uri = saved_uri
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+
+
+@contextmanager
 def active_run(tracking_uri: str, run_id: str) -> Iterator[None]:
     """Make ``run_id`` the fluent active run in *this thread* for APIs that need one
     (``mlflow.pyfunc.log_model``), without ending it afterwards."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(
-        run_id=run_id, nested=mlflow.active_run() is not None, log_system_metrics=False
-    ):
-        yield
-    # start_run(run_id=...) ends the run on exit; put it back to RUNNING for the caller.
-    client(tracking_uri).update_run(run_id, status="RUNNING")
+    with use_tracking_uri(tracking_uri):
+        with mlflow.start_run(
+            run_id=run_id, nested=mlflow.active_run() is not None, log_system_metrics=False
+        ):
+            yield
+        # start_run(run_id=...) ends the run on exit; put it back to RUNNING for the caller.
+        client(tracking_uri).update_run(run_id, status="RUNNING")
 
 
 def log_file(c: MlflowClient, run_id: str, path: Path, artifact_path: str | None = None) -> None:

@@ -149,6 +149,8 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
             },
         )
         tracking.set_tags(c, parent, {"pipeline_status": pipeline_status})
+        if (governance or {}).get("mlflow_run_id"):
+            tracking.finish_run(c, governance["mlflow_run_id"], "FINISHED")
         tracking.finish_run(c, parent, "FINISHED")
     deliverables = {
         "dir": str(out_dir),

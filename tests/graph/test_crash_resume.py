@@ -1,0 +1,99 @@
+"""A run SIGKILLed in the middle of a stage resumes to the same result as a run that was
+never interrupted, and MLflow ends with one run per stage and nothing left RUNNING."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.graph.helpers import REPO, drive_to_completion, example, mpm, runner
+
+
+def _kill_during(stage: str, args: list[str], delay: float) -> str:
+    """Run ``mpm`` until ``stage`` has started, wait ``delay`` s, SIGKILL it; return its output."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graph.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    seen = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 240
+    for line in proc.stdout:
+        seen.append(line)
+        if f"▶ {stage}" in line:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            break
+        assert time.monotonic() < deadline, "the stage never started"
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    return "".join(seen)
+
+
+def _facts(values: dict[str, Any]) -> dict[str, Any]:
+    results = values["results"]
+    dev = results["model_development"]["outputs"]
+    return {
+        "statuses": {k: v["status"] for k, v in results.items()},
+        "best_model": (dev["best_model_name"], round(dev["best_model_score"], 10)),
+        "candidates": sorted((c["name"], round(c["val_score"], 10)) for c in dev["candidates"]),
+        "test_score": round(results["model_validation"]["outputs"]["test_score"], 10),
+        "registered": results["mlops"]["outputs"]["registered_model_name"],
+        "pipeline_status": values["deliverables"]["pipeline_status"],
+        "approvals": sorted(values["approvals"]),
+    }
+
+
+def _mlflow_runs(workspace: Path) -> list[Any]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("ml_pipeline_tumour_screening_triage")
+    return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def test_sigkill_mid_stage_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    req = tmp_path / "req.yaml"
+    req.write_text(yaml.safe_dump(example("breast_cancer")))
+
+    clean_ws = tmp_path / "clean"
+    r = runner(clean_ws, toolset="real", tracking=True)
+    clean = drive_to_completion(r, r.start("same", {"requirements": example("breast_cancer")}))
+
+    crash_ws = tmp_path / "crash"
+    out = _kill_during("model_development", ["kickoff", "-r", str(req), "-w", str(crash_ws), "--thread", "same"], delay=1.0)
+    assert "▶ model_development" in out
+    cut = runner(crash_ws).snapshot("same")
+    assert cut.status == "running" and "model_development" not in cut.values.get("results", {})
+
+    resumed = mpm("resume", "same", "-w", str(crash_ws))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    r2 = runner(crash_ws, toolset="real", tracking=True)
+    final = drive_to_completion(r2, r2.snapshot("same"))
+    assert _facts(final.values) == _facts(clean.values)
+
+    runs = _mlflow_runs(crash_ws)
+    names = [x.info.run_name for x in runs]
+    assert names.count("master_pipeline_orchestration") == 1
+    for stage in final.values["plan"]["stages"]:
+        assert names.count(f"stage_{stage['name']}") == 1, f"stage_{stage['name']} duplicated or missing"
+    assert not [x.info.run_name for x in runs if x.info.status == "RUNNING"], "a run was left RUNNING"
+    # the candidates' nested runs were reused on resume, not duplicated
+    clean_names = sorted(x.info.run_name for x in _mlflow_runs(clean_ws))
+    assert sorted(names) == clean_names
+
+    import sqlite3
+
+    with sqlite3.connect(crash_ws / "checkpoints.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
