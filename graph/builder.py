@@ -7,6 +7,7 @@ without one, persistence is the server's).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -22,6 +23,17 @@ from graph.nodes.synthesize import synthesize
 from graph.state import AgentType, GraphState, InputState
 
 AGENT_NODES = tuple(a.value for a in AgentType)
+
+
+@lru_cache(maxsize=1)
+def _compiled() -> Any:
+    return build_graph()
+
+
+def graph_with(checkpointer: Any) -> Any:
+    """The compiled graph bound to ``checkpointer``, without compiling it again: compiling
+    inspects every node's code and costs tens of milliseconds, a copy costs microseconds."""
+    return _compiled().copy({"checkpointer": checkpointer})
 
 
 def build_graph(checkpointer: Any = None, **compile_kwargs: Any) -> Any:

@@ -81,7 +81,11 @@ def compact(
         }
     directory = context.library.approvers
     gated_actions = sorted({a for g in gates.values() for a in g["blocks"]})
-    open_actions = [a for a in gated_actions if all(g["state"] == "open" for g in gates.values() if a in g["blocks"])]
+    open_actions = [
+        a
+        for a in gated_actions
+        if all(g["state"] == "open" for g in gates.values() if a in g["blocks"])
+    ]
     return {
         "overall_status": report.overall_status.value,
         "overall_reason": report.overall_reason,

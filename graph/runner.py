@@ -90,10 +90,10 @@ class Runner:
 
     @contextmanager
     def graph(self) -> Iterator[Any]:
-        from graph.builder import build_graph
+        from graph.builder import graph_with
 
         with open_checkpointer(self.checkpointer_url, self.workspace) as saver:
-            yield build_graph(checkpointer=saver)
+            yield graph_with(saver)
 
     @staticmethod
     def config(thread_id: str) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from graph.cli.main import (
     TrackingOpt,
     WorkspaceOpt,
     _context,
-    _thread_context,
     _finish,
     _guarded,
     _runner,
+    _thread_context,
     app,
     console,
     fail,
@@ -96,7 +96,10 @@ def approve(
         "submitted_at": _now(),
         "answers": _read_answers(answers) if answers else {},
     }
-    runner = _runner(_thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies), checkpointer)
+    runner = _runner(
+        _thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies),
+        checkpointer,
+    )
     outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval))
     refusal = _refusal_for(outcome, approval, decision)
     if refusal:
@@ -123,7 +126,10 @@ def answer(
     policies: PoliciesOpt = None,
 ) -> None:
     """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
-    runner = _runner(_thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies), checkpointer)
+    runner = _runner(
+        _thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies),
+        checkpointer,
+    )
     snapshot = _guarded(lambda: runner.snapshot(thread))
     pending = [i["value"] for i in snapshot.interrupts if isinstance(i["value"], dict)]
     kinds = [

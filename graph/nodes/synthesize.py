@@ -78,9 +78,17 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
 
         tracking_uri = (state.get("mlflow") or {}).get("tracking_uri")
         report_path = val.get("validation_report_path")
-        validation_report = json.loads(Path(report_path).read_text()) if report_path and Path(report_path).is_file() else {}
+        validation_report = (
+            json.loads(Path(report_path).read_text())
+            if report_path and Path(report_path).is_file()
+            else {}
+        )
         test_suite = generate_test_suite(
-            data["train_path"], mlops, validation_report, state["requirements"], tracking_uri=tracking_uri
+            data["train_path"],
+            mlops,
+            validation_report,
+            state["requirements"],
+            tracking_uri=tracking_uri,
         )
         test_suite["execution"] = run_test_suite(
             test_suite, mlops["model_uri"], data["test_path"], tracking_uri=tracking_uri

@@ -72,7 +72,9 @@ def approver_for(request: dict[str, Any], requested_by: str | None) -> str:
     return eligible[0]
 
 
-def decision(request: dict[str, Any], approver: str, verdict: str = "approve", comment: str = "ok") -> dict[str, Any]:
+def decision(
+    request: dict[str, Any], approver: str, verdict: str = "approve", comment: str = "ok"
+) -> dict[str, Any]:
     import uuid
 
     from graph.state import now_iso
@@ -99,7 +101,12 @@ def drive_to_completion(r: Runner, outcome: Any, *, max_rounds: int = 60) -> Any
             answers = {q["key"]: auto_answer(q) for q in value["questions"]}
             outcome = r.answer(outcome.thread_id, "open_questions", answers)
         elif value["type"] == "approval":
-            outcome = r.answer(outcome.thread_id, "approval", decision(value, approver_for(value, requested_by)), key=value["approval_id"])
+            outcome = r.answer(
+                outcome.thread_id,
+                "approval",
+                decision(value, approver_for(value, requested_by)),
+                key=value["approval_id"],
+            )
         else:
             raise AssertionError(f"unexpected interrupt {value}")
     raise AssertionError("the run did not finish")

@@ -1,6 +1,6 @@
-"""Every checkpointer backend keeps a run across processes: a thread started by one
-``mpm`` process is inspected, answered and resumed by others, and a process killed with
-SIGKILL mid-stage loses only that stage, which ``mpm resume`` re-runs.
+"""Every checkpointer backend keeps a run across processes: a governed thread started by
+one ``mpm`` process is answered, approved, inspected and resumed by others, and a process
+killed with SIGKILL mid-stage loses only that stage, which ``mpm resume`` re-runs.
 
 Each test runs against SQLite (a file shared by the processes) and PostgreSQL (a fresh
 database per test, from ``MPM_TEST_POSTGRES_DSN``; see ``scripts/start_postgres.sh``).
@@ -9,7 +9,6 @@ database per test, from ``MPM_TEST_POSTGRES_DSN``; see ``scripts/start_postgres.
 from __future__ import annotations
 
 import os
-import pty
 import signal
 import subprocess
 import sys
@@ -22,7 +21,11 @@ import pytest
 import yaml
 
 from graph.runner import RunOutcome
-from tests.graph.helpers import REPO, example, runner
+from tests.graph.helpers import (
+    REPO,
+    example,
+    runner,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -66,36 +69,6 @@ def _cli(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedPr
         stdin=subprocess.DEVNULL,
         cwd=REPO,
     )
-
-
-def _cli_at_terminal(*args: str, typed: list[str], timeout: float = 120) -> tuple[int, str]:
-    """One ``mpm`` process whose stdin is a terminal (a pty) into which ``typed`` lines
-    were typed ahead: how a person answers questions at the prompt."""
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "graph.cli", *args],
-            stdin=slave,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=_env(),
-            cwd=REPO,
-        )
-        os.close(slave)
-        slave = -1
-        os.write(master, "".join(f"{line}\n" for line in typed).encode())
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-            pytest.fail(f"mpm {' '.join(args)} did not finish within {timeout}s:\n{out}")
-        return proc.returncode, out
-    finally:
-        if slave != -1:
-            os.close(slave)
-        os.close(master)
 
 
 def _flags(workspace: Path, checkpointer: str) -> list[str]:

@@ -72,7 +72,11 @@ def test_sigkill_mid_stage_resumes_to_the_uninterrupted_result(tmp_path: Path) -
     clean = drive_to_completion(r, r.start("same", {"requirements": example("breast_cancer")}))
 
     crash_ws = tmp_path / "crash"
-    out = _kill_during("model_development", ["kickoff", "-r", str(req), "-w", str(crash_ws), "--thread", "same"], delay=1.0)
+    out = _kill_during(
+        "model_development",
+        ["kickoff", "-r", str(req), "-w", str(crash_ws), "--thread", "same"],
+        delay=1.0,
+    )
     assert "▶ model_development" in out
     cut = runner(crash_ws).snapshot("same")
     assert cut.status == "running" and "model_development" not in cut.values.get("results", {})
@@ -87,8 +91,12 @@ def test_sigkill_mid_stage_resumes_to_the_uninterrupted_result(tmp_path: Path) -
     names = [x.info.run_name for x in runs]
     assert names.count("master_pipeline_orchestration") == 1
     for stage in final.values["plan"]["stages"]:
-        assert names.count(f"stage_{stage['name']}") == 1, f"stage_{stage['name']} duplicated or missing"
-    assert not [x.info.run_name for x in runs if x.info.status == "RUNNING"], "a run was left RUNNING"
+        assert names.count(f"stage_{stage['name']}") == 1, (
+            f"stage_{stage['name']} duplicated or missing"
+        )
+    assert not [x.info.run_name for x in runs if x.info.status == "RUNNING"], (
+        "a run was left RUNNING"
+    )
     # the candidates' nested runs were reused on resume, not duplicated
     clean_names = sorted(x.info.run_name for x in _mlflow_runs(clean_ws))
     assert sorted(names) == clean_names

@@ -46,11 +46,31 @@ def _until_approval(tmp_path: Path, workspace: Path, thread: str) -> Any:
     raise AssertionError("the run kept asking questions")
 
 
-def _approve(workspace: Path, thread: str, approval_id: str, who: str, *flags: str, comment: str = "looks right") -> Any:
-    return mpm("approve", thread, approval_id, "--as", who, "--comment", comment, "-w", str(workspace), *flags)
+def _approve(
+    workspace: Path,
+    thread: str,
+    approval_id: str,
+    who: str,
+    *flags: str,
+    comment: str = "looks right",
+) -> Any:
+    return mpm(
+        "approve",
+        thread,
+        approval_id,
+        "--as",
+        who,
+        "--comment",
+        comment,
+        "-w",
+        str(workspace),
+        *flags,
+    )
 
 
-def _drive(tmp_path: Path, workspace: Path, thread: str, *, reject_first: str | None = None) -> dict[str, Any]:
+def _drive(
+    tmp_path: Path, workspace: Path, thread: str, *, reject_first: str | None = None
+) -> dict[str, Any]:
     """Answer and decide everything the run asks for, one process per decision."""
     seen_pending: list[list[str]] = []
     approvers: set[str] = set()
@@ -69,8 +89,14 @@ def _drive(tmp_path: Path, workspace: Path, thread: str, *, reject_first: str | 
         request = values[-1]
         who = approver_for(request, snap.values["requirements"].get("requested_by"))
         if reject_first and not rejected and request["approval_id"] == reject_first:
-            result = _approve(workspace, thread, request["approval_id"], who, "--request-changes",
-                              comment="add the calibration evidence and re-run")
+            result = _approve(
+                workspace,
+                thread,
+                request["approval_id"],
+                who,
+                "--request-changes",
+                comment="add the calibration evidence and re-run",
+            )
             rejected = True
         else:
             result = _approve(workspace, thread, request["approval_id"], who)
@@ -79,10 +105,17 @@ def _drive(tmp_path: Path, workspace: Path, thread: str, *, reject_first: str | 
     raise AssertionError("the governed run did not finish")
 
 
-def test_high_risk_credit_run_completes_through_approvals_rejection_and_gates(tmp_path: Path, workspace: Path) -> None:
+def test_high_risk_credit_run_completes_through_approvals_rejection_and_gates(
+    tmp_path: Path, workspace: Path
+) -> None:
     first = _kickoff(tmp_path, workspace, "credit", "credit_risk")
     gov = first.values["governance"]
-    assert set(gov["frameworks"]) >= {"model_intake", "nist_rmf", "ethical_ai", "model_risk_management"}
+    assert set(gov["frameworks"]) >= {
+        "model_intake",
+        "nist_rmf",
+        "ethical_ai",
+        "model_risk_management",
+    }
     reasons = {a["framework"]: a["reason"] for a in gov["applicability"] if a["applies"]}
     assert "personal" in reasons["ethical_ai"] and "high" in reasons["model_risk_management"]
     blocking = [g for g in first.values["plan"]["gates"] if g["blocks"]]
@@ -91,12 +124,21 @@ def test_high_risk_credit_run_completes_through_approvals_rejection_and_gates(tm
 
     # the validation-round approval that the registration gate waits for gets sent back once
     gate_approvals = {a for g in blocking for a in g["approvals"]}
-    target = next(a["id"] for a in gov["approvals"] if a["round"] == "model_validation" and a["id"] in gate_approvals)
+    target = next(
+        a["id"]
+        for a in gov["approvals"]
+        if a["round"] == "model_validation" and a["id"] in gate_approvals
+    )
     outcome = _drive(tmp_path, workspace, "credit", reject_first=target)
     final = outcome["snapshot"]
     values = final.values
-    assert values["status"] == "completed" or values["deliverables"]["pipeline_status"] in {"success", "partial_success"}
-    assert any(len(p) > 1 for p in outcome["pending_rounds"]), "parallel approvals were pending together"
+    assert values["status"] == "completed" or values["deliverables"]["pipeline_status"] in {
+        "success",
+        "partial_success",
+    }
+    assert any(len(p) > 1 for p in outcome["pending_rounds"]), (
+        "parallel approvals were pending together"
+    )
     assert len(outcome["approvers"]) >= 3, "decisions came from different approvers"
 
     events = values["events"]
@@ -107,14 +149,24 @@ def test_high_risk_credit_run_completes_through_approvals_rejection_and_gates(tm
     assert values["revisions"]["model_validation"]["count"] == 1
     assert "calibration evidence" in values["revisions"]["model_validation"]["comment"]
     # the stage really ran again, after the request for changes
-    starts = [i for i, e in enumerate(events) if e["event"] == "stage_started" and e["node"] == "model_validation"]
+    starts = [
+        i
+        for i, e in enumerate(events)
+        if e["event"] == "stage_started" and e["node"] == "model_validation"
+    ]
     assert len(starts) == 2 and starts[1] > names.index("stage_sent_back")
 
     # every gate honoured: registration started only after its gates' approvals were granted
-    mlops_start = next(i for i, e in enumerate(events) if e["event"] == "stage_started" and e["node"] == "mlops")
-    granted_at = {e["approval"]: i for i, e in enumerate(events) if e["event"] == "approval_approve"}
+    mlops_start = next(
+        i for i, e in enumerate(events) if e["event"] == "stage_started" and e["node"] == "mlops"
+    )
+    granted_at = {
+        e["approval"]: i for i, e in enumerate(events) if e["event"] == "approval_approve"
+    }
     for approval_id in gate_approvals:
-        assert granted_at[approval_id] < mlops_start, f"{approval_id} was granted after registration started"
+        assert granted_at[approval_id] < mlops_start, (
+            f"{approval_id} was granted after registration started"
+        )
     assert all(g["state"] == "open" for g in values["governance"]["gates"].values())
     assert all(a["state"] in {"granted", "not_required"} for a in values["governance"]["approvals"])
 
@@ -127,8 +179,12 @@ def test_high_risk_credit_run_completes_through_approvals_rejection_and_gates(tm
 def test_low_risk_project_needs_fewer_approvals(tmp_path: Path, workspace: Path) -> None:
     low = _kickoff(tmp_path, workspace, "low", "breast_cancer")
     high = _kickoff(tmp_path, workspace, "high", "credit_risk")
-    required = lambda snap: [a for a in snap.values["governance"]["approvals"] if a["state"] != "not_required"]  # noqa: E731
-    assert len(low.values["governance"]["frameworks"]) < len(high.values["governance"]["frameworks"])
+    required = lambda snap: [
+        a for a in snap.values["governance"]["approvals"] if a["state"] != "not_required"
+    ]  # noqa: E731
+    assert len(low.values["governance"]["frameworks"]) < len(
+        high.values["governance"]["frameworks"]
+    )
     assert 0 < len(required(low)) < len(required(high))
     final = _drive(tmp_path, workspace, "low")["snapshot"]
     assert final.values["results"]["mlops"]["status"] == "success"
@@ -142,16 +198,23 @@ def test_outsider_is_refused_and_nothing_changes(tmp_path: Path, workspace: Path
     assert result.returncode == 2
     assert "decision refused" in result.stderr and "intruder-42 is not a member of" in result.stderr
     after = _snapshot(workspace, "out")
-    assert [i["value"]["approval_id"] for i in after.interrupts] == [i["value"]["approval_id"] for i in before.interrupts]
+    assert [i["value"]["approval_id"] for i in after.interrupts] == [
+        i["value"]["approval_id"] for i in before.interrupts
+    ]
     for key in ("results", "approvals", "governance", "plan", "human_answers"):
         assert after.values.get(key) == before.values.get(key), key
     # the refusal is in the pending request and, once decided, in the audit trail
-    pending = next(i["value"] for i in after.interrupts if i["value"]["approval_id"] == request["approval_id"])
+    pending = next(
+        i["value"] for i in after.interrupts if i["value"]["approval_id"] == request["approval_id"]
+    )
     assert pending["refusals"][0]["approver"] == "intruder-42"
     who = approver_for(request, before.values["requirements"]["requested_by"])
     assert _approve(workspace, "out", request["approval_id"], who).returncode in (0, 1)
     trail = _snapshot(workspace, "out").values["audit"]
-    assert [(e["approver"], e["accepted"]) for e in trail[:2]] == [("intruder-42", False), (who, True)]
+    assert [(e["approver"], e["accepted"]) for e in trail[:2]] == [
+        ("intruder-42", False),
+        (who, True),
+    ]
 
 
 def test_requester_cannot_approve_their_own_project(tmp_path: Path, workspace: Path) -> None:
@@ -161,7 +224,9 @@ def test_requester_cannot_approve_their_own_project(tmp_path: Path, workspace: P
     # the same person requests a second project and tries to approve it
     _kickoff(tmp_path, workspace, "sod2", "breast_cancer", requested_by=member)
     pending = _until_approval(tmp_path, workspace, "sod2").interrupts
-    request2 = next(i["value"] for i in pending if i["value"]["approval_id"] == request["approval_id"])
+    request2 = next(
+        i["value"] for i in pending if i["value"]["approval_id"] == request["approval_id"]
+    )
     result = _approve(workspace, "sod2", request2["approval_id"], member)
     assert result.returncode == 2 and "separation of duties" in result.stderr
 
@@ -170,7 +235,10 @@ def test_hand_edited_audit_entry_is_detected(tmp_path: Path, workspace: Path) ->
     _kickoff(tmp_path, workspace, "aud", "breast_cancer")
     _drive(tmp_path, workspace, "aud")
     exported = tmp_path / "trail.jsonl"
-    assert mpm("audit", "aud", "-w", str(workspace), "--export", str(exported), "--verify").returncode == 0
+    assert (
+        mpm("audit", "aud", "-w", str(workspace), "--export", str(exported), "--verify").returncode
+        == 0
+    )
     entries = audit.from_jsonl(exported.read_text())
     assert len(entries) >= 2
     entries[1]["approver"] = "someone-else"
@@ -184,7 +252,13 @@ def test_hand_edited_audit_entry_is_detected(tmp_path: Path, workspace: Path) ->
 
 
 def test_audit_chain_detects_removal_and_reordering() -> None:
-    chain = audit.chain_entries([], [{"approval_id": f"a{i}", "approver": "x", "decision": "approve", "ts": str(i)} for i in range(3)])
+    chain = audit.chain_entries(
+        [],
+        [
+            {"approval_id": f"a{i}", "approver": "x", "decision": "approve", "ts": str(i)}
+            for i in range(3)
+        ],
+    )
     assert audit.verify(chain)[0]
     assert not audit.verify([chain[0], chain[2]])[0]
     assert not audit.verify([chain[1], chain[0], chain[2]])[0]
@@ -192,7 +266,9 @@ def test_audit_chain_detects_removal_and_reordering() -> None:
     assert chain[1]["prev_hash"] == chain[0]["hash"] and chain[2]["prev_hash"] == chain[1]["hash"]
 
 
-def test_gated_registration_does_not_run_before_its_approval(tmp_path: Path, workspace: Path) -> None:
+def test_gated_registration_does_not_run_before_its_approval(
+    tmp_path: Path, workspace: Path
+) -> None:
     snap = _kickoff(tmp_path, workspace, "gate", "breast_cancer")
     gates = [g for g in snap.values["plan"]["gates"] if g["blocks"]]
     assert gates, "the reference policies gate model registration"
@@ -204,15 +280,25 @@ def test_gated_registration_does_not_run_before_its_approval(tmp_path: Path, wor
         if value["type"] == "open_questions":
             _answer_questions(tmp_path, workspace, "gate", value)
             continue
-        still_blocked = [g for g in snap.values["governance"]["gates"].values() if "register_model" in g["blocks"] and g["state"] != "open"]
+        still_blocked = [
+            g
+            for g in snap.values["governance"]["gates"].values()
+            if "register_model" in g["blocks"] and g["state"] != "open"
+        ]
         if still_blocked:
-            assert "mlops" not in snap.values["results"], "registration ran while its gate was closed"
+            assert "mlops" not in snap.values["results"], (
+                "registration ran while its gate was closed"
+            )
         who = approver_for(value, snap.values["requirements"]["requested_by"])
         _approve(workspace, "gate", value["approval_id"], who)
     assert snap.values["results"]["mlops"]["status"] == "success"
     status = mpm("status", "gate", "-w", str(workspace))
     # no-op tools meet no success threshold, so the run ends "partial": but it did end
-    assert status.returncode == 0 and "waiting" not in status.stdout and "thread gate: partial" in status.stdout
+    assert (
+        status.returncode == 0
+        and "waiting" not in status.stdout
+        and "thread gate: partial" in status.stdout
+    )
 
 
 def test_status_shows_what_is_pending_and_for_whom(tmp_path: Path, workspace: Path) -> None:
@@ -225,5 +311,8 @@ def test_status_shows_what_is_pending_and_for_whom(tmp_path: Path, workspace: Pa
     assert request["approval_id"] in status.stdout
     assert request["approver_groups"][0] in status.stdout
     listing = mpm("approvals", "-w", str(workspace))
-    assert request["approval_id"] in listing.stdout and request["eligible_approvers"][0] in listing.stdout
+    assert (
+        request["approval_id"] in listing.stdout
+        and request["eligible_approvers"][0] in listing.stdout
+    )
     assert json.dumps(request)  # the payload is JSON
