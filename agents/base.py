@@ -37,6 +37,23 @@ class StageTimeout(TimeoutError):
     """The stage ran past its timeout."""
 
 
+class GateClosed(RuntimeError):
+    """A tool was asked for an action that a governance gate still blocks."""
+
+    def __init__(self, action: str, gates: list[str]) -> None:
+        self.action = action
+        self.gates = gates
+        named = (
+            "gate " + ", ".join(repr(g) for g in gates)
+            if gates
+            else f"the governance gate on {action!r}"
+        )
+        super().__init__(
+            f"{action} refused: {named} is not open; grant the approvals it waits for "
+            "(`mpm approvals`) and resume the run"
+        )
+
+
 @dataclass
 class StageContext:
     """What the tools need that the model does not choose: where to write, what to log to."""
@@ -54,6 +71,25 @@ class StageContext:
     governance: dict[str, Any] = field(default_factory=dict)
     revision_comment: str | None = None
     deadline: float | None = None
+
+    def ensure_open(self, action: str) -> None:
+        """Refuse ``action`` (e.g. ``register_model``) while a governance gate blocks it.
+
+        Defense in depth beside the supervisor's guard: the governance context says which
+        actions policy gates guard (``gated_actions``) and which of them are open now
+        (``open_actions``). A context without those keys (no governance evaluation, a tool
+        called directly) blocks nothing. Raises :class:`GateClosed`."""
+        gated = self.governance.get("gated_actions")
+        opened = self.governance.get("open_actions")
+        if gated is None or opened is None or action not in gated or action in opened:
+            return
+        gates = self.governance.get("gates")
+        closed = [
+            str(g.get("name") or gate_id)
+            for gate_id, g in (gates.items() if isinstance(gates, dict) else [])
+            if action in (g.get("blocks") or []) and g.get("state") != "open"
+        ]
+        raise GateClosed(action, closed)
 
     def upstream_output(self, key: str) -> Any:
         """The first upstream stage output named ``key`` (stages publish small facts in ``outputs``)."""

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from agents import evidence
 from agents.base import AgentSpec, Toolkit, tool
 
 PERSONA = """You are the business analyst of a governed ML project. You restate the business
@@ -51,9 +52,17 @@ class BusinessAnalystToolkit(Toolkit):
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.record_file(path)
         sensitivities = sorted({s.get("sensitivity", "internal") for s in sources})
+        # Only what the requirements establish; judgement calls (lawful basis, risk
+        # tolerance, decision autonomy, ...) stay open for the project owner.
+        derived = {
+            "business_owner": evidence.business_owner(req),
+            "success_criterion": evidence.success_criterion(req),
+            "data_categories": evidence.data_categories(sources),
+        }
         self.publish(
             outputs={"success_criteria": criteria, "success_operator": op},
             evidence={
+                **{k: v for k, v in derived.items() if v is not None},
                 "business_objective": req["business_objective"],
                 "success_criteria": criteria,
                 "stakeholders": ", ".join(req.get("stakeholders") or []) or "not stated",

@@ -1,16 +1,23 @@
-"""MLOps engineer: packages the pipeline model, registers it, plans serving and monitoring.
-Runs only behind the governance gate that guards model registration."""
+"""MLOps engineer: packages the pipeline model, registers it, tests the registered model,
+plans serving and monitoring. Runs only behind the governance gate that guards model
+registration, and refuses to register on its own while that gate is closed."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from agents.base import AgentSpec, Toolkit, tool
+from agents import evidence
+from agents.base import AgentFailure, AgentSpec, Toolkit, tool
 
 PERSONA = """You are the MLOps engineer of a governed ML project. Once the approvals the
 registration gate names are granted, you package preprocessing, features, model and
 post-processing as one MLflow pyfunc pipeline model with signature and input example,
-register it, and write the serving and monitoring plan."""
+register it, check that the registered model reproduces the validated model's
+predictions, and write the serving and monitoring plan."""
+
+REGISTER_ACTION = "register_model"
 
 
 class MLOpsToolkit(Toolkit):
@@ -22,6 +29,7 @@ class MLOpsToolkit(Toolkit):
         from tools.naming import project_slug
         from tools.pipeline_model import build_pipeline_model
 
+        self.ctx.ensure_open(REGISTER_ACTION)
         name = f"pipeline_{project_slug(self.ctx.requirements['project_name'])}"
         info = build_pipeline_model(
             self.ctx.upstream_output("model_path"),
@@ -41,7 +49,7 @@ class MLOpsToolkit(Toolkit):
                 "registered_model_version": info["version"],
             },
             evidence={
-                "model_registered": "Yes",
+                "model_registered": True,
                 "registered_model": f"{info['registered_model_name']} v{info['version']}",
             },
         )
@@ -51,45 +59,69 @@ class MLOpsToolkit(Toolkit):
         }
 
     @tool
+    def test_registered_model(self) -> dict[str, Any]:
+        """Load the registered model as a consumer would and check it reproduces the validated predictions."""
+        from tools.serving_check import check_registered_model
+
+        model_uri = self.outcome.outputs.get("model_uri")
+        if model_uri is None:
+            raise AgentFailure(
+                "test_registered_model needs a registered model: run register_pipeline_model first"
+            )
+        check = check_registered_model(
+            model_uri,
+            self.ctx.upstream_output("model_path"),
+            self.ctx.upstream_output("test_path"),
+            model_type=self.ctx.requirements["model_type"],
+            tracking_uri=self.ctx.tracking_uri,
+        )
+        self.publish(
+            outputs={"implementation_check": check},
+            evidence={"implementation_tested": bool(check["passed"])},
+        )
+        return {"summary": check["detail"], "passed": check["passed"]}
+
+    @tool
     def write_serving_plan(self) -> dict[str, Any]:
         """Write the serving and monitoring plan (drift thresholds, alerts, rollback)."""
-        import json
-        from pathlib import Path
-
         from tools.pipeline_model import write_serving_plan
 
-        profile_path = self.ctx.upstream_output("profile_path")
-        profile = (
-            json.loads(Path(profile_path).read_text())
-            if profile_path and Path(profile_path).exists()
-            else {}
-        )
-        validation_path = self.ctx.upstream_output("validation_report_path")
-        validation = (
-            json.loads(Path(validation_path).read_text())
-            if validation_path and Path(validation_path).exists()
-            else {}
-        )
         plan = write_serving_plan(
             str(self.ctx.stage_dir),
             model_info=dict(self.outcome.outputs),
-            profile=profile,
-            validation=validation,
+            profile=self._upstream_json("profile_path"),
+            validation=self._upstream_json("validation_report_path"),
             requirements=self.ctx.requirements,
         )
         for key in ("serving_plan_path", "monitoring_config_path"):
             if plan.get(key):
                 self.record_file(plan[key])
+        config = plan["monitoring_config"]
+        found = {
+            "monitoring_plan": evidence.monitoring_plan(config),
+            "rollback_plan": evidence.has_rollback_plan(config),
+            "monitoring_configured": evidence.monitoring_configured(
+                config, plan.get("monitoring_config_path")
+            ),
+        }
         self.publish(
             outputs={k: v for k, v in plan.items() if k.endswith("_path")},
-            evidence={"monitoring_plan": "Yes"},
+            evidence={k: v for k, v in found.items() if v is not None},
         )
         return {"summary": "serving and monitoring plan written"}
+
+    def _upstream_json(self, key: str) -> dict[str, Any]:
+        path = self.ctx.upstream_output(key)
+        return json.loads(Path(path).read_text()) if path and Path(path).exists() else {}
 
 
 SPEC = AgentSpec(
     name="mlops_engineer",
     persona=PERSONA,
     toolkit=MLOpsToolkit,
-    procedure=(("register_pipeline_model", {}), ("write_serving_plan", {})),
+    procedure=(
+        ("register_pipeline_model", {}),
+        ("test_registered_model", {}),
+        ("write_serving_plan", {}),
+    ),
 )

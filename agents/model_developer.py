@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from agents.base import AgentSpec, Toolkit, tool
+from agents import evidence
+from agents.base import AgentFailure, AgentSpec, Toolkit, tool
 
 PERSONA = """You are the model developer of a governed ML project. You train several candidate
 model families suited to the model type, with cross-validation and a small
 hyper-parameter search, track every candidate in MLflow, and pick the best by the
-project's target metric on the validation set."""
+project's target metric on the validation set. You then explain the champion (permutation
+importance of each input) so reviewers can see what drives its predictions."""
 
 
 class ModelDeveloperToolkit(Toolkit):
@@ -50,10 +54,7 @@ class ModelDeveloperToolkit(Toolkit):
                 "best_model_score": result["best_model_score"],
                 "n_candidates": len(result["candidates"]),
             },
-            evidence={
-                "model_families": ", ".join(c["name"] for c in result["candidates"]),
-                "best_model_name": result["best_model_name"],
-            },
+            evidence=self._evidence(result),
         )
         return {
             "summary": f"best {result['best_model_name']} "
@@ -61,6 +62,56 @@ class ModelDeveloperToolkit(Toolkit):
             f"of {len(result['candidates'])} candidates",
             "best_model_name": result["best_model_name"],
             "best_model_score": result["best_model_score"],
+        }
+
+    def _evidence(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Methodology, limitations and the challenger comparison, from what training
+        returned and the data profile; mitigation choices stay with a person."""
+        from tools.training import CV_FOLDS
+
+        found = {
+            "model_families": ", ".join(c["name"] for c in result["candidates"]),
+            "best_model_name": result["best_model_name"],
+            "methodology": evidence.methodology(result, cv_folds=CV_FOLDS),
+            "limitations": evidence.limitations(result, self._profile(), self.ctx.requirements),
+            "challenger_comparison": evidence.challenger_comparison(result),
+        }
+        return {k: v for k, v in found.items() if v is not None}
+
+    def _profile(self) -> dict[str, Any]:
+        try:
+            path = self.ctx.upstream_output("profile_path")
+        except AgentFailure:
+            return {}
+        return json.loads(Path(path).read_text()) if path and Path(path).is_file() else {}
+
+    @tool
+    def explain_model(self) -> dict[str, Any]:
+        """Explain the trained model: permutation importance of each input on the validation split."""
+        from tools.explain import permutation_importances
+
+        model_path = self.outcome.outputs.get("model_path")
+        if model_path is None:
+            raise AgentFailure("explain_model needs a trained model: run train_candidates first")
+        result = permutation_importances(
+            model_path,
+            self.ctx.upstream_output("val_path"),
+            self.ctx.upstream_output("target_column"),
+            str(self.ctx.stage_dir),
+            model_type=self.ctx.requirements["model_type"],
+            target_metric=self.ctx.requirements["target_metric"],
+            seed=self.ctx.seed,
+        )
+        self.record_file(result["path"], name="feature_importance")
+        top = result["importances"][:5]
+        self.publish(
+            outputs={"feature_importance_path": result["path"]},
+            evidence={"explanation_method": result["method"]},
+        )
+        return {
+            "summary": "most important inputs: "
+            + ", ".join(f"{i['feature']} ({i['mean']:.4f})" for i in top),
+            "method": result["method"],
         }
 
     @tool
@@ -90,6 +141,6 @@ SPEC = AgentSpec(
     name="model_developer",
     persona=PERSONA,
     toolkit=ModelDeveloperToolkit,
-    procedure=(("train_candidates", {}),),
-    fallback_procedure=(("train_baseline", {}),),
+    procedure=(("train_candidates", {}), ("explain_model", {})),
+    fallback_procedure=(("train_baseline", {}), ("explain_model", {})),
 )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.base import AgentSpec, Toolkit, tool
+from agents import evidence
+from agents.base import AgentFailure, AgentSpec, Toolkit, tool
 
 PERSONA = """You are the independent model validator of a governed ML project. You test the
 chosen model on the held-out test set against the success threshold, and report
@@ -15,6 +16,37 @@ attributes the requirements name. Your numbers are evidence for the policies' ch
 
 class ModelValidatorToolkit(Toolkit):
     required_outputs = ("meets_threshold", "test_score")
+
+    def _evidence(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Evaluation design and outcomes from the validation report; conceptual soundness
+        and model-card publication are a reviewer's call and stay open."""
+        from tools.training import CV_FOLDS
+
+        req = self.ctx.requirements
+        try:
+            split = self.ctx.upstream_output("split_info")
+        except AgentFailure:
+            split = None
+        found = {
+            "meets_success_threshold": "Yes" if result["meets_threshold"] else "No",
+            "validation_summary": f"test {req['target_metric']}={result['test_score']:.4f} "
+            f"vs threshold {req['success_threshold']}",
+            "evaluation_approach": evidence.evaluation_approach(
+                result,
+                model_type=req["model_type"],
+                split=split,
+                cv_folds=CV_FOLDS,
+                sensitive_attributes=req.get("sensitive_attributes") or [],
+            ),
+            "outcome_analysis": evidence.outcome_analysis(result),
+            "group_error_comparison": evidence.group_error_comparison(
+                result.get("fairness") or {}, req["model_type"]
+            ),
+            "stability_check": evidence.stability_check(
+                result.get("robustness") or {}, result["target_metric"]
+            ),
+        }
+        return {k: v for k, v in found.items() if v is not None}
 
     @tool
     def validate_model(self) -> dict[str, Any]:
@@ -45,19 +77,15 @@ class ModelValidatorToolkit(Toolkit):
                 "fairness": result.get("fairness", {}),
             },
             metrics=metrics,
-            evidence={
-                "meets_success_threshold": "Yes" if meets else "No",
-                "validation_summary": f"test {req['target_metric']}={result['test_score']:.4f} "
-                f"vs threshold {req['success_threshold']}",
-            },
+            evidence=self._evidence(result),
         )
         if result.get("report_path"):
-            self.outcome.artifacts.append(
-                {
-                    "name": "validation_report.json",
-                    "path": result["report_path"],
-                    "mlflow_run_id": self.ctx.run_id,
-                }
+            # validate_model logged it under validation/ already; governance reads it by name
+            self.record_file(
+                result["report_path"],
+                artifact_path="validation",
+                name="validation_report",
+                already_logged=True,
             )
         return {
             "summary": f"test {req['target_metric']}={result['test_score']:.4f}; "

@@ -297,7 +297,7 @@ def history(
 
 
 def _mount_subcommands() -> None:
-    from graph.cli import humans, policies  # noqa: F401 - humans registers its commands on app
+    from graph.cli import demo, humans, policies  # noqa: F401 - demo, humans register commands on app
 
     app.add_typer(
         policies.app, name="policies", help="Validate, list and explain governance policies."

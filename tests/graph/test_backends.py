@@ -23,6 +23,9 @@ import yaml
 from graph.runner import RunOutcome
 from tests.graph.helpers import (
     REPO,
+    approver_for,
+    auto_answer,
+    drive_to_completion,
     example,
     runner,
 )
@@ -103,7 +106,17 @@ def _events(outcome: RunOutcome) -> list[tuple[str, str]]:
     return [(e["node"], e["event"]) for e in outcome.values.get("events") or []]
 
 
-def test_run_started_by_one_process_is_inspected_and_resumed_by_others(
+def _write_yaml(path: Path, data: Any) -> Path:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def _finish_in_process(workspace: Path, checkpointer: str, outcome: RunOutcome) -> RunOutcome:
+    """Answer and approve whatever is still pending (each call opens a new connection)."""
+    return drive_to_completion(runner(workspace, checkpointer=checkpointer), outcome)
+
+
+def test_governed_run_started_by_one_process_is_decided_and_inspected_by_others(
     tmp_path: Path, workspace: Path, checkpointer: str
 ) -> None:
     started = _cli(
@@ -114,16 +127,53 @@ def test_run_started_by_one_process_is_inspected_and_resumed_by_others(
         "cross-a",
         *_run_flags(workspace, checkpointer),
     )
-    seen = _snapshot(workspace, checkpointer, "cross-a")
-    assert seen.status in {"completed", "partial", "waiting"}, started.stdout + started.stderr
-    assert f"thread cross-a: {seen.status}" in started.stdout
-    plan = [s["name"] for s in seen.values["plan"]["stages"]]
-    assert sorted(seen.values["results"]) == sorted(plan)
+    assert started.returncode == 0, started.stdout + started.stderr
+    first = _snapshot(workspace, checkpointer, "cross-a")
+    assert first.status == "waiting" and "thread cross-a: waiting" in started.stdout
+    (questions,) = [i["value"] for i in first.interrupts]
+    assert questions["type"] == "open_questions"
+
+    # the project owner answers from a second process ...
+    answers = _write_yaml(
+        tmp_path / "answers.yaml", {q["key"]: auto_answer(q) for q in questions["questions"]}
+    )
+    answered = _cli("answer", "cross-a", "--file", str(answers), *_flags(workspace, checkpointer))
+    assert answered.returncode == 0, answered.stdout + answered.stderr
+    second = _snapshot(workspace, checkpointer, "cross-a")
+    assert second.values["human_answers"], "the answers were not stored"
+    assert second.values["events"][: len(first.values["events"])] == first.values["events"]
+
+    # ... an approver decides from a third, once the run asks for an approval
+    pending = second
+    while pending.interrupts and pending.interrupts[0]["value"]["type"] == "open_questions":
+        pending = _finish_in_process_one_round(workspace, checkpointer, pending)
+    request = next(i["value"] for i in pending.interrupts if i["value"]["type"] == "approval")
+    who = approver_for(request, pending.values["requirements"].get("requested_by"))
+    approved = _cli(
+        "approve",
+        "cross-a",
+        request["approval_id"],
+        "--as",
+        who,
+        "--comment",
+        "evidence reviewed",
+        *_flags(workspace, checkpointer),
+    )
+    assert approved.returncode in (0, 1), approved.stdout + approved.stderr
+    assert f"recorded: approve on {request['approval_id']} by {who}" in approved.stdout
+    decided = _snapshot(workspace, checkpointer, "cross-a")
+    assert decided.values["approvals"][request["approval_id"]]["approver"] == who
+
+    # the rest of the decisions, then everything is inspected by yet other processes
+    done = _finish_in_process(workspace, checkpointer, decided)
+    assert done.status in {"completed", "partial"}
+    plan = [s["name"] for s in done.values["plan"]["stages"]]
+    assert sorted(done.values["results"]) == sorted(plan)
 
     status = _cli("status", "cross-a", *_flags(workspace, checkpointer))
     assert status.returncode == 0, status.stderr
     assert "Tumour Screening Triage" in status.stdout
-    assert f"thread cross-a: {seen.status}" in status.stdout
+    assert f"thread cross-a: {done.status}" in status.stdout
     for name in plan:
         assert name in status.stdout
 
@@ -137,18 +187,27 @@ def test_run_started_by_one_process_is_inspected_and_resumed_by_others(
     runs = _cli("runs", *_flags(workspace, checkpointer))
     assert runs.returncode == 0, runs.stderr
     (row,) = [line for line in runs.stdout.splitlines() if "cross-a" in line]
-    assert "Tumour Screening Triage" in row and seen.status in row
+    assert "Tumour Screening Triage" in row and done.status in row
 
-    # resuming a finished thread from yet another process reports it and re-runs nothing
+    # resuming a finished thread from another process reports it and re-runs nothing
     again = _cli("resume", "cross-a", *_run_flags(workspace, checkpointer))
-    assert f"thread cross-a: {seen.status}" in again.stdout, again.stdout + again.stderr
-    after = _snapshot(workspace, checkpointer, "cross-a")
-    assert _events(after) == _events(seen)
+    assert f"thread cross-a: {done.status}" in again.stdout, again.stdout + again.stderr
+    assert _events(_snapshot(workspace, checkpointer, "cross-a")) == _events(done)
     assert len(runner(workspace, checkpointer=checkpointer).history("cross-a")) == len(history)
 
 
+def _finish_in_process_one_round(
+    workspace: Path, checkpointer: str, outcome: RunOutcome
+) -> RunOutcome:
+    value = outcome.interrupts[0]["value"]
+    answers = {q["key"]: auto_answer(q) for q in value["questions"]}
+    return runner(workspace, checkpointer=checkpointer).answer(
+        outcome.thread_id, "open_questions", answers
+    )
+
+
 def test_kickoff_questions_left_open_are_answered_by_another_process(
-    workspace: Path, checkpointer: str
+    tmp_path: Path, workspace: Path, checkpointer: str
 ) -> None:
     opening = "We need a classification model on sklearn:breast_cancer.\nconstraints: none"
     # the person starts the chat and walks away from the terminal (stdin at EOF)
@@ -164,24 +223,24 @@ def test_kickoff_questions_left_open_are_answered_by_another_process(
     assert f"waiting for kickoff answers: {', '.join(fields)}" in shown.stdout
     assert "thread chat-b: waiting" in shown.stdout
 
-    # later, someone else answers at their own terminal
-    code, out = _cli_at_terminal(
-        "resume",
-        "chat-b",
-        *_run_flags(workspace, checkpointer),
-        typed=[ANSWERS[f] for f in fields],
+    # later, someone else answers from another process
+    answers = _write_yaml(tmp_path / "kickoff.yaml", {f: ANSWERS[f] for f in fields})
+    answered = _cli(
+        "answer", "chat-b", "--file", str(answers), *_run_flags(workspace, checkpointer)
     )
-    done = _snapshot(workspace, checkpointer, "chat-b")
-    assert done.status in {"completed", "partial", "waiting"}, out
-    assert not [i for i in done.interrupts if i["value"].get("type") == "kickoff_questions"], out
-    assert f"thread chat-b: {done.status}" in out
-    assert code == (1 if done.status == "partial" else 0), out
-    requirements = done.values["requirements"]
+    after = _snapshot(workspace, checkpointer, "chat-b")
+    assert not [i for i in after.interrupts if i["value"].get("type") == "kickoff_questions"], (
+        answered.stdout + answered.stderr
+    )
+    assert f"thread chat-b: {after.status}" in answered.stdout
+    requirements = after.values["requirements"]
     assert requirements["project_name"] == ANSWERS["project_name"]
     assert requirements["business_objective"] == ANSWERS["business_objective"]
-    assert [t["role"] for t in done.values["conversation"]] == ["user", "assistant", "user"]
-    plan = [s["name"] for s in done.values["plan"]["stages"]]
-    assert sorted(done.values["results"]) == sorted(plan)
+    assert requirements["data_sources"][0]["uri"] == "sklearn:breast_cancer"
+    assert [t["role"] for t in after.values["conversation"]] == ["user", "assistant", "user"]
+    # the answered thread went on to plan and run its stages
+    assert after.values["plan"]["stages"]
+    assert after.values["results"]
 
 
 def test_process_killed_mid_stage_resumes_to_the_same_result(
@@ -239,13 +298,20 @@ def test_process_killed_mid_stage_resumes_to_the_same_result(
     assert "thread cut: running" in shown.stdout and "mpm resume cut" in shown.stdout
 
     resumed = _cli("resume", "cut", *flags)
-    done = _snapshot(workspace, checkpointer, "cut")
-    assert done.status == reference.status, resumed.stdout + resumed.stderr
-    assert done.status in {"completed", "partial", "waiting"}
-    assert f"thread cut: {done.status}" in resumed.stdout
-    assert _stage_results(done) == _stage_results(reference)
+    again = _snapshot(workspace, checkpointer, "cut")
+    assert again.status == reference.status, resumed.stdout + resumed.stderr
+    assert f"thread cut: {again.status}" in resumed.stdout
+    assert _stage_results(again) == _stage_results(reference)
     # stages finished before the kill were not run again; the cut one ran once, to the end
-    assert _events(done) == _events(reference)
+    assert _events(again) == _events(reference)
+
+    # and both runs end the same once every decision is in
+    reference_done = _finish_in_process(workspace, checkpointer, reference)
+    done = _finish_in_process(workspace, checkpointer, again)
+    assert done.status == reference_done.status
+    assert done.status in {"completed", "partial"}
+    assert _stage_results(done) == _stage_results(reference_done)
+    assert _events(done) == _events(reference_done)
 
 
 def test_workers_opening_a_fresh_postgres_database_at_once_all_succeed(
@@ -274,9 +340,11 @@ def test_workers_opening_a_fresh_postgres_database_at_once_all_succeed(
         if worker.returncode != 0:
             failures.append(err.strip().splitlines()[-1] if err.strip() else "no output")
     assert not failures, failures
+    # the tables they set up together hold a run
     outcome = runner(workspace, checkpointer=postgres_database).start(
         "after-setup", {"requirements": example("breast_cancer")}
     )
-    assert sorted(outcome.values["results"]) == sorted(
-        s["name"] for s in outcome.values["plan"]["stages"]
+    assert outcome.values["results"] and outcome.status in {"waiting", "completed", "partial"}
+    assert runner(workspace, checkpointer=postgres_database).threads()[0]["thread_id"] == (
+        "after-setup"
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.graph.helpers import example, runner
+from tests.graph.helpers import drive_to_completion, example, runner
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -125,17 +125,16 @@ def test_run_hierarchy_lands_on_the_mlflow_server_and_its_postgres_store(
     mlflow_server: MlflowServer, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
-    outcome = runner(workspace, tracking=True, toolset="noop").start(
-        "served", {"requirements": example("breast_cancer")}
-    )
+    r = runner(workspace, tracking=True, toolset="noop")
+    # a governed run: it stops for governance questions and approvals, which are given
+    outcome = drive_to_completion(r, r.start("served", {"requirements": example("breast_cancer")}))
+    assert outcome.status in {"completed", "partial"}
     ids = outcome.values["mlflow"]
     assert ids["tracking_uri"] == mlflow_server.url
     assert not (workspace / "mlflow.db").exists()  # nothing went to the local store
     results = outcome.values["results"]
     plan = [s["name"] for s in outcome.values["plan"]["stages"]]
-    assert results, outcome.status
-    if outcome.status in {"completed", "partial"}:
-        assert sorted(results) == sorted(plan)
+    assert sorted(results) == sorted(plan)
 
     from mlflow import MlflowClient
 
@@ -151,8 +150,9 @@ def test_run_hierarchy_lands_on_the_mlflow_server_and_its_postgres_store(
     assert parent.data.params["pipeline_stages"] == str(len(plan))
 
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.info.run_name for r in children) == sorted(f"stage_{n}" for n in results)
-    for child in children:
+    stages = [r for r in children if r.info.run_name.startswith("stage_")]
+    assert sorted(r.info.run_name for r in stages) == sorted(f"stage_{n}" for n in results)
+    for child in stages:
         name = child.data.tags["stage_name"]
         assert child.info.run_id == results[name]["mlflow_run_id"]
         assert child.data.tags["agent_type"] == results[name]["agent"]
@@ -160,7 +160,12 @@ def test_run_hierarchy_lands_on_the_mlflow_server_and_its_postgres_store(
         assert child.info.status == "FINISHED"
         assert parent.data.tags[f"{name}_status"] == results[name]["status"]
         assert f"{name}_duration" in parent.data.metrics
-    assert len(runs) == 1 + len(children)  # no stray or duplicated runs
+    (governance,) = [r for r in children if r.info.run_name == "governance_orchestration"]
+    assert (
+        governance.data.tags["governance_status"] == outcome.values["governance"]["overall_status"]
+    )
+    assert len(runs) == 1 + len(stages) + 1  # no stray or duplicated runs
+    assert parent.info.status == "FINISHED"
 
     # the server really stores them in PostgreSQL
     import psycopg
@@ -177,7 +182,9 @@ def test_run_hierarchy_lands_on_the_mlflow_server_and_its_postgres_store(
     logged = {f.path for f in client.list_artifacts(parent.info.run_id)}
     assert "execution_plan.json" in logged
     on_server = [
-        p for p in mlflow_server.artifacts.rglob("execution_plan.json") if parent.info.run_id in p.parts
+        p
+        for p in mlflow_server.artifacts.rglob("execution_plan.json")
+        if parent.info.run_id in p.parts
     ]
     assert len(on_server) == 1
     assert not (workspace / "mlartifacts").exists()

@@ -1,0 +1,98 @@
+"""``mpm demo``: one command that shows a whole governed project on the embedded defaults.
+
+It kicks off a bundled example (stub model, SQLite checkpoints, local MLflow in the
+workspace) and, where the run stops for people, plays them *openly*: every approval is
+decided by a role account that ``reference/governance/Approvers.md`` lists as a member of
+a group the approval names, through the same authorisation and audit path as
+``mpm approve``. Open questions it cannot answer are left for ``mpm answer``. At the end
+it loads the registered pipeline model and predicts on held-out rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from graph.cli import render
+from graph.cli.main import CheckpointerOpt, WorkspaceOpt, _context, _guarded, _runner, app, console, fail
+
+EXAMPLES = ("credit_risk", "breast_cancer", "diabetes_progression")
+
+
+def example_path(name: str) -> Path:
+    return Path(str(files("reference") / "examples" / f"{name}.yaml"))
+
+
+@app.command()
+def demo(
+    example: Annotated[str, typer.Option("--example", "-e", help=f"Bundled example: {', '.join(EXAMPLES)}.")] = "credit_risk",
+    thread: Annotated[str | None, typer.Option("--thread", "-t", help="Thread id (default: generated).")] = None,
+    workspace: WorkspaceOpt = None,
+    checkpointer: CheckpointerOpt = None,
+) -> None:
+    """Run a bundled example end to end, approvals decided openly by reference role accounts."""
+    from graph.requirements_file import RequirementsError, load_requirements
+    from graph.runner import new_thread_id
+    from graph.state import now_iso
+
+    if example not in EXAMPLES:
+        raise fail(f"--example {example!r}: expected one of {', '.join(EXAMPLES)}")
+    try:
+        req = load_requirements(example_path(example))
+    except RequirementsError as exc:
+        raise fail(str(exc)) from exc
+    ctx = _context(workspace)
+    runner = _runner(ctx, checkpointer)
+    thread_id = thread or new_thread_id()
+    console.print(f"[bold]mpm demo[/]: {render.escape(req.project_name)} — thread [bold]{thread_id}[/], workspace {ctx.ws.root}")
+    outcome = _guarded(lambda: runner.start(thread_id, {"requirements": req.model_dump(mode="json")}))
+    while outcome.interrupts:
+        value = outcome.interrupts[0]["value"]
+        if value.get("type") != "approval":
+            render.outcome(console, outcome)
+            console.print(f"the run needs answers only a person can give: `mpm answer {thread_id} -w {ctx.ws.root}`")
+            raise typer.Exit(0)
+        approver = next(u for u in value["eligible_approvers"] if u != req.requested_by)
+        console.print(
+            f"[magenta]demo approver[/] {render.escape(approver)} (member of {render.escape(', '.join(value['approver_groups']))}) "
+            f"approves [bold]{render.escape(value['approval_id'])}[/]"
+        )
+        decision = {
+            "decision": "approve",
+            "approver": approver,
+            "comment": "approved by a reference role account in `mpm demo`",
+            "thread_id": thread_id,
+            "approval_id": value["approval_id"],
+            "decision_id": uuid.uuid4().hex,
+            "submitted_at": now_iso(),
+        }
+        outcome = _guarded(lambda d=decision, a=value["approval_id"]: runner.answer(thread_id, "approval", d, key=a))
+    render.outcome(console, outcome)
+    _predict(outcome.values)
+    if outcome.status in {"failed", "partial"}:
+        raise typer.Exit(1)
+
+
+def _predict(values: dict[str, Any]) -> None:
+    """Load the registered model from MLflow and score a few held-out rows."""
+    mlops = ((values.get("results") or {}).get("mlops") or {}).get("outputs") or {}
+    data = ((values.get("results") or {}).get("data_acquisition") or {}).get("outputs") or {}
+    uri = mlops.get("model_uri")
+    if not uri:
+        console.print("no registered model to load")
+        return
+    import mlflow
+    import pandas as pd
+
+    from tools.tracking import use_tracking_uri
+
+    with use_tracking_uri((values.get("mlflow") or {}).get("tracking_uri")):
+        model = mlflow.pyfunc.load_model(uri)
+    rows = pd.read_parquet(data["test_path"]).head(5)
+    predictions = model.predict(rows.drop(columns=[data["target_column"]]))
+    console.print(f"[bold]{render.escape(uri)}[/] loaded from the registry; predictions on 5 held-out rows:")
+    console.print(render.escape(predictions.assign(actual=rows[data["target_column"]].to_numpy()).to_string(index=False)))
