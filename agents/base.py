@@ -25,6 +25,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.tools import BaseTool, StructuredTool
 
 from agents.faults import apply_tool_fault
+from tools.killpoints import maybe_die
 
 MAX_TURNS = 12
 
@@ -319,8 +320,10 @@ def _run_tool_call(
         on_tool(name)
     outcome.tool_calls.append(name)
     try:
+        maybe_die("tool.before")
         injected = apply_tool_fault(name)
         result = injected if injected is not None else selected.invoke(call.get("args") or {})
+        maybe_die("tool.after")
         if not isinstance(result, dict):
             raise TypeError(f"tool returned {type(result).__name__}, expected a JSON object")
     except Exception as exc:  # noqa: BLE001 - every tool failure is reported to the model

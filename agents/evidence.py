@@ -411,7 +411,7 @@ def stability_check(robustness: Mapping[str, Any], metric: str) -> dict[str, Any
         "noise_level": robustness.get("noise_level"),
         "clean_score": robustness.get("clean_score"),
         "noisy_score": robustness.get("noisy_score"),
-        "relative_drop": round(relative, 6),
+        "relative_drop": relative,
         "max_relative_drop": MAX_RELATIVE_DROP,
     }
     if "prediction_flip_rate" in robustness:

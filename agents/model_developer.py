@@ -142,5 +142,6 @@ SPEC = AgentSpec(
     persona=PERSONA,
     toolkit=ModelDeveloperToolkit,
     procedure=(("train_candidates", {}), ("explain_model", {})),
-    fallback_procedure=(("train_baseline", {}), ("explain_model", {})),
+    # the fallback stays minimal: without an explanation the question goes to a person
+    fallback_procedure=(("train_baseline", {}),),
 )

@@ -22,6 +22,7 @@ from tools import tracking
 from tools.datasets import check_target, read_table
 from tools.errors import ToolConfigError
 from tools.evaluation import load_model, model_input_columns
+from tools.killpoints import maybe_die
 from tools.metrics import check_model_type, positive_label
 from tools.serving_plan import write_serving_plan
 
@@ -126,6 +127,7 @@ def build_pipeline_model(
         model_id = _log(
             tracking_uri, run_id, pipeline, config, inputs, train, test, pipeline_file, config_file
         )
+        maybe_die("mlflow.write")
     import mlflow
 
     tags = {"mpm.model_type": model_type, "mpm.source_run_id": run_id}
@@ -141,6 +143,7 @@ def build_pipeline_model(
         )
     with tracking.use_tracking_uri(tracking_uri):
         mv = mlflow.register_model(f"models:/{model_id}", registered_model_name, tags=tags)
+    maybe_die("mlflow.write")
     return {**base, **_describe(c, mv), "reused": False}
 
 

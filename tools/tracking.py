@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from tools.killpoints import maybe_die
+
 if TYPE_CHECKING:  # mlflow is heavy: import it only where a run is actually touched
     from mlflow import MlflowClient
 
@@ -90,21 +92,25 @@ def find_or_create_run(
         run = sorted(found, key=lambda r: r.info.start_time or 0)[0]
         if run.info.status != "RUNNING":
             c.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            maybe_die("mlflow.write")
         return run.info.run_id
     all_tags = {KEY_TAG: key, RUN_NAME_TAG: run_name, **(tags or {})}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
     run = c.create_run(experiment_id, run_name=run_name, tags=all_tags)
+    maybe_die("mlflow.write")
     return run.info.run_id
 
 
 def finish_run(c: MlflowClient, run_id: str, status: str = "FINISHED") -> None:
     c.set_terminated(run_id, status=status)
+    maybe_die("mlflow.write")
 
 
 def log_dict(c: MlflowClient, run_id: str, data: Any, artifact_file: str) -> None:
     """Write ``data`` as JSON to ``artifact_file`` in the run (overwrites on re-run)."""
     c.log_text(run_id, json.dumps(data, indent=2, default=str, sort_keys=True), artifact_file)
+    maybe_die("mlflow.write")
 
 
 def log_metrics(c: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
@@ -116,6 +122,7 @@ def log_metrics(c: MlflowClient, run_id: str, metrics: Mapping[str, float], step
     batch = [Metric(k, float(v), ts, step) for k, v in metrics.items() if v is not None]
     if batch:
         c.log_batch(run_id, metrics=batch)
+        maybe_die("mlflow.write")
 
 
 def log_params(c: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
@@ -128,6 +135,7 @@ def log_params(c: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
     ]
     if batch:
         c.log_batch(run_id, params=batch)
+        maybe_die("mlflow.write")
 
 
 def set_tags(c: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
@@ -136,6 +144,7 @@ def set_tags(c: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
     batch = [RunTag(k, str(v)[:8000]) for k, v in tags.items() if v is not None]
     if batch:
         c.log_batch(run_id, tags=batch)
+        maybe_die("mlflow.write")
 
 
 @contextmanager
@@ -179,10 +188,12 @@ def active_run(tracking_uri: str, run_id: str) -> Iterator[None]:
 
 def log_file(c: MlflowClient, run_id: str, path: Path, artifact_path: str | None = None) -> None:
     c.log_artifact(run_id, str(path), artifact_path)
+    maybe_die("mlflow.write")
 
 
 def log_text(c: MlflowClient, run_id: str, text: str, artifact_file: str) -> None:
     c.log_text(run_id, text, artifact_file)
+    maybe_die("mlflow.write")
 
 
 def scratch_dir() -> Path:

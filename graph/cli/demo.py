@@ -18,7 +18,16 @@ from typing import Annotated, Any
 import typer
 
 from graph.cli import render
-from graph.cli.main import CheckpointerOpt, WorkspaceOpt, _context, _guarded, _runner, app, console, fail
+from graph.cli.main import (
+    CheckpointerOpt,
+    WorkspaceOpt,
+    _context,
+    _guarded,
+    _runner,
+    app,
+    console,
+    fail,
+)
 
 EXAMPLES = ("credit_risk", "breast_cancer", "diabetes_progression")
 
@@ -29,8 +38,12 @@ def example_path(name: str) -> Path:
 
 @app.command()
 def demo(
-    example: Annotated[str, typer.Option("--example", "-e", help=f"Bundled example: {', '.join(EXAMPLES)}.")] = "credit_risk",
-    thread: Annotated[str | None, typer.Option("--thread", "-t", help="Thread id (default: generated).")] = None,
+    example: Annotated[
+        str, typer.Option("--example", "-e", help=f"Bundled example: {', '.join(EXAMPLES)}.")
+    ] = "credit_risk",
+    thread: Annotated[
+        str | None, typer.Option("--thread", "-t", help="Thread id (default: generated).")
+    ] = None,
     workspace: WorkspaceOpt = None,
     checkpointer: CheckpointerOpt = None,
 ) -> None:
@@ -48,13 +61,19 @@ def demo(
     ctx = _context(workspace)
     runner = _runner(ctx, checkpointer)
     thread_id = thread or new_thread_id()
-    console.print(f"[bold]mpm demo[/]: {render.escape(req.project_name)} — thread [bold]{thread_id}[/], workspace {ctx.ws.root}")
-    outcome = _guarded(lambda: runner.start(thread_id, {"requirements": req.model_dump(mode="json")}))
+    console.print(
+        f"[bold]mpm demo[/]: {render.escape(req.project_name)} — thread [bold]{thread_id}[/], workspace {ctx.ws.root}"
+    )
+    outcome = _guarded(
+        lambda: runner.start(thread_id, {"requirements": req.model_dump(mode="json")})
+    )
     while outcome.interrupts:
         value = outcome.interrupts[0]["value"]
         if value.get("type") != "approval":
             render.outcome(console, outcome)
-            console.print(f"the run needs answers only a person can give: `mpm answer {thread_id} -w {ctx.ws.root}`")
+            console.print(
+                f"the run needs answers only a person can give: `mpm answer {thread_id} -w {ctx.ws.root}`"
+            )
             raise typer.Exit(0)
         approver = next(u for u in value["eligible_approvers"] if u != req.requested_by)
         console.print(
@@ -70,7 +89,11 @@ def demo(
             "decision_id": uuid.uuid4().hex,
             "submitted_at": now_iso(),
         }
-        outcome = _guarded(lambda d=decision, a=value["approval_id"]: runner.answer(thread_id, "approval", d, key=a))
+        outcome = _guarded(
+            lambda d=decision, a=value["approval_id"]: runner.answer(
+                thread_id, "approval", d, key=a
+            )
+        )
     render.outcome(console, outcome)
     _predict(outcome.values)
     if outcome.status in {"failed", "partial"}:
@@ -94,5 +117,11 @@ def _predict(values: dict[str, Any]) -> None:
         model = mlflow.pyfunc.load_model(uri)
     rows = pd.read_parquet(data["test_path"]).head(5)
     predictions = model.predict(rows.drop(columns=[data["target_column"]]))
-    console.print(f"[bold]{render.escape(uri)}[/] loaded from the registry; predictions on 5 held-out rows:")
-    console.print(render.escape(predictions.assign(actual=rows[data["target_column"]].to_numpy()).to_string(index=False)))
+    console.print(
+        f"[bold]{render.escape(uri)}[/] loaded from the registry; predictions on 5 held-out rows:"
+    )
+    console.print(
+        render.escape(
+            predictions.assign(actual=rows[data["target_column"]].to_numpy()).to_string(index=False)
+        )
+    )

@@ -114,7 +114,7 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         req=req,
         thread_id=thread_id,
         pipeline_status=pipeline_status,
-        op="<=" if req.target_metric in reports.LOWER_IS_BETTER else ">=",
+        lower_is_better=req.target_metric in reports.LOWER_IS_BETTER,
         test_score=val.get("test_score"),
         meets=bool(val.get("meets_threshold")),
         validation=validation,

@@ -141,7 +141,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory, store: dict[str, Any]) -> di
         )
 
     steps: list[tuple[str, type[Toolkit], tuple[str, ...], dict[str, Any]]] = [
-        ("business_analysis", BusinessAnalystToolkit, ("analyse_requirements",), {}),
+        ("business_analysis", BusinessAnalystToolkit, ("analyse_requirements", "assess_risks"), {}),
         (
             "data_acquisition",
             DataWranglerToolkit,
@@ -217,7 +217,9 @@ def test_data_wrangler_records_lineage_with_the_extract_fingerprint_and_split(ch
     assert "sklearn:breast_cancer" in lineage and "569 rows" in lineage
     assert digest in lineage
     split = out["split_info"]
-    assert f"train {split['train_rows']}" in lineage and f"test {split['test_rows']} rows" in lineage
+    assert (
+        f"train {split['train_rows']}" in lineage and f"test {split['test_rows']} rows" in lineage
+    )
     assert split["train_rows"] + split["val_rows"] + split["test_rows"] == 569
     assert not JUDGEMENT_KEYS["data_acquisition"] & set(ev)
 
@@ -246,9 +248,7 @@ def test_a_single_candidate_has_no_challenger_comparison() -> None:
     result = {
         "target_metric": "accuracy",
         "best_model_name": "logistic_regression_baseline",
-        "candidates": [
-            {"name": "logistic_regression_baseline", "status": "ok", "val_score": 0.9}
-        ],
+        "candidates": [{"name": "logistic_regression_baseline", "status": "ok", "val_score": 0.9}],
     }
     assert evidence.challenger_comparison(result) is None
 
@@ -327,7 +327,11 @@ def test_implementation_check_fails_for_a_model_that_does_not_reproduce(chain, s
     joblib.dump(other, other_path)
     uri = chain["results"]["mlops"]["outputs"]["model_uri"]
     differs = check_registered_model(
-        uri, str(other_path), data["test_path"], model_type="classification", tracking_uri=store["uri"]
+        uri,
+        str(other_path),
+        data["test_path"],
+        model_type="classification",
+        tracking_uri=store["uri"],
     )
     assert differs["passed"] is False and differs["n_mismatches"] > 0
     missing = check_registered_model(
@@ -380,9 +384,7 @@ def test_gate_check_blocks_nothing_without_the_governance_keys(tmp_path: Path) -
     ctx({"gated_actions": ["register_model"]}).ensure_open("register_model")
     ctx({"gated_actions": ["deploy_endpoint"], "open_actions": []}).ensure_open("register_model")
     with pytest.raises(GateClosed, match="the governance gate on 'register_model'"):
-        ctx({"gated_actions": ["register_model"], "open_actions": []}).ensure_open(
-            "register_model"
-        )
+        ctx({"gated_actions": ["register_model"], "open_actions": []}).ensure_open("register_model")
 
 
 # --------------------------------------------------------------------------- against the policies

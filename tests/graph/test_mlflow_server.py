@@ -59,7 +59,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's process group (the CLI and its uvicorn), SIGKILL if it lingers."""
     if proc.poll() is not None:
         return
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 20)):
+    for sig, wait_s in ((signal.SIGTERM, 5), (signal.SIGKILL, 20)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
