@@ -227,15 +227,20 @@ def limitations(
     missing = profile.get("missing_rate")
     if isinstance(missing, int | float) and missing > 0:
         items.append(
-            f"{missing:.1%} of feature cells are missing and are imputed "
-            f"(worst column {_f(profile.get('max_column_missing_rate'), 3)} missing)"
+            f"{missing:.1%} of feature cells are missing and are imputed (the worst column "
+            f"is {float(profile.get('max_column_missing_rate') or 0):.1%} missing)"
         )
-    leaks = profile.get("leakage_hints") or []
+    features = set(result.get("feature_columns") or [])
+    leaks = [str(h.get("column")) for h in profile.get("leakage_hints") or []]
     if leaks:
+        used = [c for c in leaks if c in features]
         items.append(
-            "possible target leakage flagged in "
-            + _names([h.get("column") for h in leaks])
-            + " (excluded from the inputs); check these columns exist at prediction time"
+            f"possible target leakage flagged in {_names(leaks)}"
+            + (
+                f"; still model inputs: {_names(used)}, check they are known at prediction time"
+                if used
+                else " (excluded from the inputs)"
+            )
         )
     balance = profile.get("class_balance") or {}
     share = balance.get("min_share")
@@ -243,11 +248,7 @@ def limitations(
         items.append(
             f"imbalanced classes: the smallest class ({balance.get('min_class')}) is {share:.1%} of rows"
         )
-    sensitive = [
-        c
-        for c in requirements.get("sensitive_attributes") or []
-        if c not in (result.get("feature_columns") or [])
-    ]
+    sensitive = [c for c in requirements.get("sensitive_attributes") or [] if c not in features]
     if sensitive:
         items.append(
             f"the sensitive attributes {_names(sensitive)} are not model inputs, but other "

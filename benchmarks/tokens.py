@@ -251,7 +251,10 @@ def _stage_tools(spec: StageSpec, workdir: Path, calls: list[tuple[str, str]]) -
         functools.update_wrapper(call, tool.func)
         logged.append(
             StructuredTool.from_function(
-                func=call, name=tool.name, description=tool.description, args_schema=tool.args_schema
+                func=call,
+                name=tool.name,
+                description=tool.description,
+                args_schema=tool.args_schema,
             )
         )
     return logged

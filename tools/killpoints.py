@@ -27,7 +27,7 @@ TRACE_VAR = "MPM_KILL_TRACE"
 POINTS: dict[str, str] = {
     "kickoff": "kickoff node, requirements validated, before its update is saved",
     "plan": "plan node, after the MLflow parent run was opened",
-    "supervisor": "supervisor node, routing decided, before its update is saved",
+    "supervisor": "supervisor node, on entry (it is pure: a re-run decides the same)",
     "stage.start": "sub-agent node, after its MLflow stage run was opened",
     "tool.before": "sub-agent tool call, before the tool runs",
     "tool.after": "sub-agent tool call, after the tool returned",

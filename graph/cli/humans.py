@@ -150,7 +150,7 @@ def answer(
                 f"{file}: {unknown[0]}: not one of the questions asked; expected one of {', '.join(sorted(k for k in known if k))}"
             )
     elif sys.stdin.isatty():
-        given = _ask(questions)
+        given = render.ask_questions(console, questions, kind)
     else:
         raise fail("no --file given and no terminal to ask in")
     outcome = _guarded(lambda: runner.answer(thread, kind, given))
@@ -259,30 +259,6 @@ def _read_answers(path: Path) -> dict[str, Any]:
             f"{path}: expected a mapping of question key to answer; got {type(data).__name__}"
         )
     return {str(k): v for k, v in data.items()}
-
-
-def _ask(questions: list[dict[str, Any]]) -> dict[str, Any]:
-    answers: dict[str, Any] = {}
-    for q in questions:
-        key = q.get("key") or q.get("field")
-        label = q.get("label") or q.get("question")
-        options = q.get("options") or []
-        console.print(
-            f"[bold]{render.escape(label)}[/] [dim]({render.escape(q.get('type', 'text'))})[/]"
-        )
-        if q.get("problem"):
-            console.print(f"  [yellow]{render.escape(q['problem'])}[/]")
-        if options:
-            console.print("  options: " + render.escape(" | ".join(map(str, options))))
-        text = console.input("[bold cyan]answer>[/] ").strip()
-        if not text:
-            continue
-        answers[key] = (
-            [p.strip() for p in text.split(",")]
-            if q.get("type") in {"checkbox", "multiselect"}
-            else text
-        )
-    return answers
 
 
 def _refusal_for(outcome: Any, approval_id: str, decision: dict[str, Any]) -> str | None:

@@ -175,17 +175,23 @@ def _guarded(action: Any) -> Any:
 
 
 def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
-    """Answer kickoff questions at the terminal while there are any, then report and exit."""
+    """At a terminal, ask the questions the run waits for (kickoff, then governance) while
+    there are any; approvals are left to the approvers. Then report and exit."""
+    asked_once: set[str] = set()
     while interactive and outcome.waiting:
-        kickoff = [
+        questions = [
             i
             for i in outcome.interrupts
-            if isinstance(i["value"], dict) and i["value"].get("type") == "kickoff_questions"
+            if isinstance(i["value"], dict)
+            and i["value"].get("type") in render.QUESTION_INTROS
+            and i["id"] not in asked_once
         ]
-        if not kickoff:
+        if not questions:
             break
-        answers = render.ask_questions(console, kickoff[0]["value"]["questions"])
-        thread_id, key = outcome.thread_id, kickoff[0]["id"]
+        item = questions[0]
+        asked_once.add(item["id"])
+        answers = render.ask_questions(console, item["value"]["questions"], item["value"]["type"])
+        thread_id, key = outcome.thread_id, item["id"]
         outcome = _guarded(lambda t=thread_id, k=key, a=answers: runner.resume(t, {k: a}))
     render.outcome(console, outcome)
     if outcome.status in {"failed", "partial"}:

@@ -71,20 +71,34 @@ class ProgressPrinter:
             self.console.print(escape(ev.get("text", "")))
 
 
-def ask_questions(console: Console, questions: list[dict[str, Any]]) -> dict[str, str]:
-    console.print(
-        "[bold]Project manager:[/] I still need a few things before I can plan the project."
-    )
-    answers = {}
+QUESTION_INTROS = {
+    "kickoff_questions": "I still need a few things before I can plan the project.",
+    "open_questions": "The governance policies ask questions no stage could answer; empty skips one.",
+}
+MULTI_VALUE = {"checkbox", "multiselect"}
+
+
+def ask_questions(
+    console: Console, questions: list[dict[str, Any]], kind: str = "kickoff_questions"
+) -> dict[str, Any]:
+    """Ask kickoff or governance questions at the terminal; multi-choice answers split on commas."""
+    console.print(f"[bold]Project manager:[/] {QUESTION_INTROS.get(kind, '')}")
+    answers: dict[str, Any] = {}
     for q in questions:
         options = q.get("options")
         prompt = escape(q.get("question") or q.get("label"))
+        if q.get("type"):
+            prompt += f" [dim]({escape(q['type'])})[/]"
         if q.get("problem"):
             console.print(f"[yellow]{escape(q['problem'])}[/]")
         if options:
-            prompt += f" [dim]({escape(', '.join(map(str, options)))})[/]"
+            prompt += f" [dim]({escape(' | '.join(map(str, options)))})[/]"
         console.print(prompt)
-        answers[q.get("field") or q.get("key")] = console.input("[bold cyan]you>[/] ")
+        text = console.input("[bold cyan]you>[/] ").strip()
+        if text:
+            answers[q.get("field") or q.get("key")] = (
+                [p.strip() for p in text.split(",")] if q.get("type") in MULTI_VALUE else text
+            )
     return answers
 
 

@@ -21,6 +21,7 @@ from graph.context import RunContext, run_context
 from graph.events import event
 from graph.nodes.governance import governance_context
 from graph.state import now_iso
+from tools.killpoints import maybe_die
 
 DECISIONS = ("approve", "reject", "request_changes")
 
@@ -65,6 +66,7 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
     entries: list[dict[str, Any]] = []
     refusals: list[dict[str, Any]] = []
     while True:  # each refusal re-asks in the same task, so the approval stays pending
+        maybe_die("approval.ask")
         value = interrupt({**payload["request"], "refusals": refusals})
         problem = check_decision(
             value,
@@ -116,6 +118,7 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
         )
     )
     update: dict[str, Any] = {"approvals": {item["id"]: record}, "audit": entries, "events": events}
+    maybe_die("approval.decided")
     if record["answers"]:
         update["human_answers"] = {item["framework"]: record["answers"]}
     return update
@@ -131,6 +134,7 @@ def questions(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, 
     todo = [q for q in pending if q["key"] not in asked or q.get("problem")]
     answers = interrupt({"type": "open_questions", "questions": todo, "requested_at": now_iso()})
     answers = answers if isinstance(answers, dict) else {}
+    maybe_die("questions.answered")
     library = governance_context(ctx).library
     accepted: dict[str, dict[str, Any]] = {}
     problems = []

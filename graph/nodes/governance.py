@@ -23,6 +23,7 @@ from graph.events import event
 from graph.governance_view import compact
 from graph.state import GraphState, now_iso
 from tools import tracking
+from tools.killpoints import maybe_die
 
 
 @lru_cache(maxsize=8)
@@ -178,4 +179,5 @@ def governance(state: GraphState, runtime: Runtime[RunContext]) -> Command:
                 ],
             )
         )
+    maybe_die("governance")
     return Command(goto="supervisor", update=update)

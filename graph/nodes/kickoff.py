@@ -29,6 +29,7 @@ from graph.state import (
     Sensitivity,
     now_iso,
 )
+from tools.killpoints import maybe_die
 
 MAX_ROUNDS = 5
 
@@ -303,6 +304,7 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
                     "events": [event("kickoff", "requirements_invalid", f"{loc}: {first['msg']}")],
                 },
             )
+        maybe_die("kickoff")
         return Command(
             goto="plan",
             update={
@@ -380,6 +382,7 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
                 ],
             },
         )
+    maybe_die("kickoff")
     return Command(
         goto="plan",
         update={

@@ -25,6 +25,7 @@ from graph.state import (
     ProjectRequirements,
     StageSpec,
 )
+from tools.killpoints import maybe_die
 from tools.tracking import tracking_uri_for
 
 # name: (agent, task, depends_on, critical, fallback, milestone, timeout_s)
@@ -134,6 +135,7 @@ def plan(state: GraphState, runtime: Runtime[RunContext]) -> Command:
             execution_plan,
             state["requirements"],
         )
+        maybe_die("plan")
     # governance runs next: it decides the applicable frameworks and adds the approval gates.
     return Command(goto="governance", update=update)
 

@@ -26,6 +26,7 @@ from graph.context import RunContext, run_context
 from graph.events import event
 from graph.llm import get_chat_model
 from graph.state import StageResult, StageSpec, StageStatus
+from tools.killpoints import maybe_die
 
 
 def _attempt(
@@ -91,6 +92,7 @@ def run_stage(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str
         run_id = run_tracking.open_stage_run(
             ids, thread_id, spec.name, spec.agent.value, payload.get("revision", 0)
         )
+        maybe_die("stage.start")
     stage_ctx = StageContext(
         stage=spec.name,
         stage_dir=ws.stage_dir(thread_id, spec.name),
@@ -151,6 +153,7 @@ def run_stage(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str
     ).model_dump(mode="json")
     if run_id:
         run_tracking.close_stage_run(ids, spec.name, run_id, result)
+        maybe_die("stage.end")
     events.append(event(spec.name, "stage_finished", status.value, duration_s=result["duration_s"]))
     emit(
         {

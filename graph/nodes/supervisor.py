@@ -20,6 +20,7 @@ from graph.context import RunContext, run_context
 from graph.events import event
 from graph.llm import get_chat_model, register_structured_rule
 from graph.state import GATED_ACTIONS, ExecutionPlan, GraphState, now_iso
+from tools.killpoints import maybe_die
 
 SYSTEM_PROMPT = """You are the project manager supervising an ML project. Choose which of the
 ready stages to start now. Stages listed together may run in parallel. Answer with the
@@ -153,6 +154,7 @@ DECIDED = {"approve", "reject", "request_changes"}
 
 
 def supervisor(state: GraphState, runtime: Runtime[RunContext]) -> Command:
+    maybe_die("supervisor")
     plan = ExecutionPlan.model_validate(state["plan"])
     results = state.get("results") or {}
     gov = state.get("governance") or {}

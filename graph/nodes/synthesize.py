@@ -17,6 +17,7 @@ from graph.deliverables import validate_deliverables
 from graph.events import event
 from graph.state import ExecutionPlan, GraphState, ProjectRequirements, now_iso
 from tools import tracking
+from tools.killpoints import maybe_die
 
 
 def _write_json(path: Path, data: Any) -> Path:
@@ -157,6 +158,7 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
             },
         )
         tracking.set_tags(c, parent, {"pipeline_status": pipeline_status})
+        maybe_die("synthesize")
         if (governance or {}).get("mlflow_run_id"):
             tracking.finish_run(c, governance["mlflow_run_id"], "FINISHED")
         tracking.finish_run(c, parent, "FINISHED")
