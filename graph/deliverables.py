@@ -43,6 +43,17 @@ def validate_deliverables(
             else "no registered model",
         }
     if governance:
+        outstanding = [
+            a["id"]
+            for a in governance.get("approvals") or []
+            if a["state"] not in {"granted", "not_required"}
+        ]
+        checks["approvals_granted"] = {
+            "passed": not outstanding,
+            "detail": "every required approval granted"
+            if not outstanding
+            else f"outstanding: {', '.join(outstanding)}",
+        }
         status = governance.get("overall_status", "ERROR")
         checks["governance_not_failed"] = {
             "passed": status not in {"FAILED", "ERROR"},

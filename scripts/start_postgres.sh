@@ -96,6 +96,9 @@ done
 if [ "$(as_superuser -c "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'")" != 1 ]; then
   log "creating role $ROLE"
   as_superuser -c "CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
+elif [ "$(as_superuser -c "SELECT rolcanlogin AND rolcreatedb FROM pg_roles WHERE rolname = '$ROLE'")" != t ]; then
+  log "letting role $ROLE log in and create databases"
+  as_superuser -c "ALTER ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
 fi
 if [ "$(as_superuser -c "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")" != 1 ]; then
   log "creating database $DATABASE"
