@@ -22,6 +22,15 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 
+REPO = Path(__file__).resolve().parents[1]
+MODEL_INTAKE_RULE = (
+    'visibilityMap := []rune("00")\n'
+    'if classificationInputs["ITSecReview"].(string) == "Yes" {\n    visibilityMap[0] = \'1\'\n}\n'
+    'if classificationInputs["LegalReview"].(string) == "Yes" {\n    visibilityMap[1] = \'1\'\n}\n'
+    "return string(visibilityMap)\n"
+)
+
+
 def _timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
     samples = []
     for _ in range(repeat):
@@ -48,6 +57,11 @@ def main() -> None:
     parser.add_argument("--assessments", type=int, default=50, help="project assessments to time")
     args = parser.parse_args()
 
+    from governance import compile_rule
+    from governance.rules import compile_visibility
+
+    rule = compile_rule(MODEL_INTAKE_RULE)
+    visibility = compile_visibility('string(classificationValue[0]) == "1"')
     directory = reference_dir()
     context = GovernanceContext.load(directory)
     state = credit_project_state()
@@ -65,7 +79,17 @@ def main() -> None:
             lambda: assess_project(state, context=context), args.assessments
         ),
         "render_dashboard": _timed(lambda: render_dashboard(report), args.repeat),
+        "compile_classification_rule": _timed(lambda: compile_rule(MODEL_INTAKE_RULE), 200),
+        "evaluate_classification_rule": _timed(
+            lambda: rule.evaluate({"ITSecReview": "Yes", "LegalReview": "No"}), 2000
+        ),
+        "evaluate_visibility_rule": _timed(lambda: visibility.evaluate("10"), 2000),
     }
+    public = REPO.parent / "shared" / "policies" / "domino-examples"
+    if public.is_dir():  # the published Domino examples, read as they are
+        result["load_public_domino_examples"] = _timed(
+            lambda: PolicyLibrary.load(public), args.repeat
+        )
     print(json.dumps(result, indent=2))
 
 

@@ -2,7 +2,8 @@
 
 The CLI passes a :class:`RunContext` explicitly; when the graph is served by LangGraph
 Server, no context is passed and :func:`run_context` builds one from the environment
-(``MPM_WORKSPACE``, ``MPM_MODEL``, ``MPM_TOOLSET``, ``MPM_TRACKING``, ``MPM_POLICIES``).
+(``MPM_WORKSPACE``, ``MPM_MODEL``, ``MPM_TOOLSET``, ``MPM_TRACKING``, ``MPM_POLICIES``,
+``MPM_TRACING``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class RunContext:
     )
     policies: str | None = field(default_factory=lambda: os.environ.get("MPM_POLICIES"))
     """Policy library directory; None means the packaged ``reference/governance``."""
+    tracing: bool = field(
+        default_factory=lambda: os.environ.get("MPM_TRACING", "1") not in {"0", "false", "off"}
+    )
+    """Trace each invocation in MLflow (``graph/tracing.py``); only while ``tracking`` is on."""
 
     @property
     def ws(self) -> Workspace:

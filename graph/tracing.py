@@ -1,0 +1,166 @@
+"""MLflow tracing of graph invocations: what the graph did, span by span, in the MLflow UI.
+
+One trace per invocation of a thread (the start, and every resume after an interrupt or a
+crash). Its root span ``mpm.start`` / ``mpm.resume`` holds LangGraph's own span tree,
+recorded by MLflow's LangChain tracer (``MlflowLangchainTracer``): the graph, one span per
+node run, and under the stage nodes one span per chat-model call and per tool call. Stage
+agents run in a daemon thread started with ``contextvars.copy_context()``, so the run
+config (and with it the tracer callback) follows them there.
+
+Where the traces go, and how one thread's traces are found together:
+
+- experiment: the project's ``ml_pipeline_{slug}`` (the parent run's); a conversational
+  kickoff that has no project name yet traces into :data:`KICKOFF_EXPERIMENT`;
+- tag ``mpm.thread_id`` (the tag the thread's runs carry) and MLflow session
+  ``mlflow.trace.session`` = thread id, on every invocation's trace;
+- the parent run ``master_pipeline_orchestration``: set as the trace's source run when
+  the invocation starts after plan opened it, else linked once the invocation created it
+  (``MlflowClient.link_traces_to_run``); ``search_traces(run_id=...)`` finds both.
+
+The tracer is passed per invocation in the run config rather than switched on with
+``mlflow.langchain.autolog()``: autolog patches every LangChain callback manager in the
+process, so it cannot be scoped to one thread, workspace or ``--no-tracing`` run.
+Tracing is on whenever tracking is (``RunContext.tracing``, env ``MPM_TRACING=0`` or
+``--no-tracing`` switch it off) and never fails a run: a tracing error is logged and the
+invocation runs untraced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from graph.context import RunContext
+
+log = logging.getLogger(__name__)
+
+KICKOFF_EXPERIMENT = "mpm_kickoff"
+"""Experiment for invocations that run before the project has a name (conversational kickoff)."""
+
+
+@dataclass
+class Invocation:
+    """What the runner needs from a traced invocation, and what it reports back."""
+
+    callbacks: list[Any] = field(default_factory=list)
+    """Add to the run config's ``callbacks``; empty when the invocation is not traced."""
+    trace_id: str | None = None
+    outcome: dict[str, Any] = field(default_factory=dict)
+    """Set by the runner when the invocation ends: ``status``, ``waiting_for``, ``mlflow`` ids."""
+
+    def finish(self, status: str, values: dict[str, Any], interrupts: list[dict[str, Any]]) -> None:
+        self.outcome = {
+            "status": status,
+            "waiting_for": [
+                i["value"].get("approval_id") or i["value"].get("type")
+                for i in interrupts
+                if isinstance(i.get("value"), dict)
+            ],
+            "mlflow": values.get("mlflow") or {},
+        }
+
+
+def tracing_enabled(ctx: RunContext) -> bool:
+    return bool(ctx.tracking and ctx.tracing)
+
+
+@contextmanager
+def traced_invocation(
+    ctx: RunContext, thread_id: str, state: dict[str, Any], graph_input: Any
+) -> Iterator[Invocation]:
+    """Trace the invocation run inside the block; ``state`` is the thread's values before it."""
+    invocation = Invocation()
+    if not tracing_enabled(ctx):
+        yield invocation
+        return
+    with ExitStack() as stack:
+        try:
+            span, ids = _open_trace(stack, ctx, thread_id, state, graph_input)
+            from mlflow.langchain.langchain_tracer import MlflowLangchainTracer
+
+            invocation.callbacks.append(MlflowLangchainTracer())
+            invocation.trace_id = span.trace_id
+        except Exception as exc:  # noqa: BLE001 - tracing is observability; the run goes on
+            log.warning("MLflow tracing is off for this invocation: %s", exc)
+            stack.close()
+            yield Invocation()
+            return
+        try:
+            yield invocation
+        finally:
+            span.set_outputs(invocation.outcome or None)
+            stack.close()  # ends the root span: the trace is complete
+            _after(invocation, ids)
+
+
+def _open_trace(
+    stack: ExitStack, ctx: RunContext, thread_id: str, state: dict[str, Any], graph_input: Any
+) -> tuple[Any, dict[str, Any]]:
+    import mlflow
+    from mlflow.entities import SpanType
+    from mlflow.entities.trace_location import MlflowExperimentLocation
+
+    from tools import tracking
+
+    ids = dict(state.get("mlflow") or {})
+    uri = ids.get("tracking_uri") or tracking.tracking_uri_for(ctx.ws.root)
+    ids["tracking_uri"] = uri
+    experiment_id = ids.get("experiment_id") or _experiment_for(
+        tracking.client(uri), ctx, state, graph_input
+    )
+    # the exporter sends traces to the process's tracking URI: point it at this thread's
+    # store for the invocation (nested use_tracking_uri calls by tools see the same URI).
+    stack.enter_context(tracking.use_tracking_uri(uri))
+    stack.enter_context(
+        mlflow.tracing.context(session_id=thread_id, tags={tracking.THREAD_TAG: thread_id})
+    )
+    kind = "start" if isinstance(graph_input, dict) else "resume"
+    span = stack.enter_context(
+        mlflow.start_span(
+            f"mpm.{kind}",
+            span_type=SpanType.AGENT,
+            trace_destination=MlflowExperimentLocation(experiment_id=experiment_id),
+            run_id=ids.get("parent_run_id"),
+        )
+    )
+    span.set_inputs({"thread_id": thread_id, "invocation": kind})
+    return span, ids
+
+
+def _experiment_for(c: Any, ctx: RunContext, state: dict[str, Any], graph_input: Any) -> str:
+    """The project's experiment (plan opens the parent run in it), created now if needed."""
+    from pydantic import ValidationError
+
+    from graph.run_tracking import experiment_name
+    from graph.state import ProjectRequirements
+    from tools import tracking
+
+    given = graph_input.get("requirements") if isinstance(graph_input, dict) else None
+    name = KICKOFF_EXPERIMENT
+    if given or state.get("requirements"):
+        try:
+            req = ProjectRequirements.model_validate(given or state["requirements"])
+            name = experiment_name(req.slug)
+        except ValidationError:
+            pass  # kickoff reports it; its trace goes with the other kickoffs
+    return tracking.ensure_experiment(c, name, ctx.ws.artifact_root)
+
+
+def _after(invocation: Invocation, before: dict[str, Any]) -> None:
+    """Write the trace out, and link it to the parent run the invocation opened."""
+    try:
+        import mlflow
+
+        from tools import tracking
+
+        mlflow.flush_trace_async_logging()
+        parent = (invocation.outcome.get("mlflow") or {}).get("parent_run_id")
+        if invocation.trace_id and parent and parent != before.get("parent_run_id"):
+            tracking.client(before["tracking_uri"]).link_traces_to_run(
+                [invocation.trace_id], parent
+            )
+    except Exception as exc:  # noqa: BLE001
+        log.warning("MLflow trace %s was not linked to its run: %s", invocation.trace_id, exc)
