@@ -58,6 +58,18 @@ def dependents(plan: ExecutionPlan, stage: str) -> list[str]:
     return [s.name for s in plan.stages if s.name in affected]
 
 
+def ancestors(plan: ExecutionPlan, stage: str) -> set[str]:
+    """Every stage ``stage`` depends on, directly or not."""
+    found: set[str] = set()
+    todo = list(plan.stage(stage).depends_on)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo.extend(plan.stage(name).depends_on)
+    return found
+
+
 def check_proposal(proposed: Iterable[str], ready: list[str]) -> tuple[list[str], list[str]]:
     """Split a proposal into the stages that may run (plan order) and the rejected names."""
     proposed = list(dict.fromkeys(proposed))

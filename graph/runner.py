@@ -18,6 +18,7 @@ from typing import Any
 
 from graph.checkpointing import DURABILITY, open_checkpointer
 from graph.context import RunContext
+from graph.tracing import traced_invocation, tracing_enabled
 from graph.workspace import Workspace, validate_thread_id
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -107,7 +108,18 @@ class Runner:
                 raise ValueError(
                     f"thread {thread_id} already exists; use `mpm resume {thread_id}` to continue it"
                 )
-            return self._drive(g, thread_id, graph_input)
+            return self._drive(g, thread_id, {**graph_input, "settings": self.settings()})
+
+    def settings(self) -> dict[str, Any]:
+        """What a resume in another process needs to continue the thread the same way."""
+        c = self.context
+        return {
+            "model": c.model,
+            "toolset": c.toolset,
+            "tracking": c.tracking,
+            "policies": c.policies,
+            "tracing": c.tracing,
+        }
 
     def resume(self, thread_id: str, resume: Any = None) -> RunOutcome:
         """Continue a thread: answer pending interrupts with ``resume`` or re-run the step that was cut off."""
@@ -159,22 +171,27 @@ class Runner:
     def _drive(self, g: Any, thread_id: str, graph_input: Any) -> RunOutcome:
         """Stream the graph until it ends or waits; the caller holds the thread's lock."""
         config = self.config(thread_id)
-        for mode, chunk in g.stream(
-            graph_input,
-            config,
-            context=self.context,
-            stream_mode=["updates", "custom"],
-            durability=DURABILITY,
-        ):
-            if mode == "custom":
-                self.on_event(chunk)
-            elif mode == "updates":
-                for node, update in chunk.items():
-                    if node == "__interrupt__" or not isinstance(update, dict):
-                        continue
-                    for ev in update.get("events", []):
-                        self.on_event({"event": "log", **ev})
-        return self._outcome(thread_id, g.get_state(config))
+        before = g.get_state(config).values if tracing_enabled(self.context) else {}
+        with traced_invocation(self.context, thread_id, before or {}, graph_input) as trace:
+            run_config = {**config, "callbacks": trace.callbacks} if trace.callbacks else config
+            for mode, chunk in g.stream(
+                graph_input,
+                run_config,
+                context=self.context,
+                stream_mode=["updates", "custom"],
+                durability=DURABILITY,
+            ):
+                if mode == "custom":
+                    self.on_event(chunk)
+                elif mode == "updates":
+                    for node, update in chunk.items():
+                        if node == "__interrupt__" or not isinstance(update, dict):
+                            continue
+                        for ev in update.get("events", []):
+                            self.on_event({"event": "log", **ev})
+            outcome = self._outcome(thread_id, g.get_state(config))
+            trace.finish(outcome.status, outcome.values, outcome.interrupts)
+        return outcome
 
     # -- inspecting -----------------------------------------------------------------------
 
@@ -193,9 +210,6 @@ class Runner:
                         "created_at": snap.created_at,
                         "source": snap.metadata.get("source") if snap.metadata else None,
                         "next": list(snap.next),
-                        "writes": sorted((snap.metadata or {}).get("writes") or {})
-                        if snap.metadata
-                        else [],
                     }
                 )
             if not rows:

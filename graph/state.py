@@ -305,6 +305,8 @@ class InputState(TypedDict, total=False):
 
     requirements: dict[str, Any]
     """Structured requirements (from a file); validated by kickoff."""
+    settings: dict[str, Any]
+    """Model, toolset, tracking and policy directory the thread was started with (runner)."""
     conversation: Annotated[list[dict[str, str]], operator.add]
     """Chat turns ``{"role": "user"|"assistant", "content": ...}`` for the conversational kickoff."""
 
@@ -315,7 +317,7 @@ class GraphState(InputState, total=False):
     thread_id: str
     """Written by kickoff from the run config; used to name MLflow runs and workspace folders."""
     settings: dict[str, Any]
-    """Model, toolset, tracking and policy directory the thread was started with (kickoff)."""
+    """Model, toolset, tracking, tracing and policy directory the thread was started with (kickoff)."""
     status: str
     """Overall run status: running, waiting, completed, partial, failed (written by any node)."""
     plan: dict[str, Any]

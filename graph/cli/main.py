@@ -62,6 +62,13 @@ ToolsetOpt = Annotated[
 TrackingOpt = Annotated[
     bool | None, typer.Option("--tracking/--no-tracking", help="Log to MLflow (default on).")
 ]
+TracingOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--tracing/--no-tracing",
+        help="Trace nodes, model and tool calls in MLflow (env MPM_TRACING; default on with tracking).",
+    ),
+]
 PoliciesOpt = Annotated[
     Path | None,
     typer.Option(
@@ -82,6 +89,7 @@ def _context(
     toolset: str | None = None,
     tracking: bool | None = None,
     policies: Path | str | None = None,
+    tracing: bool | None = None,
 ) -> Any:
     import os
 
@@ -112,6 +120,7 @@ def _context(
         toolset=toolset,
         tracking=tracking,
         policies=str(policy_dir) if policy_dir else None,
+        **({} if tracing is None else {"tracing": tracing}),  # None: env MPM_TRACING
     )
 
 
@@ -123,6 +132,7 @@ def _thread_context(
     toolset: str | None,
     tracking: bool | None,
     policies: Path | None,
+    tracing: bool | None = None,
 ) -> Any:
     """Options given now win; otherwise the settings the thread was started with."""
     probe = _runner(_context(workspace), checkpointer)
@@ -133,6 +143,7 @@ def _thread_context(
         toolset or recorded.get("toolset"),
         tracking if tracking is not None else recorded.get("tracking"),
         policies or recorded.get("policies"),
+        tracing if tracing is not None else recorded.get("tracing"),
     )
 
 
@@ -220,6 +231,7 @@ def kickoff(
     toolset: ToolsetOpt = None,
     tracking: TrackingOpt = None,
     policies: PoliciesOpt = None,
+    tracing: TracingOpt = None,
 ) -> None:
     """Start a project: from a requirements file, or by talking it through."""
     from graph.requirements_file import RequirementsError, load_requirements
@@ -248,11 +260,11 @@ def kickoff(
         validate_thread_id(thread_id)
     except WorkspaceError as exc:
         raise fail(str(exc)) from exc
-    ctx = _context(workspace, model, toolset, tracking, policies)
+    ctx = _context(workspace, model, toolset, tracking, policies, tracing)
     runner = _runner(ctx, checkpointer)
     console.print(f"thread: [bold]{thread_id}[/]  workspace: {ctx.ws.root}")
     outcome = _guarded(lambda: runner.start(thread_id, graph_input))
-    _finish(runner, outcome, interactive=requirements is None)
+    _finish(runner, outcome, interactive=requirements is None and sys.stdin.isatty())
 
 
 @app.command()
@@ -264,9 +276,12 @@ def resume(
     toolset: ToolsetOpt = None,
     tracking: TrackingOpt = None,
     policies: PoliciesOpt = None,
+    tracing: TracingOpt = None,
 ) -> None:
     """Continue a thread where it stopped (after a crash, or once answers or approvals are in)."""
-    ctx = _thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies)
+    ctx = _thread_context(
+        workspace, checkpointer, thread, model, toolset, tracking, policies, tracing
+    )
     runner = _runner(ctx, checkpointer)
     outcome = _guarded(lambda: runner.resume(thread))
     _finish(runner, outcome, interactive=sys.stdin.isatty())

@@ -216,14 +216,13 @@ def threads(console: Console, rows: list[dict[str, Any]]) -> None:
 
 def history(console: Console, thread_id: str, rows: list[dict[str, Any]]) -> None:
     table = Table(title=f"Checkpoints of {escape(thread_id)} (newest first)")
-    for col in ("step", "created", "source", "wrote", "next", "checkpoint id"):
+    for col in ("step", "created", "source", "next", "checkpoint id"):
         table.add_column(col)
     for r in rows:
         table.add_row(
             str(r["step"]),
             escape(r["created_at"]),
             escape(r["source"]),
-            escape(", ".join(r["writes"])),
             escape(", ".join(r["next"])),
             escape(r["checkpoint_id"]),
         )

@@ -280,12 +280,6 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     ctx = run_context(runtime)
     thread_id = get_config()["configurable"]["thread_id"]
     base = {
-        "settings": {
-            "model": ctx.model,
-            "toolset": ctx.toolset,
-            "tracking": ctx.tracking,
-            "policies": ctx.policies,
-        },
         "thread_id": thread_id,
         "started_at": state.get("started_at") or now_iso(),
         "status": "running",

@@ -51,16 +51,22 @@ def stage_input(state: GraphState, plan: ExecutionPlan, name: str) -> dict[str, 
     spec = plan.stage(name)
     results = state.get("results") or {}
     revision = (state.get("revisions") or {}).get(name) or {}
+    # only what this stage builds on: its dependencies, direct or not (keeps briefs linear)
+    needed = guard.ancestors(plan, name)
+    context = dict((state.get("governance") or {}).get("context") or {})
+    if "expected_evidence" in context:
+        context["expected_evidence"] = context["expected_evidence"].get(name, [])
     return {
         "stage": name,
         "spec": spec.model_dump(mode="json"),
         "requirements": state["requirements"],
         "upstream": {
-            n: r
+            # direct dependencies with their summary; further ones by reference only
+            n: r if n in spec.depends_on else {**r, "summary": ""}
             for n, r in results.items()
-            if n != name and r.get("status") in guard.FINISHED | {"failed"}
+            if n in needed and r.get("status") in guard.FINISHED | {"failed"}
         },
-        "governance": (state.get("governance") or {}).get("context", {}),
+        "governance": context,
         "mlflow": state.get("mlflow") or {},
         "revision": revision.get("count", 0),
         "revision_comment": revision.get("comment"),
