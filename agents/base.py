@@ -84,13 +84,7 @@ class StageContext:
         opened = self.governance.get("open_actions")
         if gated is None or opened is None or action not in gated or action in opened:
             return
-        gates = self.governance.get("gates")
-        closed = [
-            str(g.get("name") or gate_id)
-            for gate_id, g in (gates.items() if isinstance(gates, dict) else [])
-            if action in (g.get("blocks") or []) and g.get("state") != "open"
-        ]
-        raise GateClosed(action, closed)
+        raise GateClosed(action, list((self.governance.get("closed_gates") or {}).get(action, [])))
 
     def upstream_output(self, key: str) -> Any:
         """The first upstream stage output named ``key`` (stages publish small facts in ``outputs``)."""
@@ -290,6 +284,20 @@ def run_agent(
                 f"stage {ctx.stage!r}: the model returned {type(reply).__name__}, not a message"
             )
         messages.append(reply)
+        if reply.invalid_tool_calls and not reply.tool_calls:
+            # arguments that are not JSON: say so, so the model can call the tool again
+            for bad in reply.invalid_tool_calls:
+                error = f"{bad.get('name')}: invalid tool call: {bad.get('error') or 'arguments are not valid JSON'}"
+                outcome.tool_errors.append(error)
+                messages.append(
+                    ToolMessage(
+                        content=error,
+                        tool_call_id=bad.get("id") or str(bad.get("name")),
+                        name=str(bad.get("name")),
+                        status="error",
+                    )
+                )
+            continue
         if not reply.tool_calls:
             outcome.summary = (
                 reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
@@ -298,8 +306,9 @@ def run_agent(
         for call in reply.tool_calls:
             _check_deadline(ctx)
             messages.append(_run_tool_call(call, by_name, outcome, on_tool))
+    last = f"; last tool error: {outcome.tool_errors[-1]}" if outcome.tool_errors else ""
     raise AgentFailure(
-        f"stage {ctx.stage!r}: the agent did not finish within {MAX_TURNS} model turns"
+        f"stage {ctx.stage!r}: the agent did not finish within {MAX_TURNS} model turns{last}"
     )
 
 

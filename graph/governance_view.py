@@ -58,8 +58,8 @@ def askable_questions(
                     for s in stages
                     if s and (results.get(s) or {}).get("status") not in ASK_STATUSES
                 ]
-                if pending or (not any(stages) and q.problem is None):
-                    continue  # a stage still to run will answer it (or requirements do)
+                if pending:
+                    continue  # a stage still to run will answer it
             asked.append({"framework": fw, **q.model_dump(mode="json")})
     return asked
 
@@ -132,5 +132,9 @@ def compact(
             "expected_evidence": expected_evidence(context, report.frameworks),
             "gated_actions": gated_actions,
             "open_actions": open_actions,
+            "closed_gates": {
+                a: [g["name"] for g in gates.values() if a in g["blocks"] and g["state"] != "open"]
+                for a in gated_actions
+            },
         },
     }

@@ -64,6 +64,13 @@ def parse(spec: str) -> dict[str, int]:
     return targets
 
 
+def reset() -> None:
+    """Forget the visits counted so far: a test that runs several commands' work in one
+    process counts each as if it were a process of its own."""
+    with _lock:
+        _hits.clear()
+
+
 def maybe_die(point: str) -> None:
     """Count a visit of ``point``; SIGKILL this process if ``MPM_KILL_AT`` names this visit."""
     env = os.environ

@@ -22,7 +22,9 @@ from tools.metrics import LOWER_IS_BETTER, all_metrics, meets_threshold
 
 SUITE_FILE = "pipeline_test_suite.json"
 RANGE_TOLERANCE = 0.1  # share of the training range a test value may fall outside it
-MAX_RANGE_VIOLATIONS = 0.01
+MAX_RANGE_VIOLATIONS = (
+    0.02  # share of rows a range case tolerates outside the widened range (outliers)
+)
 MAX_UNSEEN_CATEGORIES = 0.05
 FAIRNESS_BOUND = 0.1  # demographic parity / equalized odds difference (classification)
 REGRESSION_FAIRNESS_BOUND = 0.25  # largest group RMSE gap relative to the overall RMSE

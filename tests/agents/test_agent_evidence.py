@@ -366,7 +366,7 @@ def test_registration_is_refused_while_the_registration_gate_is_closed(
         governance={
             "gated_actions": ["register_model"],
             "open_actions": [],
-            "gates": {"mrm:gate:registry": gate},
+            "closed_gates": {"register_model": [gate["name"]]},
         },
     )
     kit = MLOpsToolkit(ctx)
