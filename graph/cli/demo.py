@@ -40,7 +40,7 @@ def example_path(name: str) -> Path:
 def demo(
     example: Annotated[
         str, typer.Option("--example", "-e", help=f"Bundled example: {', '.join(EXAMPLES)}.")
-    ] = "credit_risk",
+    ] = "breast_cancer",
     thread: Annotated[
         str | None, typer.Option("--thread", "-t", help="Thread id (default: generated).")
     ] = None,
