@@ -85,6 +85,12 @@ def _fault(kind: str, names: Iterable[str]) -> str | None:
     return None
 
 
+def reset() -> None:
+    """Forget how often each fault fired (tests that inject faults in one process)."""
+    with _lock:
+        _fired.clear()
+
+
 def enabled() -> bool:
     return bool(os.environ.get(ENV_VAR))
 

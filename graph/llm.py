@@ -21,7 +21,9 @@ that lets the whole graph run offline and reproducibly:
 
 from __future__ import annotations
 
+import contextvars
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -29,11 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
+
+from agents import faults
 
 DEFAULT_MODEL = "stub"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -137,7 +141,8 @@ class StubChatModel(BaseChatModel):
 
         def answer(value: LanguageModelInput) -> BaseModel:
             messages = self._convert_input(value).to_messages()
-            result = rule(messages)
+            fault = faults.model_fault(schema.__name__)
+            result = _faulty_structured(fault, schema) if fault else rule(messages)
             self.usage.add(
                 self._input_tokens(messages, None), count_tokens(result.model_dump_json())
             )
@@ -163,7 +168,11 @@ class StubChatModel(BaseChatModel):
         tools: list[dict[str, Any]] | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        message = self._next_message(messages, tools)
+        fault = faults.model_fault(_stage_of(messages)) if faults.enabled() else None
+        if fault:
+            message = _faulty_reply(fault, _stage_of(messages) or "model", messages)
+        else:
+            message = self._next_message(messages, tools)
         in_tokens = self._input_tokens(messages, tools)
         out_tokens = count_tokens(_message_text(message))
         message.usage_metadata = {
@@ -217,6 +226,111 @@ class StubChatModel(BaseChatModel):
         if not lines:
             return "No tools were needed."
         return "Completed the standard procedure:\n" + "\n".join(lines)
+
+
+def _stage_of(messages: Sequence[BaseMessage]) -> str | None:
+    """The stage a sub-agent works on, from its JSON brief (what ``MPM_FAULTS`` targets)."""
+    for m in messages:
+        if isinstance(m, HumanMessage) and isinstance(m.content, str):
+            try:
+                brief = json.loads(m.content)
+            except ValueError:
+                return None
+            return brief.get("stage") if isinstance(brief, dict) else None
+    return None
+
+
+def _faulty_reply(mode: str, stage: str, messages: Sequence[BaseMessage]) -> AIMessage:
+    """What a misbehaving model answers a sub-agent (``MPM_FAULTS`` model modes)."""
+    faults.raise_model_fault(mode, f"stage {stage}")
+    turn = sum(1 for m in messages if isinstance(m, AIMessage))
+    if mode == "invalid_json":
+        system = next((m for m in messages if isinstance(m, SystemMessage)), None)
+        steps = procedure_steps(str(system.content) if system else "")
+        return AIMessage(
+            content="",
+            invalid_tool_calls=[
+                {
+                    "name": steps[0][0] if steps else "tool",
+                    "args": '{"columns": [1, 2',
+                    "id": f"call_{turn}_invalid",
+                    "error": "injected: the arguments are not valid JSON",
+                    "type": "invalid_tool_call",
+                }
+            ],
+        )
+    if mode == "unknown_tool":
+        return AIMessage(
+            content="",
+            tool_calls=[
+                {
+                    "name": "no_such_tool",
+                    "args": {},
+                    "id": f"call_{turn}_unknown",
+                    "type": "tool_call",
+                }
+            ],
+        )
+    return AIMessage(content="%%<<garbage>> ]}{ \ufffd not an answer")  # garbage, bad_route
+
+
+def _faulty_structured(mode: str, schema: type[BaseModel]) -> BaseModel:
+    """What a misbehaving model answers a structured-output request."""
+    from langchain_core.exceptions import OutputParserException
+
+    faults.raise_model_fault(mode, f"structured output {schema.__name__}")
+    if mode == "bad_route" and "next_stages" in schema.model_fields:
+        return schema.model_validate(
+            {"next_stages": ["no_such_stage"], "reason": "injected: a stage that does not exist"}
+        )
+    raise OutputParserException(
+        f'injected: invalid JSON for {schema.__name__}: \'{{"next_stages": ["busin\''
+    )
+
+
+TIMEOUT_ENV = "MPM_MODEL_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 300.0
+
+
+class ModelTimeout(TimeoutError):
+    """The model did not answer in time."""
+
+
+def model_timeout_s() -> float:
+    """How long a node waits for one model answer (``MPM_MODEL_TIMEOUT_S``, default 300)."""
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
+    return value if value > 0 else DEFAULT_TIMEOUT_S
+
+
+def invoke_with_timeout(
+    runnable: Runnable[Any, Any], value: Any, *, what: str, timeout_s: float | None = None
+) -> Any:
+    """``runnable.invoke(value)``, but give up after ``timeout_s``: a model that never
+    answers must not hold a node (and the thread's lock) forever. The call runs in a daemon
+    thread with the caller's context (run config, callbacks), like a stage's agent does."""
+    limit = model_timeout_s() if timeout_s is None else timeout_s
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["answer"] = runnable.invoke(value)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            box["error"] = exc
+
+    worker = threading.Thread(
+        target=contextvars.copy_context().run, args=(target,), daemon=True, name=f"model-{what}"
+    )
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        raise ModelTimeout(f"{what}: the model did not answer within {limit:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["answer"]
 
 
 _FACTORIES: dict[str, Callable[[], BaseChatModel]] = {"stub": StubChatModel}

@@ -28,6 +28,7 @@ invocation runs untraced.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -76,24 +77,22 @@ def traced_invocation(
     if not tracing_enabled(ctx):
         yield invocation
         return
-    with ExitStack() as stack:
-        try:
-            span, ids = _open_trace(stack, ctx, thread_id, state, graph_input)
-            from mlflow.langchain.langchain_tracer import MlflowLangchainTracer
+    stack = ExitStack()
+    try:
+        span, ids = _open_trace(stack, ctx, thread_id, state, graph_input)
+        from mlflow.langchain.langchain_tracer import MlflowLangchainTracer
 
-            invocation.callbacks.append(MlflowLangchainTracer())
-            invocation.trace_id = span.trace_id
-        except Exception as exc:  # noqa: BLE001 - tracing is observability; the run goes on
-            log.warning("MLflow tracing is off for this invocation: %s", exc)
-            stack.close()
-            yield Invocation()
-            return
-        try:
-            yield invocation
-        finally:
-            span.set_outputs(invocation.outcome or None)
-            stack.close()  # ends the root span: the trace is complete
-            _after(invocation, ids)
+        invocation.callbacks.append(MlflowLangchainTracer())
+        invocation.trace_id = span.trace_id
+    except Exception as exc:  # noqa: BLE001 - tracing is observability; the run goes on
+        stack.close()
+        log.warning("MLflow tracing is off for this invocation: %s", exc)
+        yield Invocation()
+        return
+    with stack:  # an error in the invocation reaches the root span: the trace says ERROR
+        yield invocation
+        span.set_outputs(invocation.outcome or None)
+    _after(invocation, ids)  # the root span has ended: the trace is complete
 
 
 def _open_trace(
@@ -111,6 +110,9 @@ def _open_trace(
     experiment_id = ids.get("experiment_id") or _experiment_for(
         tracking.client(uri), ctx, state, graph_input
     )
+    # written synchronously unless the user asks otherwise: the trace is in the store when
+    # the invocation returns (a CLI command exits without waiting for a background queue)
+    stack.enter_context(_env_default("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false"))
     # the exporter sends traces to the process's tracking URI: point it at this thread's
     # store for the invocation (nested use_tracking_uri calls by tools see the same URI).
     stack.enter_context(tracking.use_tracking_uri(uri))
@@ -128,6 +130,19 @@ def _open_trace(
     )
     span.set_inputs({"thread_id": thread_id, "invocation": kind})
     return span, ids
+
+
+@contextmanager
+def _env_default(name: str, value: str) -> Iterator[None]:
+    """``name=value`` for the block unless the environment already sets it."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def _experiment_for(c: Any, ctx: RunContext, state: dict[str, Any], graph_input: Any) -> str:
@@ -156,9 +171,9 @@ def _after(invocation: Invocation, before: dict[str, Any]) -> None:
 
         from tools import tracking
 
-        mlflow.flush_trace_async_logging()
         parent = (invocation.outcome.get("mlflow") or {}).get("parent_run_id")
         if invocation.trace_id and parent and parent != before.get("parent_run_id"):
+            mlflow.flush_trace_async_logging()  # only waits when export is asynchronous
             tracking.client(before["tracking_uri"]).link_traces_to_run(
                 [invocation.trace_id], parent
             )

@@ -23,6 +23,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "MPM_TRACKING",
         "MPM_POLICIES",
         "MPM_FAULTS",
+        "MPM_TRACING",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_LOGGING", "false")

@@ -18,6 +18,7 @@ from graph.cli.main import (
     ModelOpt,
     PoliciesOpt,
     ToolsetOpt,
+    TracingOpt,
     TrackingOpt,
     WorkspaceOpt,
     _context,
@@ -80,6 +81,7 @@ def approve(
     toolset: ToolsetOpt = None,
     tracking: TrackingOpt = None,
     policies: PoliciesOpt = None,
+    tracing: TracingOpt = None,
 ) -> None:
     """Record a decision on a pending approval and resume the run."""
     if reject and request_changes:
@@ -97,7 +99,9 @@ def approve(
         "answers": _read_answers(answers) if answers else {},
     }
     runner = _runner(
-        _thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies),
+        _thread_context(
+            workspace, checkpointer, thread, model, toolset, tracking, policies, tracing
+        ),
         checkpointer,
     )
     outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval))
@@ -124,10 +128,13 @@ def answer(
     toolset: ToolsetOpt = None,
     tracking: TrackingOpt = None,
     policies: PoliciesOpt = None,
+    tracing: TracingOpt = None,
 ) -> None:
     """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
     runner = _runner(
-        _thread_context(workspace, checkpointer, thread, model, toolset, tracking, policies),
+        _thread_context(
+            workspace, checkpointer, thread, model, toolset, tracking, policies, tracing
+        ),
         checkpointer,
     )
     snapshot = _guarded(lambda: runner.snapshot(thread))

@@ -191,7 +191,15 @@ def status(console: Console, result: Any) -> None:
         e
         for e in events
         if e.get("event")
-        in {"attempt_failed", "fallback_started", "critical_failure", "requirements_invalid"}
+        in {
+            "attempt_failed",
+            "fallback_started",
+            "critical_failure",
+            "requirements_invalid",
+            "kickoff_failed",
+            "proposal_rejected",
+            "guard_override",
+        }
     ]
     for e in failures[-5:]:
         console.print(

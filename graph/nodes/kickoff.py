@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from graph.context import RunContext, run_context
 from graph.events import event
-from graph.llm import get_chat_model, register_structured_rule
+from graph.llm import get_chat_model, invoke_with_timeout, register_structured_rule
 from graph.state import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -32,6 +32,8 @@ from graph.state import (
 from tools.killpoints import maybe_die
 
 MAX_ROUNDS = 5
+MODEL_ATTEMPTS = 2
+"""Tries of the requirements extraction before the kickoff gives up (a provider error)."""
 
 QUESTIONS: dict[str, dict[str, Any]] = {
     "project_name": {"question": "What is the project called?", "required": True},
@@ -276,6 +278,23 @@ def answers_to_text(answer: Any) -> str:
     return str(answer)
 
 
+def _extract(model_spec: str, conversation: list[dict[str, str]]) -> RequirementsDraft:
+    """The model's reading of the conversation; retried once, bounded in time."""
+    model = get_chat_model(model_spec).with_structured_output(RequirementsDraft)
+    for attempt in range(1, MODEL_ATTEMPTS + 1):
+        try:
+            draft = invoke_with_timeout(
+                model, _conversation_messages(conversation), what="requirements extraction"
+            )
+            if not isinstance(draft, RequirementsDraft):
+                raise TypeError(f"expected RequirementsDraft, got {type(draft).__name__}")
+            return draft
+        except Exception:
+            if attempt == MODEL_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     ctx = run_context(runtime)
     thread_id = get_config()["configurable"]["thread_id"]
@@ -310,10 +329,25 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
         )
 
     conversation = state.get("conversation") or []
-    model = get_chat_model(ctx.model)
-    draft = model.with_structured_output(RequirementsDraft).invoke(
-        _conversation_messages(conversation)
-    )
+    try:
+        draft = _extract(ctx.model, conversation)
+    except Exception as exc:  # noqa: BLE001 - a model that keeps failing ends the run, labelled
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+        return Command(
+            goto=END,
+            update={
+                **base,
+                "status": "failed",
+                "events": [
+                    event(
+                        "kickoff",
+                        "kickoff_failed",
+                        f"the model could not extract the requirements in {MODEL_ATTEMPTS} "
+                        f"attempts: {reason}",
+                    )
+                ],
+            },
+        )
     asked = {
         f
         for turn in conversation

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from graph import guard
 from graph.context import RunContext, run_context
 from graph.events import event
-from graph.llm import get_chat_model, register_structured_rule
+from graph.llm import get_chat_model, invoke_with_timeout, register_structured_rule
 from graph.state import GATED_ACTIONS, ExecutionPlan, GraphState, now_iso
 from tools.killpoints import maybe_die
 
@@ -217,11 +217,13 @@ def _start_stages(
     if len(ready) == 1:
         chosen = ready
     else:
-        chosen, rejected, reason = _ask_model(run_context(runtime).model, state, plan, ready)
+        ctx = run_context(runtime)
+        chosen, rejected, reason = _ask_model(ctx.model, state, plan, ready)
         if rejected:
             events.append(
                 event("supervisor", "proposal_rejected", ", ".join(rejected), ready=ready)
             )
+            _record_rejection(ctx, state, ", ".join(rejected))
         if not chosen:
             chosen = ready[:1]
             events.append(
@@ -295,6 +297,20 @@ def _request_approvals(state: GraphState, approvals: list[dict[str, Any]]) -> Co
     )
 
 
+def _record_rejection(ctx: RunContext, state: GraphState, rejected: str) -> None:
+    """Put the rejected proposal on the parent MLflow run, beside the stages' statuses."""
+    ids = state.get("mlflow") or {}
+    if not (ctx.tracking and ids.get("parent_run_id")):
+        return
+    from tools import tracking
+
+    tracking.set_tags(
+        tracking.client(ids["tracking_uri"]),
+        ids["parent_run_id"],
+        {"supervisor_proposal_rejected": rejected[:500]},
+    )
+
+
 def _ask_model(
     model_spec: str, state: GraphState, plan: ExecutionPlan, ready: list[str]
 ) -> tuple[list[str], list[str], str]:
@@ -306,12 +322,13 @@ def _ask_model(
         + "\n".join(f"- {s.name}: {s.task}" for s in plan.stages if s.name in ready)
         + f"\nReady stages: {', '.join(ready)}"
     )
-    model = get_chat_model(model_spec)
     try:
-        decision = model.with_structured_output(RouteDecision).invoke(
-            [SystemMessage(SYSTEM_PROMPT), HumanMessage(prompt)]
+        model = get_chat_model(model_spec).with_structured_output(RouteDecision)
+        decision = invoke_with_timeout(
+            model, [SystemMessage(SYSTEM_PROMPT), HumanMessage(prompt)], what="supervisor route"
         )
     except Exception as exc:  # noqa: BLE001 - a broken proposal falls back to the guard
-        return [], [f"<model error: {type(exc).__name__}: {exc}>"], "model failed"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return [], [f"<model error: {type(exc).__name__}: {first[:300]}>"], "model failed"
     accepted, rejected = guard.check_proposal(decision.next_stages, ready)
     return accepted, rejected, decision.reason

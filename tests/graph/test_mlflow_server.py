@@ -80,6 +80,8 @@ def mlflow_server(postgres_database: str, tmp_path: Path) -> Iterator[MlflowServ
     log = tmp_path / "mlflow-server.log"
     backend = postgres_database.replace("postgresql://", "postgresql+psycopg://", 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    # tracking only: no GenAI job runner (it would start eight more processes on 2 cores)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -95,6 +97,9 @@ def mlflow_server(postgres_database: str, tmp_path: Path) -> Iterator[MlflowServ
                 str(port),
                 "--workers",
                 "1",
+                # the test's client keeps connections open; do not wait for them at shutdown
+                "--uvicorn-opts",
+                "--timeout-graceful-shutdown 2",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
