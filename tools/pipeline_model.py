@@ -77,7 +77,6 @@ def build_pipeline_model(
             f"decision_threshold: expected a probability between 0 and 1; got {decision_threshold!r}"
         )
 
-
     c = tracking.client(tracking_uri)
     base = {
         "registered_model_name": registered_model_name,

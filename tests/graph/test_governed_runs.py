@@ -179,9 +179,10 @@ def test_high_risk_credit_run_completes_through_approvals_rejection_and_gates(
 def test_low_risk_project_needs_fewer_approvals(tmp_path: Path, workspace: Path) -> None:
     low = _kickoff(tmp_path, workspace, "low", "breast_cancer")
     high = _kickoff(tmp_path, workspace, "high", "credit_risk")
-    required = lambda snap: [
-        a for a in snap.values["governance"]["approvals"] if a["state"] != "not_required"
-    ]  # noqa: E731
+
+    def required(snap: Any) -> list[dict[str, Any]]:
+        return [a for a in snap.values["governance"]["approvals"] if a["state"] != "not_required"]
+
     assert len(low.values["governance"]["frameworks"]) < len(
         high.values["governance"]["frameworks"]
     )

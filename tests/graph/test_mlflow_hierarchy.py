@@ -39,7 +39,11 @@ def test_parent_and_stage_runs_follow_the_seed(workspace: Path) -> None:
     for fw in outcome.values["governance"]["frameworks"]:
         assert f"{fw}_compliance_score" in gov.data.metrics
     artifacts = {a.path for a in client.list_artifacts(gov.info.run_id)}
-    assert {"governance_orchestration_results.json", "governance_dashboard.html", "audit_trail.jsonl"} <= artifacts
+    assert {
+        "governance_orchestration_results.json",
+        "governance_dashboard.html",
+        "audit_trail.jsonl",
+    } <= artifacts
     assert sorted(x.info.run_name for x in stages) == sorted(
         f"stage_{s['name']}" for s in plan["stages"]
     )
