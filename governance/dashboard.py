@@ -8,6 +8,7 @@ it can be attached to an MLflow run, mailed, or opened from disk years later.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -41,10 +42,28 @@ def _environment() -> Any:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible_controls,
     )
     env.filters["pct"] = lambda value: f"{float(value) * 100:.0f}%"
     env.filters["humanize"] = lambda text: str(text).replace("_", " ")
     return env
+
+
+_CONTROLS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
+
+
+def _visible_controls(value: Any) -> Any:
+    """Autoescaping stops markup; this stops control characters: a NUL, a terminal escape
+    or a bidirectional override (``\\u202e``) in a project name is shown as ``\\uNNNN``
+    instead of breaking the page or making its text read differently from what it is."""
+    if isinstance(value, str) and _CONTROLS.search(value):
+        from markupsafe import Markup
+
+        shown = _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+        return Markup(shown) if isinstance(value, Markup) else shown
+    return value
 
 
 def _short(value: Any, limit: int = 120) -> str:

@@ -361,5 +361,6 @@ def get_chat_model(spec: str | None = None) -> BaseChatModel:
         ) from exc
     try:
         return init_chat_model(spec, temperature=0)
-    except Exception as exc:  # pragma: no cover - depends on provider SDKs
-        raise ModelSpecError(f"--model {spec!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any provider's refusal is a bad --model
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelSpecError(f"--model {spec!r}: {first}") from exc

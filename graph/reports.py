@@ -6,6 +6,7 @@ written by people cannot inject markup into whatever renders the summary."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,26 @@ ROI_DEFAULTS = {
 def _env() -> Any:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    return Environment(
+    env = Environment(
         loader=PackageLoader("graph", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=False,
     )
+    env.filters["md"] = markdown_text
+    return env
+
+
+_MARKDOWN = re.compile(r"([\\`\[\]()!|])")
+
+
+def markdown_text(value: Any) -> str:
+    """Text from people, as inert Markdown: one line, control characters visible, and
+    the characters that make links, images, code or table cells backslash-escaped (HTML
+    is escaped by autoescape), so a name like ``[click](javascript:...)`` stays text."""
+    from graph.safe_text import visible_controls
+
+    one_line = " ".join(visible_controls(str(value)).splitlines())
+    return _MARKDOWN.sub(r"\\\1", one_line)
 
 
 def artifact_bytes(result: dict[str, Any]) -> int:

@@ -14,6 +14,35 @@ class RequirementsError(ValueError):
     """A requirements file that cannot be used; the message is one line naming file and field."""
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, line: int, first: int) -> None:
+        super().__init__(f"{key}: duplicate key")
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load``, except that a key given twice in one mapping is an error: PyYAML
+    would keep the last value without a word, and the person meant one of them."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> object:
+    seen: dict[object, int] = {}
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node)
+        try:
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1, seen[key] + 1)
+            seen[key] = key_node.start_mark.line
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
 def format_validation_error(source: str, exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -35,7 +64,11 @@ def load_requirements(path: str | Path) -> ProjectRequirements:
     except UnicodeDecodeError as exc:
         raise RequirementsError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise RequirementsError(
+            f"{path}: line {exc.line}: {exc.key}: duplicate key (first at line {exc.first})"
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -32,6 +32,10 @@ class UnknownThreadError(LookupError):
     """No checkpoint exists for the thread id."""
 
 
+class NotWaitingError(LookupError):
+    """The thread is not waiting for the answer or decision that was given."""
+
+
 @dataclass
 class RunOutcome:
     thread_id: str
@@ -75,6 +79,18 @@ def thread_lock(workspace: Workspace, thread_id: str, wait: float = 0.0) -> Iter
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _used_decision_ids(snapshot: Any) -> set[str]:
+    """Decision ids already recorded on the thread: in its audit trail, and in the writes of
+    approvals decided in the step still open (parallel approvals decided one by one have
+    not reached the trail yet, and each approval task only knows the trail as it was when
+    the approvals were requested)."""
+    entries = list((snapshot.values or {}).get("audit") or [])
+    for task in snapshot.tasks:
+        if isinstance(task.result, dict):
+            entries += task.result.get("audit") or []
+    return {str(e["decision_id"]) for e in entries if isinstance(e, dict) and e.get("decision_id")}
 
 
 class Runner:
@@ -151,6 +167,10 @@ class Runner:
                 if payload.get("type") == kind and (
                     key is None or payload.get("approval_id") == key
                 ):
+                    if kind == "approval" and isinstance(value, dict):
+                        from graph.nodes.approvals import SEEN_DECISIONS
+
+                        value = {**value, SEEN_DECISIONS: sorted(_used_decision_ids(snapshot))}
                     return self._drive(g, thread_id, Command(resume={item.id: value}))
             pending = [
                 (i.value.get("approval_id") or i.value.get("type"))
@@ -158,12 +178,12 @@ class Runner:
                 if isinstance(i.value, dict)
             ]
             what = f"{kind} {key}" if key else kind
-            raise LookupError(
+            raise NotWaitingError(
                 f"thread {thread_id} is not waiting for {what}; pending: {', '.join(map(str, pending)) or 'nothing'}"
             )
 
     def _existing(self, g: Any, thread_id: str) -> Any:
-        snapshot = g.get_state(self.config(thread_id))
+        snapshot = g.get_state(self.config(validate_thread_id(thread_id)))
         if snapshot.created_at is None:
             raise UnknownThreadError(f"no thread {thread_id} in this workspace's checkpoints")
         return snapshot

@@ -120,6 +120,7 @@ def _open_trace(
         mlflow.tracing.context(session_id=thread_id, tags={tracking.THREAD_TAG: thread_id})
     )
     kind = "start" if isinstance(graph_input, dict) else "resume"
+    _close_abandoned(ctx, thread_id, uri)
     span = stack.enter_context(
         mlflow.start_span(
             f"mpm.{kind}",
@@ -129,7 +130,48 @@ def _open_trace(
         )
     )
     span.set_inputs({"thread_id": thread_id, "invocation": kind})
+    marker = _open_marker(ctx, thread_id)
+    marker.write_text(span.trace_id, encoding="utf-8")
+    stack.callback(marker.unlink, missing_ok=True)
     return span, ids
+
+
+ABANDONED_TAG = "mpm.abandoned"
+
+
+def _open_marker(ctx: RunContext, thread_id: str) -> Any:
+    """Holds the id of the thread's trace while an invocation writes it."""
+    return ctx.ws.run_dir(thread_id) / "open_trace_id"
+
+
+def _close_abandoned(ctx: RunContext, thread_id: str, uri: str) -> None:
+    """A process killed in the middle of an invocation never ends its trace, and MLflow
+    would show it IN_PROGRESS for ever. The thread's next invocation -- it holds the
+    thread's lock, so no other process is tracing the thread -- closes that trace as ERROR
+    and says why (tag ``mpm.abandoned``)."""
+    marker = _open_marker(ctx, thread_id)
+    if not marker.is_file():
+        return
+    trace_id = marker.read_text(encoding="utf-8").strip()
+    try:
+        from mlflow.entities import TraceState
+        from mlflow.tracing.client import TracingClient
+
+        from tools import tracking
+
+        client = TracingClient(uri)
+        info = client.get_trace_info(trace_id)
+        if info.state == TraceState.IN_PROGRESS:
+            info.state = TraceState.ERROR
+            info.tags[tracking.THREAD_TAG] = thread_id
+            info.tags[ABANDONED_TAG] = (
+                "the process running this invocation ended before it finished "
+                "(killed or crashed); a later invocation continued the thread"
+            )
+            client.start_trace(info)
+    except Exception as exc:  # noqa: BLE001 - e.g. killed before its first span was stored
+        log.debug("abandoned trace %s of thread %s not closed: %s", trace_id, thread_id, exc)
+    marker.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -84,6 +84,8 @@ def approve(
     tracing: TracingOpt = None,
 ) -> None:
     """Record a decision on a pending approval and resume the run."""
+    if not as_.strip():
+        raise fail("--as: your approver id is required (a member of a group the approval names)")
     if reject and request_changes:
         raise fail("--reject and --request-changes: choose one")
     if (reject or request_changes) and not comment.strip():

@@ -14,7 +14,36 @@ from rich.console import Console
 
 from graph.cli import render
 
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (missing option, unknown command...) as one line on stderr, exit 2,
+    like every other bad input, instead of click's usage block."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        from typer import _click
+        from typer.exceptions import Abort
+
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _click.exceptions.NoArgsIsHelpError as exc:  # the help was the answer
+            sys.exit(exc.exit_code)
+        except _click.exceptions.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            message = " ".join(exc.format_message().split())
+            err.print(f"[bold red]error:[/] {render.escape(where + message + hint)}")
+            sys.exit(exc.exit_code)
+        except Abort:
+            err.print("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="mpm",
     help="Governed ML project manager: kickoff, plan, sub-agents, governance, approvals, resume.",
     no_args_is_help=True,
@@ -79,6 +108,7 @@ PoliciesOpt = Annotated[
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    message = " ".join(message.splitlines())  # one line, whatever the cause's text holds
     err.print(f"[bold red]error:[/] {render.escape(message)}")
     return typer.Exit(code)
 
@@ -147,6 +177,18 @@ def _thread_context(
     )
 
 
+def _check_policy_library(ctx: Any) -> None:
+    """Refuse to start a run on a policy library that cannot be loaded (the run would only
+    reach governance to find every gate closed). Loaded once: governance reuses it."""
+    from graph.nodes.governance import governance_context
+
+    try:
+        governance_context(ctx)
+    except Exception as exc:  # noqa: BLE001 - any unreadable library is a bad --policies
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise fail(f"--policies: {first}") from exc
+
+
 def _runner(ctx: Any, checkpointer: str | None) -> Any:
     from graph.checkpointing import CheckpointerError, describe
     from graph.runner import Runner
@@ -158,17 +200,23 @@ def _runner(ctx: Any, checkpointer: str | None) -> Any:
             pass
     except CheckpointerError as exc:
         raise fail(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - unreachable server, unwritable file, ...
+        import re
+
+        shown = re.sub(r"//[^@/]*@", "//***@", checkpointer or "sqlite")  # no credentials
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise fail(f"--checkpointer {shown}: cannot open the checkpoint store: {first}") from exc
     return runner
 
 
 def _guarded(action: Any) -> Any:
     """Run a runner call; known failures become one line and an exit code."""
-    from graph.runner import ThreadBusyError, UnknownThreadError
+    from graph.runner import NotWaitingError, ThreadBusyError, UnknownThreadError
     from graph.workspace import WorkspaceError
 
     try:
         return action()
-    except (UnknownThreadError, WorkspaceError, ValueError) as exc:
+    except (UnknownThreadError, NotWaitingError, WorkspaceError, ValueError) as exc:
         raise fail(str(exc)) from exc
     except ThreadBusyError as exc:
         raise fail(str(exc), code=3) from exc
@@ -261,6 +309,7 @@ def kickoff(
     except WorkspaceError as exc:
         raise fail(str(exc)) from exc
     ctx = _context(workspace, model, toolset, tracking, policies, tracing)
+    _check_policy_library(ctx)
     runner = _runner(ctx, checkpointer)
     console.print(f"thread: [bold]{thread_id}[/]  workspace: {ctx.ws.root}")
     outcome = _guarded(lambda: runner.start(thread_id, graph_input))

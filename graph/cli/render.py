@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.markup import escape as _escape
 from rich.table import Table
 
+from graph.safe_text import visible_controls
+
 STATUS_STYLE = {
     "success": "green",
     "completed": "bold green",
@@ -21,8 +23,9 @@ STATUS_STYLE = {
 
 
 def escape(text: Any) -> str:
-    """Rich markup is interpreted: anything from input is escaped before printing."""
-    return _escape(str(text))
+    """Rich markup is interpreted and terminals obey control sequences: anything from input
+    is escaped for both before printing."""
+    return _escape(visible_controls(str(text)))
 
 
 def last_line(text: str | None) -> str:

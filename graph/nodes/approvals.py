@@ -24,6 +24,8 @@ from graph.state import now_iso
 from tools.killpoints import maybe_die
 
 DECISIONS = ("approve", "reject", "request_changes")
+SEEN_DECISIONS = "seen_decision_ids"
+"""Resume-value key: decision ids the thread has recorded, as the runner read them."""
 
 
 def check_decision(
@@ -68,6 +70,9 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
     while True:  # each refusal re-asks in the same task, so the approval stays pending
         maybe_die("approval.ask")
         value = interrupt({**payload["request"], "refusals": refusals})
+        # ids recorded since the approvals were requested (a parallel approval decided
+        # first), as the runner read them from the thread: they can only refuse more
+        seen = value.get(SEEN_DECISIONS) if isinstance(value, dict) else None
         problem = check_decision(
             value,
             item,
@@ -75,7 +80,7 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
             directory=context.library.approvers,
             requested_by=payload.get("requested_by"),
             separation_of_duties=context.workflow.separation_of_duties,
-            used_decision_ids=used,
+            used_decision_ids=used | {str(i) for i in seen or []},
         )
         value = value if isinstance(value, dict) else {}
         entry = {

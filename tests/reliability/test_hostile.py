@@ -1,0 +1,226 @@
+"""Hostile content: names, objectives, comments and approver ids carrying HTML/JS, shell
+metacharacters, path traversal, rich markup, terminal escapes, bidirectional overrides,
+NULs and 10k-character strings. Nothing is executed, nothing escapes the workspace, every
+output a person reads shows the text as text. And forged decisions -- for another thread,
+another approval, replayed, by a non-member -- are refused and audited."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from graph import audit
+from tests.graph.helpers import approver_for, auto_answer, decision, example, mpm, runner
+
+PWNED = Path("/tmp/mpm-hostile-pwned")
+NAME = (
+    '<script>alert(1)</script> "><img src=x onerror=alert(1)> '
+    f"$(touch {PWNED}); touch {PWNED} ../../etc [bold red]Pwn[/bold red] "
+    "\x1b[31mred\u202eevil\x00nul [x](javascript:alert(1))"
+)
+CONTROLS = ("\x1b", "\u202e", "\x00")
+LONG = "<b>" + "A" * 10_000 + "</b>"
+
+
+class _Tags(HTMLParser):
+    """Every element a browser would build from the page, with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.script_text: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.script_text.append(data)
+
+
+def _assert_inert_html(html: str) -> None:
+    parser = _Tags()
+    parser.feed(html)
+    assert not [t for t, _ in parser.tags if t in {"script", "iframe", "object"}], "input markup"
+    images = [a.get("src") for t, a in parser.tags if t == "img"]
+    assert set(images) <= {"stage_durations.png"}, f"an image from input: {images}"
+    for tag, attrs in parser.tags:
+        assert not [a for a in attrs if a.startswith("on")], f"event handler on <{tag}>"
+        assert "javascript:" not in str(attrs.get("href") or "").lower()
+    assert not any(c in html for c in CONTROLS), "a control character reached the page"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> dict[str, Any]:
+    """A finished run whose every free-text input is hostile, decided with hostile comments."""
+    from tests.reliability.conftest import seed_workspace
+
+    PWNED.unlink(missing_ok=True)
+    base = tmp_path_factory.mktemp("hostile")
+    ws = seed_workspace(base / "ws", mlflow_template)
+    req = example(
+        "breast_cancer",
+        project_name=NAME,
+        business_objective=NAME,
+        constraints=[LONG, "$(reboot)"],
+        stakeholders=[NAME],
+    )
+    r = runner(ws, tracking=True)
+    outcome = r.start("hostile", {"requirements": req})
+    comment = NAME + " " + LONG
+    for _ in range(60):
+        if not outcome.interrupts:
+            break
+        value = outcome.interrupts[0]["value"]
+        if value["type"] == "open_questions":
+            answers = {q["key"]: auto_answer(q) for q in value["questions"]}
+            outcome = r.answer("hostile", "open_questions", answers)
+            continue
+        who = approver_for(value, req["requested_by"])
+        outcome = r.answer(
+            "hostile",
+            "approval",
+            decision(value, who, comment=comment),
+            key=value["approval_id"],
+        )
+    assert not outcome.interrupts and outcome.status in {"completed", "partial"}
+    return {"ws": ws, "base": base, "values": outcome.values}
+
+
+def test_nothing_in_the_input_is_executed(hostile: dict[str, Any]) -> None:
+    assert not PWNED.exists()
+    assert hostile["values"]["requirements"]["project_name"] == NAME, "kept as given"
+
+
+def test_dashboard_shows_hostile_text_as_text(hostile: dict[str, Any]) -> None:
+    html = Path(hostile["values"]["governance"]["files"]["dashboard"]).read_text()
+    _assert_inert_html(html)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "\\u202e" in html and "\\u001b" in html  # visible, not acted on
+
+
+def test_executive_summary_is_inert_markdown(hostile: dict[str, Any]) -> None:
+    from markdown_it import MarkdownIt
+
+    text = Path(hostile["values"]["deliverables"]["files"]["executive_summary.md"]).read_text()
+    assert not any(c in text for c in CONTROLS)
+    rendered = MarkdownIt("commonmark").render(text)  # raw HTML allowed: the worst case
+    _assert_inert_html(rendered)
+    assert "<a " not in rendered, "a link was injected through a name or comment"
+    # the comment's text is all there (truncated at 2000 characters by the audit), as text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
+
+
+def test_names_derived_from_input_stay_safe_and_inside_the_workspace(
+    hostile: dict[str, Any],
+) -> None:
+    ws, values = hostile["ws"], hostile["values"]
+    # nothing was written next to the workspace (no ../../etc, no file named after input)
+    assert sorted(p.name for p in hostile["base"].iterdir()) == ["ws"]
+    for path in ws.rglob("*"):
+        assert path.resolve().is_relative_to(ws.resolve())
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+", path.name), f"unexpected file name {path.name!r}"
+    experiment = values["mlflow"]["experiment"]
+    assert re.fullmatch(r"ml_pipeline_[a-z0-9_]{1,64}", experiment)
+    registered = values["results"]["mlops"]["outputs"].get("registered_model_name")
+    assert registered is None or re.fullmatch(r"pipeline_[a-z0-9_]{1,64}", registered)
+
+
+def test_long_comments_are_truncated_safely_in_the_audit_trail(hostile: dict[str, Any]) -> None:
+    entries = hostile["values"]["audit"]
+    assert entries and all(len(e["comment"]) == 2000 for e in entries if e["accepted"])
+    assert audit.verify(entries)[0]
+
+
+def test_terminal_output_escapes_markup_and_control_characters(hostile: dict[str, Any]) -> None:
+    for command in (["status", "hostile"], ["runs"], ["audit", "hostile"]):
+        run = mpm(*command, "-w", str(hostile["ws"]), env={"COLUMNS": "400"})
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stdout + run.stderr
+        assert not any(c in run.stdout for c in CONTROLS), command
+        assert "[bold red]Pwn[/bold red]" in run.stdout, command  # printed, not applied
+        assert "\\x1b[31mred\\u202eevil\\x00nul" in run.stdout, command
+
+
+def test_overlong_free_text_is_refused_with_the_limit(tmp_path: Path, workspace: Path) -> None:
+    req = tmp_path / "long.yaml"
+    req.write_text(yaml.safe_dump(example("breast_cancer", business_objective="x" * 10_000)))
+    run = mpm("kickoff", "-r", str(req), "-w", str(workspace), "-t", "long")
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1
+    assert "business_objective: String should have at most 5000 characters" in run.stderr
+    assert not (workspace / "checkpoints.db").exists()
+
+
+# --------------------------------------------------------------------------- forged decisions
+
+
+def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
+    r = runner(workspace)
+    req = example("breast_cancer")
+    outcome = r.start("forge", {"requirements": req})
+    while outcome.interrupts[0]["value"]["type"] == "open_questions":
+        questions = outcome.interrupts[0]["value"]["questions"]
+        outcome = r.answer("forge", "open_questions", {q["key"]: auto_answer(q) for q in questions})
+    pending = [i["value"] for i in outcome.interrupts]
+    assert len(pending) >= 2, "two approvals pending together"
+    first, second = pending[0], pending[1]
+    member = approver_for(first, req["requested_by"])
+
+    def send(target: dict[str, Any], forged: dict[str, Any]) -> Any:
+        return r.answer("forge", "approval", forged, key=target["approval_id"])
+
+    # a genuine decision on the first approval: its id is now spent
+    genuine = {**decision(first, member), "thread_id": "forge"}
+    send(first, genuine)
+    member2 = approver_for(second, req["requested_by"])
+    forgeries = {
+        "another thread": {**decision(second, member2), "thread_id": "some-other-thread"},
+        "another approval": {**decision(second, member2), "approval_id": first["approval_id"]},
+        "replayed": {**decision(second, member2), "decision_id": genuine["decision_id"]},
+        "non-member": decision(second, "intruder-42"),
+        "requester": decision(second, req["requested_by"]),
+        "unknown verb": {**decision(second, member2), "decision": "approve; rm -rf /"},
+        "hostile approver": decision(second, NAME),
+        "not an object": "approve",
+    }
+    reasons = {
+        "another thread": "decision is for thread 'some-other-thread', not 'forge'",
+        "another approval": f"decision is for approval {first['approval_id']!r}",
+        "replayed": "was already used (replayed decision)",
+        "non-member": "intruder-42 is not a member of",
+        "requester": "",  # not a member, or separation of duties: refused either way
+        "unknown verb": "expected one of approve, reject, request_changes",
+        "hostile approver": "is not a member of",
+        "not an object": "a decision must be an object",
+    }
+    for label, forged in forgeries.items():
+        after = send(second, forged)
+        still = next(
+            (
+                i["value"]
+                for i in after.interrupts
+                if i["value"]["approval_id"] == second["approval_id"]
+            ),
+            None,
+        )
+        assert still is not None, f"{label}: the forged decision was accepted"
+        assert reasons[label] in still["refusals"][-1]["reason"], (label, still["refusals"][-1])
+        assert second["approval_id"] not in (after.values.get("approvals") or {}), label
+    final = send(second, {**decision(second, member2), "decision_id": uuid.uuid4().hex})
+    trail = [e for e in final.values["audit"] if e["approval_id"] == second["approval_id"]]
+    assert [e["accepted"] for e in trail] == [False] * len(forgeries) + [True]
+    assert all(e["reason"] for e in trail)
+    assert audit.verify(final.values["audit"])[0]
+    # the refusals are visible to auditors, escaped
+    shown = mpm("audit", "forge", "-w", str(workspace), env={"COLUMNS": "400"})
+    assert shown.returncode == 0 and shown.stdout.count("REFUSED") == len(forgeries)
+    assert not any(c in shown.stdout for c in CONTROLS)
