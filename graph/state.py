@@ -80,7 +80,7 @@ class DataSource(BaseModel):
     ``sklearn:<name>`` (a dataset scikit-learn ships: breast_cancer, wine, diabetes, iris,
     digits, ...), ``synthetic:<schema>`` (credit, churn or fraud, generated with a fixed
     seed; ``rows`` sets the size), or a path to a CSV / Parquet file inside the workspace
-    or given relative to the requirements file.
+    (relative paths are resolved against the workspace; nothing outside it is read).
     """
 
     model_config = ConfigDict(extra="forbid")
