@@ -12,19 +12,25 @@ SHARED_POLICIES = REPO.parent / "shared" / "policies"
 EXAMPLES = REPO / "reference" / "examples"
 
 
+# Settings a developer's shell may carry that would change what a test runs.
+MPM_ENV_VARS = (
+    "MLFLOW_TRACKING_URI",
+    "MPM_WORKSPACE",
+    "MPM_CHECKPOINTER",
+    "MPM_MODEL",
+    "MPM_TOOLSET",
+    "MPM_TRACKING",
+    "MPM_POLICIES",
+    "MPM_FAULTS",
+    "MPM_TRACING",
+    "MPM_KILL_AT",
+    "MPM_KILL_TRACE",
+)
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (
-        "MLFLOW_TRACKING_URI",
-        "MPM_WORKSPACE",
-        "MPM_CHECKPOINTER",
-        "MPM_MODEL",
-        "MPM_TOOLSET",
-        "MPM_TRACKING",
-        "MPM_POLICIES",
-        "MPM_FAULTS",
-        "MPM_TRACING",
-    ):
+    for var in MPM_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")

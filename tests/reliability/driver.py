@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from graph.runner import Runner
+from tests.conftest import MPM_ENV_VARS
 from tests.graph.helpers import REPO, approver_for, auto_answer, decision, runner
 from tools import killpoints
 
@@ -73,19 +74,7 @@ class Drive:
         return list(dict.fromkeys(c.phase for c in self.commands))
 
 
-_SCRUBBED = (
-    "MLFLOW_TRACKING_URI",
-    "MPM_WORKSPACE",
-    "MPM_CHECKPOINTER",
-    "MPM_MODEL",
-    "MPM_TOOLSET",
-    "MPM_TRACKING",
-    "MPM_POLICIES",
-    "MPM_FAULTS",
-    "MPM_TRACING",
-    "MPM_KILL_AT",
-    "MPM_KILL_TRACE",
-)
+_SCRUBBED = MPM_ENV_VARS
 
 
 def run_mpm(
