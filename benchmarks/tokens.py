@@ -149,54 +149,10 @@ def _plan_replaced(plan: ExecutionPlan) -> Iterator[None]:
         plan_node.build_plan = original
 
 
-def _answer(question: dict[str, Any]) -> Any:
-    """A valid answer to an open governance question, by its input type."""
-    kind, options = question.get("type"), question.get("options") or []
-    if kind in {"radio", "select"} and options:
-        return options[0]
-    if kind in {"checkbox", "multiselect"}:
-        return options[:1]
-    if kind == "numeric":
-        return question.get("min") if question.get("min") is not None else 1
-    if kind == "date":
-        return "2027-01-15"
-    return "answered by the benchmark's project owner"
-
-
-def _decide_everything(runner: Any, outcome: Any, max_rounds: int = 200) -> Any:
-    """Answer every governance question and grant every approval until the run ends."""
-    import uuid
-
-    from graph.state import now_iso
-
-    requested_by = (outcome.values.get("requirements") or {}).get("requested_by")
-    for _ in range(max_rounds):
-        if not outcome.interrupts:
-            return outcome
-        value = outcome.interrupts[0]["value"]
-        kind = value.get("type") if isinstance(value, dict) else None
-        if kind == "open_questions":
-            answers = {q["key"]: _answer(q) for q in value["questions"]}
-            outcome = runner.answer(outcome.thread_id, kind, answers)
-        elif kind == "approval":
-            approver = next(u for u in value["eligible_approvers"] if u != requested_by)
-            decision = {
-                "decision": "approve",
-                "approver": approver,
-                "comment": "benchmark",
-                "approval_id": value["approval_id"],
-                "decision_id": uuid.uuid4().hex,
-                "submitted_at": now_iso(),
-            }
-            outcome = runner.answer(outcome.thread_id, kind, decision, key=value["approval_id"])
-        else:
-            raise BenchmarkError(f"mpm asked for something the benchmark cannot give: {value!r}")
-    raise BenchmarkError("mpm did not finish")
-
-
 def run_mpm(plan: ExecutionPlan, workdir: Path) -> dict[str, Any]:
     from graph.context import RunContext
     from graph.runner import Runner
+    from tests.graph.helpers import drive_to_completion
 
     ctx = RunContext(workspace=str(workdir), model="stub", toolset="noop", tracking=False)
     runner = Runner(ctx, "sqlite")
@@ -205,7 +161,7 @@ def run_mpm(plan: ExecutionPlan, workdir: Path) -> dict[str, Any]:
     def run() -> None:
         with _plan_replaced(plan):
             outcome = runner.start("tokens", {"requirements": requirements()})
-            box["outcome"] = _decide_everything(runner, outcome)
+            box["outcome"] = drive_to_completion(runner, outcome, max_rounds=200)
 
     usage = _usage(run)
     values = box["outcome"].values
