@@ -24,8 +24,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
 
-from agents.faults import apply_tool_fault
-from tools.killpoints import maybe_die
+from mpm.agents.faults import apply_tool_fault
+from mpm.tools.killpoints import maybe_die
 
 MAX_TURNS = 12
 
@@ -182,7 +182,7 @@ class Toolkit:
             }
         )
         if tracked and not already_logged:
-            from tools import tracking
+            from mpm.tools import tracking
 
             tracking.log_file(
                 tracking.client(self.ctx.tracking_uri), self.ctx.run_id, path, artifact_path

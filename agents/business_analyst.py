@@ -6,8 +6,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from agents import evidence
-from agents.base import AgentSpec, Toolkit, tool
+from mpm.agents import evidence
+from mpm.agents.base import AgentSpec, Toolkit, tool
 
 PERSONA = """You are the business analyst of a governed ML project. You restate the business
 objective as measurable success criteria, record constraints, stakeholders and data

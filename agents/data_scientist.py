@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.base import AgentSpec, Toolkit, tool
+from mpm.agents.base import AgentSpec, Toolkit, tool
 
 PERSONA = """You are the data scientist of a governed ML project. You explore the training
 data (summary statistics, correlations, relationships with the target), plot what a
@@ -18,7 +18,7 @@ class DataScientistToolkit(Toolkit):
     @tool
     def run_eda(self) -> dict[str, Any]:
         """Run the exploratory analysis on the training split and log report and plots."""
-        from tools.eda import run_eda
+        from mpm.tools.eda import run_eda
 
         result = run_eda(
             self.ctx.upstream_output("train_path"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import evidence
-from agents.base import AgentFailure, AgentSpec, Toolkit, tool
+from mpm.agents import evidence
+from mpm.agents.base import AgentFailure, AgentSpec, Toolkit, tool
 
 PERSONA = """You are the data wrangler of a governed ML project. You acquire the data the
 requirements name, profile it, run the quality checks whose outcomes become governance
@@ -18,7 +18,7 @@ class DataWranglerToolkit(Toolkit):
     @tool
     def acquire_data(self, source_name: str | None = None) -> dict[str, Any]:
         """Acquire the data source named in the requirements (the first one by default)."""
-        from tools.datasets import acquire_dataset
+        from mpm.tools.datasets import acquire_dataset
 
         sources = self.ctx.requirements["data_sources"]
         source = (
@@ -69,7 +69,7 @@ class DataWranglerToolkit(Toolkit):
     @tool
     def profile_data(self) -> dict[str, Any]:
         """Profile the acquired data: types, missing values, duplicates, class balance, leakage hints."""
-        from tools.data_quality import profile_dataset
+        from mpm.tools.data_quality import profile_dataset
 
         profile = profile_dataset(
             self._raw(),
@@ -88,7 +88,7 @@ class DataWranglerToolkit(Toolkit):
     @tool
     def check_quality(self) -> dict[str, Any]:
         """Run the data quality checks; their outcomes are governance evidence."""
-        from tools.data_quality import quality_checks
+        from mpm.tools.data_quality import quality_checks
 
         profile = getattr(self, "_profile", None)
         if profile is None:
@@ -115,7 +115,7 @@ class DataWranglerToolkit(Toolkit):
     @tool
     def split_data(self) -> dict[str, Any]:
         """Split the data reproducibly into train / validation / test sets."""
-        from tools.datasets import split_dataset
+        from mpm.tools.datasets import split_dataset
 
         split = split_dataset(
             self._raw(),

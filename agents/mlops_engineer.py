@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents import evidence
-from agents.base import AgentFailure, AgentSpec, Toolkit, tool
+from mpm.agents import evidence
+from mpm.agents.base import AgentFailure, AgentSpec, Toolkit, tool
 
 PERSONA = """You are the MLOps engineer of a governed ML project. Once the approvals the
 registration gate names are granted, you package preprocessing, features, model and
@@ -26,8 +26,8 @@ class MLOpsToolkit(Toolkit):
     @tool
     def register_pipeline_model(self) -> dict[str, Any]:
         """Build the pipeline pyfunc model, log it and register it as pipeline_<project>."""
-        from tools.naming import project_slug
-        from tools.pipeline_model import build_pipeline_model
+        from mpm.tools.naming import project_slug
+        from mpm.tools.pipeline_model import build_pipeline_model
 
         self.ctx.ensure_open(REGISTER_ACTION)
         name = f"pipeline_{project_slug(self.ctx.requirements['project_name'])}"
@@ -61,7 +61,7 @@ class MLOpsToolkit(Toolkit):
     @tool
     def test_registered_model(self) -> dict[str, Any]:
         """Load the registered model as a consumer would and check it reproduces the validated predictions."""
-        from tools.serving_check import check_registered_model
+        from mpm.tools.serving_check import check_registered_model
 
         model_uri = self.outcome.outputs.get("model_uri")
         if model_uri is None:
@@ -84,7 +84,7 @@ class MLOpsToolkit(Toolkit):
     @tool
     def write_serving_plan(self) -> dict[str, Any]:
         """Write the serving and monitoring plan (drift thresholds, alerts, rollback)."""
-        from tools.pipeline_model import write_serving_plan
+        from mpm.tools.pipeline_model import write_serving_plan
 
         plan = write_serving_plan(
             str(self.ctx.stage_dir),

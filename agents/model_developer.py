@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents import evidence
-from agents.base import AgentFailure, AgentSpec, Toolkit, tool
+from mpm.agents import evidence
+from mpm.agents.base import AgentFailure, AgentSpec, Toolkit, tool
 
 PERSONA = """You are the model developer of a governed ML project. You train several candidate
 model families suited to the model type, with cross-validation and a small
@@ -67,7 +67,7 @@ class ModelDeveloperToolkit(Toolkit):
     def _evidence(self, result: dict[str, Any]) -> dict[str, Any]:
         """Methodology, limitations and the challenger comparison, from what training
         returned and the data profile; mitigation choices stay with a person."""
-        from tools.training import CV_FOLDS
+        from mpm.tools.training import CV_FOLDS
 
         found = {
             "model_families": ", ".join(c["name"] for c in result["candidates"]),
@@ -88,7 +88,7 @@ class ModelDeveloperToolkit(Toolkit):
     @tool
     def explain_model(self) -> dict[str, Any]:
         """Explain the trained model: permutation importance of each input on the validation split."""
-        from tools.explain import permutation_importances
+        from mpm.tools.explain import permutation_importances
 
         model_path = self.outcome.outputs.get("model_path")
         if model_path is None:
@@ -117,7 +117,7 @@ class ModelDeveloperToolkit(Toolkit):
     @tool
     def train_candidates(self, families: list[str] | None = None) -> dict[str, Any]:
         """Train the candidate families (default: all suited to the model type) and pick the best."""
-        from tools.training import train_candidates
+        from mpm.tools.training import train_candidates
 
         upstream_recs = None
         try:
@@ -132,7 +132,7 @@ class ModelDeveloperToolkit(Toolkit):
     @tool
     def train_baseline(self) -> dict[str, Any]:
         """Fallback: train one simple, robust baseline model."""
-        from tools.training import train_baseline
+        from mpm.tools.training import train_baseline
 
         return self._publish_training(train_baseline(**self._inputs(), **self._common()))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import evidence
-from agents.base import AgentFailure, AgentSpec, Toolkit, tool
+from mpm.agents import evidence
+from mpm.agents.base import AgentFailure, AgentSpec, Toolkit, tool
 
 PERSONA = """You are the independent model validator of a governed ML project. You test the
 chosen model on the held-out test set against the success threshold, and report
@@ -20,7 +20,7 @@ class ModelValidatorToolkit(Toolkit):
     def _evidence(self, result: dict[str, Any]) -> dict[str, Any]:
         """Evaluation design and outcomes from the validation report; conceptual soundness
         and model-card publication are a reviewer's call and stay open."""
-        from tools.training import CV_FOLDS
+        from mpm.tools.training import CV_FOLDS
 
         req = self.ctx.requirements
         try:
@@ -51,7 +51,7 @@ class ModelValidatorToolkit(Toolkit):
     @tool
     def validate_model(self) -> dict[str, Any]:
         """Validate the best model on the test set: score vs threshold, calibration, robustness, fairness."""
-        from tools.evaluation import validate_model
+        from mpm.tools.evaluation import validate_model
 
         req = self.ctx.requirements
         result = validate_model(

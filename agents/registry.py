@@ -6,7 +6,7 @@ from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool
 
-from agents import (
+from mpm.agents import (
     business_analyst,
     data_scientist,
     data_wrangler,
@@ -14,7 +14,7 @@ from agents import (
     model_developer,
     model_validator,
 )
-from agents.base import AgentFailure, AgentOutcome, AgentSpec, Toolkit
+from mpm.agents.base import AgentFailure, AgentOutcome, AgentSpec, Toolkit
 
 AGENTS: dict[str, AgentSpec] = {
     spec.name: spec

@@ -28,7 +28,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from graph.llm import StubChatModel
+from mpm.graph.llm import StubChatModel
 
 DELEGATION_HEADER = "## Delegation order"
 HANDOFF_PREFIX = "transfer_to_"

@@ -70,7 +70,7 @@ def worker_main(
 ) -> None:
     """Warm up, wait for the start signal, then run ``runs`` governed runs back to back."""
     try:
-        from graph.builder import graph_with
+        from mpm.graph.builder import graph_with
         from tests.graph.helpers import drive_to_completion, example, runner
 
         graph_with(None)
@@ -184,8 +184,8 @@ def checkpoint_usage(conn: Any, threads: list[str]) -> dict[str, Any]:
 
 def isolation_problems(dsn: str, level: int, runs: int, example_name: str) -> list[str]:
     """Read every thread of the level back; anything that belongs to another thread is a leak."""
-    from graph.context import RunContext
-    from graph.runner import Runner
+    from mpm.graph.context import RunContext
+    from mpm.graph.runner import Runner
     from tests.graph.helpers import example
 
     problems = []
@@ -254,8 +254,8 @@ def main() -> None:
         "levels": [],
     }
     try:
-        from graph.checkpointing import open_checkpointer
-        from graph.workspace import Workspace
+        from mpm.graph.checkpointing import open_checkpointer
+        from mpm.graph.workspace import Workspace
 
         with tempfile.TemporaryDirectory(prefix="mpm-bench-") as tmp:
             root = Path(tmp)

@@ -46,19 +46,19 @@ def _timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
 
 
 def main() -> None:
-    from governance import PolicyLibrary
-    from governance._files import reference_dir
-    from governance.assessment import GovernanceContext, assess_project
-    from governance.dashboard import render_dashboard
-    from governance.testing import credit_project_state
+    from mpm.governance import PolicyLibrary
+    from mpm.governance._files import reference_dir
+    from mpm.governance.assessment import GovernanceContext, assess_project
+    from mpm.governance.dashboard import render_dashboard
+    from mpm.governance.testing import credit_project_state
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=15, help="library loads to time")
     parser.add_argument("--assessments", type=int, default=50, help="project assessments to time")
     args = parser.parse_args()
 
-    from governance import compile_rule
-    from governance.rules import compile_visibility
+    from mpm.governance import compile_rule
+    from mpm.governance.rules import compile_visibility
 
     rule = compile_rule(MODEL_INTAKE_RULE)
     visibility = compile_visibility('string(classificationValue[0]) == "1"')

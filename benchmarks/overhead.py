@@ -34,7 +34,7 @@ from tests.graph.helpers import drive_to_completion, example, runner  # noqa: E4
 
 
 def governed_run(workspace: Path, name: str, thread: str) -> dict[str, Any]:
-    from graph.llm import STUB_USAGE
+    from mpm.graph.llm import STUB_USAGE
 
     r = runner(workspace, toolset="noop", tracking=False)
     before = STUB_USAGE.snapshot()
@@ -80,8 +80,8 @@ class BareState(TypedDict):
 def bare_run(workspace: Path, nodes: int, thread: str) -> float:
     from langgraph.graph import END, START, StateGraph
 
-    from graph.checkpointing import open_checkpointer
-    from graph.workspace import Workspace
+    from mpm.graph.checkpointing import open_checkpointer
+    from mpm.graph.workspace import Workspace
 
     builder = StateGraph(BareState)
     for i in range(nodes):

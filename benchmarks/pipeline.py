@@ -48,7 +48,7 @@ def run_once(rows: int, schema: str, seed: int, workdir: Path, trace: bool) -> d
         import pandas  # noqa: F401
         import sklearn  # noqa: F401
 
-        from tools import tracking
+        from mpm.tools import tracking
 
         uri = f"sqlite:///{workdir / 'mlflow.db'}"
         c = tracking.client(uri)
@@ -57,14 +57,14 @@ def run_once(rows: int, schema: str, seed: int, workdir: Path, trace: bool) -> d
         return uri, exp, parent
 
     uri, exp, parent = timed("setup_imports_and_mlflow_store", setup)
-    from tools import tracking
-    from tools.data_quality import profile_dataset, quality_checks
-    from tools.datasets import acquire_dataset, split_dataset
-    from tools.eda import run_eda
-    from tools.evaluation import validate_model
-    from tools.pipeline_model import build_pipeline_model
-    from tools.tests_generation import generate_test_suite, run_test_suite
-    from tools.training import train_candidates
+    from mpm.tools import tracking
+    from mpm.tools.data_quality import profile_dataset, quality_checks
+    from mpm.tools.datasets import acquire_dataset, split_dataset
+    from mpm.tools.eda import run_eda
+    from mpm.tools.evaluation import validate_model
+    from mpm.tools.pipeline_model import build_pipeline_model
+    from mpm.tools.tests_generation import generate_test_suite, run_test_suite
+    from mpm.tools.training import train_candidates
 
     c = tracking.client(uri)
 

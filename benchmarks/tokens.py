@@ -35,7 +35,7 @@ What is the same in all three:
   langgraph-supervisor, whose handoffs carry no arguments; in the supervisor's written
   request for the sub-agent pattern, which also carries the requirements).
 * **the model**: ``graph.llm.StubChatModel``, which counts every message it is sent plus
-  the bound tools' JSON schemas (``graph.llm.count_tokens``, a word/punctuation count, not
+  the bound tools' JSON schemas (``mpm.graph.llm.count_tokens``, a word/punctuation count, not
   a BPE tokenizer) into ``graph.llm.STUB_USAGE``. The other two use
   ``benchmarks/_scripted.py``'s subclass, which scripts a sensible run of their protocols:
   the supervisor delegates each stage in order, each stage agent calls its tools in order
@@ -67,7 +67,7 @@ if str(ROOT) not in sys.path:
 
 import yaml  # noqa: E402
 
-from graph.state import ExecutionPlan, StageSpec  # noqa: E402
+from mpm.graph.state import ExecutionPlan, StageSpec  # noqa: E402
 
 DEFAULT_SIZES = (3, 6, 12)
 FRAMEWORKS = ("mpm", "langgraph_supervisor", "langchain_subagents")
@@ -84,7 +84,7 @@ def requirements() -> dict[str, Any]:
 
 def project_plan(n: int) -> ExecutionPlan:
     """The first ``n`` stages of the plan catalogue, repeated as often as needed."""
-    from graph.nodes.plan import CATALOGUE
+    from mpm.graph.nodes.plan import CATALOGUE
 
     catalogue = list(CATALOGUE.items())
     stages: list[StageSpec] = []
@@ -114,13 +114,13 @@ def project_plan(n: int) -> ExecutionPlan:
 
 
 def procedure(agent: str) -> list[str]:
-    from agents.registry import agent_for
+    from mpm.agents.registry import agent_for
 
     return [tool for tool, _ in agent_for(agent, "noop").procedure]
 
 
 def _usage(run: Callable[[], None]) -> dict[str, Any]:
-    from graph.llm import STUB_USAGE
+    from mpm.graph.llm import STUB_USAGE
 
     STUB_USAGE.reset()
     started = time.perf_counter()
@@ -139,7 +139,7 @@ def _usage(run: Callable[[], None]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _plan_replaced(plan: ExecutionPlan) -> Iterator[None]:
-    import graph.nodes.plan as plan_node
+    import mpm.graph.nodes.plan as plan_node
 
     original = plan_node.build_plan
     plan_node.build_plan = lambda *_args, **_kwargs: plan.model_copy(deep=True)
@@ -150,8 +150,8 @@ def _plan_replaced(plan: ExecutionPlan) -> Iterator[None]:
 
 
 def run_mpm(plan: ExecutionPlan, workdir: Path) -> dict[str, Any]:
-    from graph.context import RunContext
-    from graph.runner import Runner
+    from mpm.graph.context import RunContext
+    from mpm.graph.runner import Runner
     from tests.graph.helpers import drive_to_completion
 
     ctx = RunContext(workspace=str(workdir), model="stub", toolset="noop", tracking=False)
@@ -186,8 +186,8 @@ def _stage_tools(spec: StageSpec, workdir: Path, calls: list[tuple[str, str]]) -
 
     from langchain_core.tools import StructuredTool
 
-    from agents.base import StageContext
-    from agents.registry import agent_for
+    from mpm.agents.base import StageContext
+    from mpm.agents.registry import agent_for
 
     toolkit = agent_for(spec.agent.value, "noop").toolkit(
         StageContext(
@@ -234,8 +234,8 @@ def run_langgraph_supervisor(plan: ExecutionPlan, workdir: Path) -> dict[str, An
     from langgraph.prebuilt import create_react_agent
     from langgraph_supervisor import create_supervisor
 
-    from agents.registry import agent_for
     from benchmarks._scripted import HANDOFF_PREFIX, ScriptedStub, supervisor_prompt
+    from mpm.agents.registry import agent_for
 
     model = ScriptedStub()
     calls: list[tuple[str, str]] = []
@@ -267,8 +267,8 @@ def run_langchain_subagents(plan: ExecutionPlan, workdir: Path) -> dict[str, Any
     from langchain_core.messages import HumanMessage
     from langchain_core.tools import StructuredTool
 
-    from agents.registry import agent_for
     from benchmarks._scripted import ScriptedStub, supervisor_prompt
+    from mpm.agents.registry import agent_for
 
     model = ScriptedStub()
     calls: list[tuple[str, str]] = []
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # create_react_agent's deprecation notice
     report = {
         "benchmark": "tokens",
-        "model": "graph.llm.StubChatModel (scripted); tokens = graph.llm.count_tokens over every "
+        "model": "mpm.graph.llm.StubChatModel (scripted); tokens = mpm.graph.llm.count_tokens over every "
         "message sent plus the bound tools' JSON schemas",
         "project": "reference/examples/breast_cancer.yaml; plan = plan catalogue stages, repeated",
         **measure(sizes, frameworks),

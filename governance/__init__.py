@@ -6,10 +6,10 @@ compiled by :mod:`governance.rules`. The evidence-key convention is documented i
 :mod:`governance.policy`.
 """
 
-from governance.approvers import ApproverDirectory, ApproverGroup, ApproversFileError
-from governance.library import PolicyLibrary, PolicyLibraryError, UnknownApprover
-from governance.loader import LoadedPolicy, PolicyError, PolicyIssue, load_policy, parse_policy
-from governance.policy import (
+from mpm.governance.approvers import ApproverDirectory, ApproverGroup, ApproversFileError
+from mpm.governance.library import PolicyLibrary, PolicyLibraryError, UnknownApprover
+from mpm.governance.loader import LoadedPolicy, PolicyError, PolicyIssue, load_policy, parse_policy
+from mpm.governance.policy import (
     Approval,
     Approver,
     Classification,
@@ -21,7 +21,7 @@ from governance.policy import (
     Stage,
     Threshold,
 )
-from governance.rules import (
+from mpm.governance.rules import (
     Rule,
     RuleEvaluationError,
     RuleSyntaxError,
@@ -67,7 +67,7 @@ __all__ = [
 # how a policy is evaluated (:mod:`governance.evaluation`), the merged approval workflow
 # (:mod:`governance.workflow`), everything at once (:mod:`governance.assessment`) and the HTML
 # dashboard (:mod:`governance.dashboard`).
-from governance.applicability import (  # noqa: E402
+from mpm.governance.applicability import (  # noqa: E402
     Applicability,
     ApplicabilityRules,
     ApplicabilityRulesError,
@@ -75,14 +75,14 @@ from governance.applicability import (  # noqa: E402
     determine_applicability,
     load_applicability_rules,
 )
-from governance.assessment import (  # noqa: E402
+from mpm.governance.assessment import (  # noqa: E402
     GovernanceContext,
     GovernanceReport,
     assess_project,
     load_governance_context,
 )
-from governance.dashboard import render_dashboard, write_dashboard  # noqa: E402
-from governance.evaluation import (  # noqa: E402
+from mpm.governance.dashboard import render_dashboard, write_dashboard  # noqa: E402
+from mpm.governance.evaluation import (  # noqa: E402
     ApprovalRequirement,
     CheckResult,
     EvaluationStatus,
@@ -93,14 +93,14 @@ from governance.evaluation import (  # noqa: E402
     approval_id,
     evaluate_policy,
 )
-from governance.evidence import EvidenceBundle  # noqa: E402
-from governance.evidence_map import (  # noqa: E402
+from mpm.governance.evidence import EvidenceBundle  # noqa: E402
+from mpm.governance.evidence_map import (  # noqa: E402
     EvidenceMap,
     EvidenceMapError,
     load_evidence_map,
     resolve_evidence,
 )
-from governance.workflow import (  # noqa: E402
+from mpm.governance.workflow import (  # noqa: E402
     ApprovalWorkflow,
     WorkflowApproval,
     WorkflowConfig,

@@ -15,7 +15,7 @@ __all__ = ["read_yaml_mapping", "reference_dir"]
 
 def reference_dir() -> Path:
     """``reference/governance`` of the installed mpm (the policies, Approvers.md, configs)."""
-    import reference
+    import mpm.reference as reference
 
     return Path(reference.__file__).resolve().parent / "governance"
 

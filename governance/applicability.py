@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from governance._files import read_yaml_mapping, reference_dir
+from mpm.governance._files import read_yaml_mapping, reference_dir
 
 __all__ = [
     "Applicability",

@@ -22,24 +22,24 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from governance._files import reference_dir
-from governance.applicability import (
+from mpm.governance._files import reference_dir
+from mpm.governance.applicability import (
     Applicability,
     ApplicabilityRules,
     determine_applicability,
     load_applicability_rules,
 )
-from governance.evaluation import (
+from mpm.governance.evaluation import (
     EvaluationStatus,
     Finding,
     FrameworkEvaluation,
     OpenQuestion,
     evaluate_policy,
 )
-from governance.evidence import EvidenceBundle
-from governance.evidence_map import EvidenceMap, load_evidence_map, resolve_evidence
-from governance.library import PolicyLibrary
-from governance.workflow import (
+from mpm.governance.evidence import EvidenceBundle
+from mpm.governance.evidence_map import EvidenceMap, load_evidence_map, resolve_evidence
+from mpm.governance.library import PolicyLibrary
+from mpm.governance.workflow import (
     ApprovalWorkflow,
     WorkflowConfig,
     approval_states,

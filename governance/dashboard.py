@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from governance.assessment import GovernanceReport
+from mpm.governance.assessment import GovernanceReport
 
 __all__ = ["dashboard_context", "render_dashboard", "write_dashboard"]
 

@@ -44,8 +44,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from governance.evidence import EvidenceBundle
-from governance.policy import (
+from mpm.governance.evidence import EvidenceBundle
+from mpm.governance.policy import (
     MULTI_VALUE_INPUT_TYPES,
     EvidenceSet,
     FileDetails,
@@ -59,7 +59,7 @@ from governance.policy import (
     ScriptedCheckArtifact,
     Stage,
 )
-from governance.rules import RuleEvaluationError
+from mpm.governance.rules import RuleEvaluationError
 
 __all__ = [
     "ApprovalRequirement",

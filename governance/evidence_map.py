@@ -42,8 +42,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from governance._files import read_yaml_mapping, reference_dir
-from governance.evidence import EvidenceBundle
+from mpm.governance._files import read_yaml_mapping, reference_dir
+from mpm.governance.evidence import EvidenceBundle
 
 __all__ = [
     "EvidenceMap",

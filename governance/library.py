@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from governance.approvers import ApproverDirectory, ApproversFileError
-from governance.loader import (
+from mpm.governance.approvers import ApproverDirectory, ApproversFileError
+from mpm.governance.loader import (
     LoadedPolicy,
     PolicyError,
     PolicyIssue,

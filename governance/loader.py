@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from governance.policy import ARTIFACT_TYPES, EvidenceSet, Policy, PolicyNode
+from mpm.governance.policy import ARTIFACT_TYPES, EvidenceSet, Policy, PolicyNode
 
 MAX_POLICY_BYTES = 5_000_000
 

@@ -51,7 +51,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from governance.rules import Rule, RuleSyntaxError, Visibility, compile_rule, compile_visibility
+from mpm.governance.rules import Rule, RuleSyntaxError, Visibility, compile_rule, compile_visibility
 
 INPUT_TYPES: tuple[str, ...] = (
     "radio",

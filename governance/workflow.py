@@ -33,14 +33,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from governance._files import read_yaml_mapping, reference_dir
-from governance.evaluation import (
+from mpm.governance._files import read_yaml_mapping, reference_dir
+from mpm.governance.evaluation import (
     ApprovalState,
     FrameworkEvaluation,
     approval_id,
     slugify,
 )
-from governance.policy import Policy
+from mpm.governance.policy import Policy
 
 __all__ = [
     "ApprovalStage",

@@ -12,15 +12,15 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from graph.context import RunContext
-from graph.nodes.approvals import approval, questions
-from graph.nodes.governance import governance
-from graph.nodes.kickoff import kickoff
-from graph.nodes.plan import plan
-from graph.nodes.stage import run_stage
-from graph.nodes.supervisor import supervisor
-from graph.nodes.synthesize import synthesize
-from graph.state import AgentType, GraphState, InputState
+from mpm.graph.context import RunContext
+from mpm.graph.nodes.approvals import approval, questions
+from mpm.graph.nodes.governance import governance
+from mpm.graph.nodes.kickoff import kickoff
+from mpm.graph.nodes.plan import plan
+from mpm.graph.nodes.stage import run_stage
+from mpm.graph.nodes.supervisor import supervisor
+from mpm.graph.nodes.synthesize import synthesize
+from mpm.graph.state import AgentType, GraphState, InputState
 
 AGENT_NODES = tuple(a.value for a in AgentType)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
-    from graph.workspace import Workspace
+    from mpm.graph.workspace import Workspace
 
 DURABILITY = "sync"
 ENV_VAR = "MPM_CHECKPOINTER"

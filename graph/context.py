@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graph.workspace import Workspace
+from mpm.graph.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class RunContext:
             return Path(self.policies).expanduser().resolve()
         from importlib.resources import files
 
-        return Path(str(files("reference") / "governance"))
+        return Path(str(files("mpm.reference") / "governance"))
 
 
 def run_context(runtime: Any) -> RunContext:

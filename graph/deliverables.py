@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph import guard
-from graph.state import ExecutionPlan, ProjectRequirements
+from mpm.graph import guard
+from mpm.graph.state import ExecutionPlan, ProjectRequirements
 
 
 def validate_deliverables(

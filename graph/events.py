@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph.state import now_iso
+from mpm.graph.state import now_iso
 
 
 def event(node: str, name: str, detail: str = "", **extra: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from governance import GovernanceContext, GovernanceReport
+from mpm.governance import GovernanceContext, GovernanceReport
 
 ASK_STATUSES = {"success", "failed_with_fallback", "failed"}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from graph.state import ExecutionPlan
+from mpm.graph.state import ExecutionPlan
 
 FINISHED = frozenset({"success", "failed_with_fallback"})
 

@@ -37,7 +37,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
-from agents import faults
+from mpm.agents import faults
 
 DEFAULT_MODEL = "stub"
 _TOKEN = re.compile(r"\w+|[^\w\s]")

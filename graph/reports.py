@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from graph.state import LOWER_IS_BETTER, ProjectRequirements, now_iso
+from mpm.graph.state import LOWER_IS_BETTER, ProjectRequirements, now_iso
 
 ROI_DEFAULTS = {
     "decisions_per_year": 100_000,
@@ -24,7 +24,7 @@ def _env() -> Any:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(
-        loader=PackageLoader("graph", "templates"),
+        loader=PackageLoader("mpm.graph", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=False,
     )
@@ -39,7 +39,7 @@ def markdown_text(value: Any) -> str:
     """Text from people, as inert Markdown: one line, control characters visible, and
     the characters that make links, images, code or table cells backslash-escaped (HTML
     is escaped by autoescape), so a name like ``[click](javascript:...)`` stays text."""
-    from graph.safe_text import visible_controls
+    from mpm.graph.safe_text import visible_controls
 
     one_line = " ".join(visible_controls(str(value)).splitlines())
     return _MARKDOWN.sub(r"\\\1", one_line)

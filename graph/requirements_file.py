@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from graph.state import ProjectRequirements
+from mpm.graph.state import ProjectRequirements
 
 
 class RequirementsError(ValueError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools import tracking
+from mpm.tools import tracking
 
 PARENT_RUN_NAME = "master_pipeline_orchestration"
 

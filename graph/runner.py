@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from graph.checkpointing import DURABILITY, open_checkpointer
-from graph.context import RunContext
-from graph.tracing import traced_invocation, tracing_enabled
-from graph.workspace import Workspace, validate_thread_id
+from mpm.graph.checkpointing import DURABILITY, open_checkpointer
+from mpm.graph.context import RunContext
+from mpm.graph.tracing import traced_invocation, tracing_enabled
+from mpm.graph.workspace import Workspace, validate_thread_id
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -107,7 +107,7 @@ class Runner:
 
     @contextmanager
     def graph(self) -> Iterator[Any]:
-        from graph.builder import graph_with
+        from mpm.graph.builder import graph_with
 
         with open_checkpointer(self.checkpointer_url, self.workspace) as saver:
             yield graph_with(saver)
@@ -168,7 +168,7 @@ class Runner:
                     key is None or payload.get("approval_id") == key
                 ):
                     if kind == "approval" and isinstance(value, dict):
-                        from graph.nodes.approvals import SEEN_DECISIONS
+                        from mpm.graph.nodes.approvals import SEEN_DECISIONS
 
                         value = {**value, SEEN_DECISIONS: sorted(_used_decision_ids(snapshot))}
                     return self._drive(g, thread_id, Command(resume={item.id: value}))

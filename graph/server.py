@@ -9,6 +9,6 @@ Run settings come from the server's environment, the fallbacks of
 
 from __future__ import annotations
 
-from graph.builder import build_graph
+from mpm.graph.builder import build_graph
 
 graph = build_graph()

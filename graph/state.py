@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from graph.audit import chain_entries
-from tools.naming import project_slug
+from mpm.graph.audit import chain_entries
+from mpm.tools.naming import project_slug
 
 # --------------------------------------------------------------------------- requirements
 

@@ -34,7 +34,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from graph.context import RunContext
+from mpm.graph.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _open_trace(
     from mlflow.entities import SpanType
     from mlflow.entities.trace_location import MlflowExperimentLocation
 
-    from tools import tracking
+    from mpm.tools import tracking
 
     ids = dict(state.get("mlflow") or {})
     uri = ids.get("tracking_uri") or tracking.tracking_uri_for(ctx.ws.root)
@@ -157,7 +157,7 @@ def _close_abandoned(ctx: RunContext, thread_id: str, uri: str) -> None:
         from mlflow.entities import TraceState
         from mlflow.tracing.client import TracingClient
 
-        from tools import tracking
+        from mpm.tools import tracking
 
         client = TracingClient(uri)
         info = client.get_trace_info(trace_id)
@@ -191,9 +191,9 @@ def _experiment_for(c: Any, ctx: RunContext, state: dict[str, Any], graph_input:
     """The project's experiment (plan opens the parent run in it), created now if needed."""
     from pydantic import ValidationError
 
-    from graph.run_tracking import experiment_name
-    from graph.state import ProjectRequirements
-    from tools import tracking
+    from mpm.graph.run_tracking import experiment_name
+    from mpm.graph.state import ProjectRequirements
+    from mpm.tools import tracking
 
     given = graph_input.get("requirements") if isinstance(graph_input, dict) else None
     name = KICKOFF_EXPERIMENT
@@ -211,7 +211,7 @@ def _after(invocation: Invocation, before: dict[str, Any]) -> None:
     try:
         import mlflow
 
-        from tools import tracking
+        from mpm.tools import tracking
 
         parent = (invocation.outcome.get("mlflow") or {}).get("parent_run_id")
         if invocation.trace_id and parent and parent != before.get("parent_run_id"):

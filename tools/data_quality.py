@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.datasets import read_table
-from tools.metrics import check_model_type
+from mpm.tools.datasets import read_table
+from mpm.tools.metrics import check_model_type
 
 if TYPE_CHECKING:
     import pandas as pd

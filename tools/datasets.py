@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import DataError, ToolConfigError
-from tools.metrics import check_model_type
-from tools.synthetic import SCHEMA_INFO, SCHEMAS
+from mpm.tools.errors import DataError, ToolConfigError
+from mpm.tools.metrics import check_model_type
+from mpm.tools.synthetic import SCHEMA_INFO, SCHEMAS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,7 +58,7 @@ def acquire_dataset(
             raise DataError(
                 f"{uri}: unknown synthetic schema {schema!r}; expected one of {', '.join(SCHEMAS)}"
             )
-        from tools.synthetic import generate
+        from mpm.tools.synthetic import generate
 
         size = int(rows) if rows is not None else DEFAULT_SYNTHETIC_ROWS
         df = generate(schema, size, seed)

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools import plots
-from tools.data_quality import categorical_summary, column_kinds, numeric_summary
-from tools.datasets import check_target, read_table
-from tools.features import recommend_features
-from tools.metrics import check_model_type
+from mpm.tools import plots
+from mpm.tools.data_quality import categorical_summary, column_kinds, numeric_summary
+from mpm.tools.datasets import check_target, read_table
+from mpm.tools.features import recommend_features
+from mpm.tools.metrics import check_model_type
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,7 +106,7 @@ def run_eda(
         "n_recommendations": float(len(recommendations)),
     }
     if tracking_uri and run_id:
-        from tools import tracking
+        from mpm.tools import tracking
 
         c = tracking.client(tracking_uri)
         for p in [report_path, summary_path, *map(Path, plot_paths)]:

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools import plots
-from tools.data_quality import column_kinds
-from tools.datasets import check_target, read_table
-from tools.errors import DataError
-from tools.fairness import fairness_report
-from tools.metrics import (
+from mpm.tools import plots
+from mpm.tools.data_quality import column_kinds
+from mpm.tools.datasets import check_target, read_table
+from mpm.tools.errors import DataError
+from mpm.tools.fairness import fairness_report
+from mpm.tools.metrics import (
     all_metrics,
     check_metric,
     check_model_type,
@@ -178,7 +178,7 @@ def validate_model(
     report["plots"] = plot_paths
 
     if tracking_uri and run_id:
-        from tools import tracking
+        from mpm.tools import tracking
 
         c = tracking.client(tracking_uri)
         tracking.log_metrics(c, run_id, flat)

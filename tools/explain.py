@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tools.datasets import check_target, read_table
-from tools.evaluation import load_model, model_input_columns
-from tools.metrics import check_metric, check_model_type, cv_scorer
+from mpm.tools.datasets import check_target, read_table
+from mpm.tools.evaluation import load_model, model_input_columns
+from mpm.tools.metrics import check_metric, check_model_type, cv_scorer
 
 METHOD = "Permutation importance"
 N_REPEATS = 5

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tools.metrics import positive_label
+from mpm.tools.metrics import positive_label
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tools.data_quality import column_kinds, id_like_columns, leakage_hints
+from mpm.tools.data_quality import column_kinds, id_like_columns, leakage_hints
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tools.errors import ToolConfigError
+from mpm.tools.errors import ToolConfigError
 
 MODEL_TYPES = ("classification", "regression")
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "f1", "precision", "recall", "balanced_accuracy")

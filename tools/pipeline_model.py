@@ -18,13 +18,13 @@ from importlib.metadata import version as _dist_version
 from pathlib import Path
 from typing import Any
 
-from tools import tracking
-from tools.datasets import check_target, read_table
-from tools.errors import ToolConfigError
-from tools.evaluation import load_model, model_input_columns
-from tools.killpoints import maybe_die
-from tools.metrics import check_model_type, positive_label
-from tools.serving_plan import write_serving_plan
+from mpm.tools import tracking
+from mpm.tools.datasets import check_target, read_table
+from mpm.tools.errors import ToolConfigError
+from mpm.tools.evaluation import load_model, model_input_columns
+from mpm.tools.killpoints import maybe_die
+from mpm.tools.metrics import check_model_type, positive_label
+from mpm.tools.serving_plan import write_serving_plan
 
 LOGGED_MODEL_NAME = "pipeline_model"
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
@@ -163,7 +163,7 @@ def _log(
     import mlflow
     from mlflow.models import infer_signature
 
-    from tools.pyfunc_model import PipelineModel
+    from mpm.tools.pyfunc_model import PipelineModel
 
     complete = train[inputs].dropna()
     example = (complete if len(complete) >= 5 else train[inputs]).head(5).reset_index(drop=True)

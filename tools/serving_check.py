@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tools.datasets import read_table
-from tools.evaluation import load_model, model_input_columns
-from tools.metrics import check_model_type
+from mpm.tools.datasets import read_table
+from mpm.tools.evaluation import load_model, model_input_columns
+from mpm.tools.metrics import check_model_type
 
 N_ROWS = 50
 TOLERANCE = 1e-6  # probabilities and values are rounded to 6 decimals at most
@@ -96,7 +96,7 @@ def _served_predictions(
 ) -> tuple[Any, dict[str, Any]]:
     import mlflow
 
-    from tools.tracking import use_tracking_uri
+    from mpm.tools.tracking import use_tracking_uri
 
     with use_tracking_uri(tracking_uri):
         model = mlflow.pyfunc.load_model(model_uri)

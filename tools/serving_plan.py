@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tools.metrics import LOWER_IS_BETTER
+from mpm.tools.metrics import LOWER_IS_BETTER
 
 PSI_ALERT = 0.2  # population stability index: > 0.2 is the conventional "significant shift"
 PSI_WARN = 0.1
@@ -110,7 +110,7 @@ def _complete(model_info: Mapping[str, Any]) -> dict[str, Any]:
     info.setdefault("version", info.get("registered_model_version"))
     if not info.get("input_columns") and info.get("model_uri"):
         try:
-            from tools.pipeline_model import model_metadata
+            from mpm.tools.pipeline_model import model_metadata
 
             info.update({k: v for k, v in model_metadata(str(info["model_uri"])).items() if v})
         except Exception:  # no store reachable: fall back to the profile's columns

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tools import tracking
-from tools.data_quality import column_kinds
-from tools.datasets import read_table
-from tools.errors import ToolConfigError
-from tools.metrics import LOWER_IS_BETTER, all_metrics, meets_threshold
+from mpm.tools import tracking
+from mpm.tools.data_quality import column_kinds
+from mpm.tools.datasets import read_table
+from mpm.tools.errors import ToolConfigError
+from mpm.tools.metrics import LOWER_IS_BETTER, all_metrics, meets_threshold
 
 SUITE_FILE = "pipeline_test_suite.json"
 RANGE_TOLERANCE = 0.1  # share of the training range a test value may fall outside it
@@ -56,7 +56,7 @@ def generate_test_suite(
     """
     needed = ("model_type", "target_column", "input_columns", "output_columns")
     if model_info.get("model_uri") and not all(model_info.get(k) for k in needed):
-        from tools.pipeline_model import model_metadata
+        from mpm.tools.pipeline_model import model_metadata
 
         known = model_metadata(str(model_info["model_uri"]), tracking_uri)
         model_info = {**known, **{k: v for k, v in model_info.items() if v}}
@@ -406,7 +406,7 @@ def _performance(ctx: _Context, t: Mapping[str, Any]) -> tuple[bool, str]:
 
 
 def _fairness(ctx: _Context, t: Mapping[str, Any]) -> tuple[bool, str]:
-    from tools.fairness import fairness_report
+    from mpm.tools.fairness import fairness_report
 
     attr = t["attribute"]
     if attr not in ctx.data.columns:

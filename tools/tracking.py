@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tools.killpoints import maybe_die
+from mpm.tools.killpoints import maybe_die
 
 if TYPE_CHECKING:  # mlflow is heavy: import it only where a run is actually touched
     from mlflow import MlflowClient

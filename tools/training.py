@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.datasets import check_target, read_table
-from tools.errors import ToolConfigError, TrainingError
-from tools.features import build_preprocessor, recommend_features
-from tools.metrics import (
+from mpm.tools.datasets import check_target, read_table
+from mpm.tools.errors import ToolConfigError, TrainingError
+from mpm.tools.features import build_preprocessor, recommend_features
+from mpm.tools.metrics import (
     all_metrics,
     check_metric,
     check_model_type,
@@ -427,7 +427,7 @@ class _Tracker:
         self.uri, self.parent = tracking_uri, run_id
         if not self.on:
             return
-        from tools import tracking
+        from mpm.tools import tracking
 
         self.t = tracking
         self.c = tracking.client(tracking_uri)  # type: ignore[arg-type]

@@ -12,9 +12,9 @@ calls, packages, ...) is a :class:`RuleSyntaxError` when the policy is loaded.
 A rule that is a single name (``rule: implementation-tier``) is the value of that alias.
 """
 
-from governance.rules.compiler import Rule, Visibility, compile_rule, compile_visibility
-from governance.rules.errors import RuleEvaluationError, RuleSyntaxError
-from governance.rules.interpreter import Rune
+from mpm.governance.rules.compiler import Rule, Visibility, compile_rule, compile_visibility
+from mpm.governance.rules.errors import RuleEvaluationError, RuleSyntaxError
+from mpm.governance.rules.interpreter import Rune
 
 __all__ = [
     "Rule",

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from governance.rules import nodes as n
-from governance.rules.errors import RuleEvaluationError, RuleSyntaxError
-from governance.rules.interpreter import INPUTS_NAME, VALUE_NAME, Interpreter, type_name
-from governance.rules.parser import parse_expression, parse_program
+from mpm.governance.rules import nodes as n
+from mpm.governance.rules.errors import RuleEvaluationError, RuleSyntaxError
+from mpm.governance.rules.interpreter import INPUTS_NAME, VALUE_NAME, Interpreter, type_name
+from mpm.governance.rules.parser import parse_expression, parse_program
 
 # A rule that is a single name (``implementation-tier``, ``EU-AI-ACT``): the value of that
 # alias. Hyphens and dots are allowed because aliases are kebab-case slugs.

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from governance.rules import nodes as n
-from governance.rules.errors import RuleEvaluationError
+from mpm.governance.rules import nodes as n
+from mpm.governance.rules.errors import RuleEvaluationError
 
 INPUTS_NAME = "classificationInputs"
 VALUE_NAME = "classificationValue"

@@ -15,9 +15,9 @@ from lark.exceptions import (
     VisitError,
 )
 
-from governance.rules import nodes as n
-from governance.rules.errors import RuleSyntaxError
-from governance.rules.grammar import GRAMMAR
+from mpm.governance.rules import nodes as n
+from mpm.governance.rules.errors import RuleSyntaxError
+from mpm.governance.rules.grammar import GRAMMAR
 
 MAX_RULE_CHARS = 20_000
 

@@ -17,11 +17,11 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from graph.context import RunContext, run_context
-from graph.events import event
-from graph.nodes.governance import governance_context
-from graph.state import now_iso
-from tools.killpoints import maybe_die
+from mpm.graph.context import RunContext, run_context
+from mpm.graph.events import event
+from mpm.graph.nodes.governance import governance_context
+from mpm.graph.state import now_iso
+from mpm.tools.killpoints import maybe_die
 
 DECISIONS = ("approve", "reject", "request_changes")
 SEEN_DECISIONS = "seen_decision_ids"
@@ -131,7 +131,7 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
 
 def questions(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
     """One interrupt listing every open question; valid answers become evidence."""
-    from governance.evaluation import validate_answer
+    from mpm.governance.evaluation import validate_answer
 
     ctx = run_context(runtime)
     pending = (state.get("governance") or {}).get("open_questions") or []

@@ -18,17 +18,17 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from graph.context import RunContext, run_context
-from graph.events import event
-from graph.governance_view import compact
-from graph.state import GraphState, now_iso
-from tools import tracking
-from tools.killpoints import maybe_die
+from mpm.graph.context import RunContext, run_context
+from mpm.graph.events import event
+from mpm.graph.governance_view import compact
+from mpm.graph.state import GraphState, now_iso
+from mpm.tools import tracking
+from mpm.tools.killpoints import maybe_die
 
 
 @lru_cache(maxsize=8)
 def _context(directory: str, _mtime: float) -> Any:
-    from governance import GovernanceContext
+    from mpm.governance import GovernanceContext
 
     return GovernanceContext.load(directory)
 
@@ -44,7 +44,7 @@ def governance_context(ctx: RunContext) -> Any:
 
 def evaluate(state: GraphState, ctx: RunContext) -> tuple[dict[str, Any], Any]:
     """(compact view, full report or None). Never raises: failures become ``ERROR``."""
-    from governance import assess_project
+    from mpm.governance import assess_project
 
     try:
         context = governance_context(ctx)
@@ -67,7 +67,7 @@ def evaluate(state: GraphState, ctx: RunContext) -> tuple[dict[str, Any], Any]:
 def _write_outputs(
     ctx: RunContext, thread_id: str, view: dict[str, Any], report: Any, audit: list[dict[str, Any]]
 ) -> dict[str, Path]:
-    from governance import render_dashboard
+    from mpm.governance import render_dashboard
 
     out = ctx.ws.stage_dir(thread_id, "governance")
     results = out / "governance_orchestration_results.json"
@@ -75,7 +75,7 @@ def _write_outputs(
     results.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     files = {"results": results}
     if audit:
-        from graph.audit import to_jsonl
+        from mpm.graph.audit import to_jsonl
 
         trail = out / "audit_trail.jsonl"
         trail.write_text(to_jsonl(audit), encoding="utf-8")
@@ -152,8 +152,8 @@ def governance(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     update: dict[str, Any] = {"governance": view, "events": events}
     plan = state.get("plan")
     if plan is not None and not plan.get("gates"):
-        from graph.nodes.plan import approval_gates
-        from graph.state import ExecutionPlan
+        from mpm.graph.nodes.plan import approval_gates
+        from mpm.graph.state import ExecutionPlan
 
         gates = approval_gates(ExecutionPlan.model_validate(plan), view)
         update["plan"] = {**plan, "gates": [g.model_dump(mode="json") for g in gates]}

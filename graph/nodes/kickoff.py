@@ -18,10 +18,10 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, Field, ValidationError
 
-from graph.context import RunContext, run_context
-from graph.events import event
-from graph.llm import get_chat_model, invoke_with_timeout, register_structured_rule
-from graph.state import (
+from mpm.graph.context import RunContext, run_context
+from mpm.graph.events import event
+from mpm.graph.llm import get_chat_model, invoke_with_timeout, register_structured_rule
+from mpm.graph.state import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     GraphState,
@@ -29,7 +29,7 @@ from graph.state import (
     Sensitivity,
     now_iso,
 )
-from tools.killpoints import maybe_die
+from mpm.tools.killpoints import maybe_die
 
 MAX_ROUNDS = 5
 MODEL_ATTEMPTS = 2

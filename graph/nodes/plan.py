@@ -12,10 +12,10 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from graph import run_tracking
-from graph.context import RunContext, run_context
-from graph.events import event
-from graph.state import (
+from mpm.graph import run_tracking
+from mpm.graph.context import RunContext, run_context
+from mpm.graph.events import event
+from mpm.graph.state import (
     GATED_ACTIONS,
     AgentType,
     ApprovalGate,
@@ -25,8 +25,8 @@ from graph.state import (
     ProjectRequirements,
     StageSpec,
 )
-from tools.killpoints import maybe_die
-from tools.tracking import tracking_uri_for
+from mpm.tools.killpoints import maybe_die
+from mpm.tools.tracking import tracking_uri_for
 
 # name: (agent, task, depends_on, critical, fallback, milestone, timeout_s)
 CATALOGUE: dict[

@@ -19,14 +19,14 @@ from typing import Any
 from langgraph.config import get_config, get_stream_writer
 from langgraph.runtime import Runtime
 
-from agents.base import AgentOutcome, StageContext, StageTimeout, run_agent
-from agents.registry import agent_for
-from graph import run_tracking
-from graph.context import RunContext, run_context
-from graph.events import event
-from graph.llm import get_chat_model
-from graph.state import StageResult, StageSpec, StageStatus
-from tools.killpoints import maybe_die
+from mpm.agents.base import AgentOutcome, StageContext, StageTimeout, run_agent
+from mpm.agents.registry import agent_for
+from mpm.graph import run_tracking
+from mpm.graph.context import RunContext, run_context
+from mpm.graph.events import event
+from mpm.graph.llm import get_chat_model
+from mpm.graph.state import StageResult, StageSpec, StageStatus
+from mpm.tools.killpoints import maybe_die
 
 
 def _attempt(

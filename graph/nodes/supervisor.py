@@ -15,12 +15,12 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 from pydantic import BaseModel, Field
 
-from graph import guard
-from graph.context import RunContext, run_context
-from graph.events import event
-from graph.llm import get_chat_model, invoke_with_timeout, register_structured_rule
-from graph.state import GATED_ACTIONS, ExecutionPlan, GraphState, now_iso
-from tools.killpoints import maybe_die
+from mpm.graph import guard
+from mpm.graph.context import RunContext, run_context
+from mpm.graph.events import event
+from mpm.graph.llm import get_chat_model, invoke_with_timeout, register_structured_rule
+from mpm.graph.state import GATED_ACTIONS, ExecutionPlan, GraphState, now_iso
+from mpm.tools.killpoints import maybe_die
 
 SYSTEM_PROMPT = """You are the project manager supervising an ML project. Choose which of the
 ready stages to start now. Stages listed together may run in parallel. Answer with the
@@ -302,7 +302,7 @@ def _record_rejection(ctx: RunContext, state: GraphState, rejected: str) -> None
     ids = state.get("mlflow") or {}
     if not (ctx.tracking and ids.get("parent_run_id")):
         return
-    from tools import tracking
+    from mpm.tools import tracking
 
     tracking.set_tags(
         tracking.client(ids["tracking_uri"]),

@@ -11,13 +11,13 @@ from typing import Any
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
-from graph import reports
-from graph.context import RunContext, run_context
-from graph.deliverables import validate_deliverables
-from graph.events import event
-from graph.state import ExecutionPlan, GraphState, ProjectRequirements, now_iso
-from tools import tracking
-from tools.killpoints import maybe_die
+from mpm.graph import reports
+from mpm.graph.context import RunContext, run_context
+from mpm.graph.deliverables import validate_deliverables
+from mpm.graph.events import event
+from mpm.graph.state import ExecutionPlan, GraphState, ProjectRequirements, now_iso
+from mpm.tools import tracking
+from mpm.tools.killpoints import maybe_die
 
 
 def _write_json(path: Path, data: Any) -> Path:
@@ -75,7 +75,7 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
 
     test_suite = None
     if mlops.get("model_uri") and data.get("train_path"):
-        from tools.tests_generation import generate_test_suite, run_test_suite
+        from mpm.tools.tests_generation import generate_test_suite, run_test_suite
 
         tracking_uri = (state.get("mlflow") or {}).get("tracking_uri")
         report_path = val.get("validation_report_path")
@@ -100,7 +100,7 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
 
     baseline = None
     if val.get("test_score") is not None and data.get("train_path"):
-        from tools.baseline import naive_baseline_score
+        from mpm.tools.baseline import naive_baseline_score
 
         baseline = naive_baseline_score(
             data["train_path"],

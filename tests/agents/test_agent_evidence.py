@@ -19,17 +19,17 @@ from typing import Any
 import pytest
 import yaml
 
-from agents import evidence
-from agents.base import GateClosed, StageContext, Toolkit
-from agents.business_analyst import BusinessAnalystToolkit
-from agents.data_wrangler import DataWranglerToolkit
-from agents.mlops_engineer import MLOpsToolkit
-from agents.model_developer import ModelDeveloperToolkit
-from agents.model_validator import ModelValidatorToolkit
-from governance import PolicyLibrary
-from governance._files import reference_dir
-from governance.evaluation import validate_answer
-from governance.evidence_map import load_evidence_map, resolve_evidence
+from mpm.agents import evidence
+from mpm.agents.base import GateClosed, StageContext, Toolkit
+from mpm.agents.business_analyst import BusinessAnalystToolkit
+from mpm.agents.data_wrangler import DataWranglerToolkit
+from mpm.agents.mlops_engineer import MLOpsToolkit
+from mpm.agents.model_developer import ModelDeveloperToolkit
+from mpm.agents.model_validator import ModelValidatorToolkit
+from mpm.governance import PolicyLibrary
+from mpm.governance._files import reference_dir
+from mpm.governance.evaluation import validate_answer
+from mpm.governance.evidence_map import load_evidence_map, resolve_evidence
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "reference" / "examples"
@@ -99,7 +99,7 @@ def _result(stage: str, kit: Toolkit) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from tools import tracking
+    from mpm.tools import tracking
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root}/mlflow.db"
@@ -109,7 +109,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _stage_run(store: dict[str, Any], stage: str) -> str:
-    from tools import tracking
+    from mpm.tools import tracking
 
     return tracking.find_or_create_run(
         store["client"], store["experiment_id"], f"evidence-test/{stage}", stage
@@ -316,7 +316,7 @@ def test_implementation_check_fails_for_a_model_that_does_not_reproduce(chain, s
     from sklearn.dummy import DummyClassifier
     from sklearn.pipeline import make_pipeline
 
-    from tools.serving_check import check_registered_model
+    from mpm.tools.serving_check import check_registered_model
 
     data = chain["results"]["data_acquisition"]["outputs"]
     dev = chain["results"]["model_development"]["outputs"]

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from graph.cli.main import app
+from mpm.cli.main import app
 from tests.graph.helpers import (
     REPO,
     approver_for,
@@ -225,7 +225,7 @@ SUBPROCESS_SAMPLE = [
 
 @pytest.mark.parametrize("case_id", SUBPROCESS_SAMPLE)
 def test_console_script_refuses_the_same_way(case_id: str, corpus: dict[str, str]) -> None:
-    """A sample through a real process (``python -m graph.cli``): what the in-process
+    """A sample through a real process (``python -m mpm``): what the in-process
     runner saw is what a person sees."""
     from tests.graph.helpers import mpm
 

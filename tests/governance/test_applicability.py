@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from governance import PolicyLibrary
-from governance._files import reference_dir
-from governance.applicability import (
+from mpm.governance import PolicyLibrary
+from mpm.governance._files import reference_dir
+from mpm.governance.applicability import (
     ApplicabilityRules,
     ApplicabilityRulesError,
     applicable_frameworks,
     determine_applicability,
     load_applicability_rules,
 )
-from graph.state import ProjectRequirements
+from mpm.graph.state import ProjectRequirements
 
 
 def requirements(**overrides: Any) -> dict[str, Any]:

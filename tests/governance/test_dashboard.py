@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from governance.assessment import GovernanceReport, assess_project
-from governance.dashboard import render_dashboard, write_dashboard
-from governance.testing import credit_project_state, llm_project_state
+from mpm.governance.assessment import GovernanceReport, assess_project
+from mpm.governance.dashboard import render_dashboard, write_dashboard
+from mpm.governance.testing import credit_project_state, llm_project_state
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOT = REPO / "docs" / "img" / "governance_dashboard.png"

@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 
-from governance import PolicyLibrary
-from governance._files import reference_dir
-from governance.evaluation import (
+from mpm.governance import PolicyLibrary
+from mpm.governance._files import reference_dir
+from mpm.governance.evaluation import (
     EvaluationStatus,
     FrameworkEvaluation,
     Outcome,
     approval_id,
     evaluate_policy,
 )
-from governance.evidence import EvidenceBundle
-from governance.loader import parse_policy
-from governance.policy import Policy
+from mpm.governance.evidence import EvidenceBundle
+from mpm.governance.loader import parse_policy
+from mpm.governance.policy import Policy
 
 POLICY = """
 classification:

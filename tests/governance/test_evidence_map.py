@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from governance import PolicyLibrary
-from governance._files import reference_dir
-from governance.evaluation import evaluate_policy
-from governance.evidence_map import (
+from mpm.governance import PolicyLibrary
+from mpm.governance._files import reference_dir
+from mpm.governance.evaluation import evaluate_policy
+from mpm.governance.evidence_map import (
     EvidenceMap,
     EvidenceMapError,
     load_evidence_map,
     lookup_path,
     resolve_evidence,
 )
-from governance.testing import credit_project_state
+from mpm.governance.testing import credit_project_state
 
 
 @pytest.fixture(scope="module")

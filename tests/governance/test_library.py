@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from governance import ApproverDirectory, PolicyError, PolicyLibrary, PolicyLibraryError
-from governance.approvers import ApproversFileError
+from mpm.governance import ApproverDirectory, PolicyError, PolicyLibrary, PolicyLibraryError
+from mpm.governance.approvers import ApproversFileError
 
 EXAMPLE_FILES = {
     "nist_rmf": "Example NIST RMF.yml",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from governance import LoadedPolicy, PolicyError, load_policy, parse_policy
-from governance.loader import framework_id_for, read_yaml
-from governance.policy import (
+from mpm.governance import LoadedPolicy, PolicyError, load_policy, parse_policy
+from mpm.governance.loader import framework_id_for, read_yaml
+from mpm.governance.policy import (
     FileDetails,
     GuidanceArtifact,
     InputArtifact,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from governance import PolicyError, load_policy
-from governance.loader import read_yaml
+from mpm.governance import PolicyError, load_policy
+from mpm.governance.loader import read_yaml
 
 MALFORMED = Path(__file__).parent / "malformed"
 EXPECTED: dict[str, dict[str, str]] = read_yaml(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from graph.cli.policies import app, default_policy_dir
+from mpm.cli.policies import app, default_policy_dir
 
 MALFORMED = Path(__file__).parent / "malformed"
 WIDE = {"COLUMNS": "220", "NO_COLOR": "1"}

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from governance import PolicyLibrary
-from governance._files import reference_dir
-from governance.policy import InputArtifact, MetadataArtifact, ModelMetricDetails
-from governance.workflow import load_workflow_config
+from mpm.governance import PolicyLibrary
+from mpm.governance._files import reference_dir
+from mpm.governance.policy import InputArtifact, MetadataArtifact, ModelMetricDetails
+from mpm.governance.workflow import load_workflow_config
 
 REFERENCE = reference_dir()
 FRAMEWORKS = {

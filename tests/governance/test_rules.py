@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from governance.rules import (
+from mpm.governance.rules import (
     RuleEvaluationError,
     RuleSyntaxError,
     compile_rule,

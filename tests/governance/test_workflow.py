@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from governance import PolicyLibrary
-from governance._files import reference_dir
-from governance.evaluation import evaluate_policy
-from governance.loader import parse_policy
-from governance.workflow import (
+from mpm.governance import PolicyLibrary
+from mpm.governance._files import reference_dir
+from mpm.governance.evaluation import evaluate_policy
+from mpm.governance.loader import parse_policy
+from mpm.governance.workflow import (
     ApprovalWorkflow,
     WorkflowConfig,
     WorkflowConfigError,

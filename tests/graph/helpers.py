@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from graph.context import RunContext
-from graph.runner import Runner
+from mpm.graph.context import RunContext
+from mpm.graph.runner import Runner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def mpm(
 ) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "graph.cli", *args],
+        [sys.executable, "-m", "mpm", *args],
         capture_output=True,
         text=True,
         env=full_env,
@@ -77,7 +77,7 @@ def decision(
 ) -> dict[str, Any]:
     import uuid
 
-    from graph.state import now_iso
+    from mpm.graph.state import now_iso
 
     return {
         "decision": verdict,

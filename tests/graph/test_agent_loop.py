@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
-from agents.base import AgentFailure, AgentSpec, StageContext, Toolkit, run_agent, tool
-from graph.llm import STUB_USAGE, StubChatModel
+from mpm.agents.base import AgentFailure, AgentSpec, StageContext, Toolkit, run_agent, tool
+from mpm.graph.llm import STUB_USAGE, StubChatModel
 
 
 class CountingToolkit(Toolkit):
@@ -78,7 +78,7 @@ def test_unknown_tool_and_failing_tool_are_reported_to_the_model(tmp_path: Path)
 
 
 def test_brief_is_compact_and_holds_upstream_by_reference(tmp_path: Path) -> None:
-    from agents.base import build_brief
+    from mpm.agents.base import build_brief
 
     upstream = {
         "data": {

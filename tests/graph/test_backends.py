@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from graph.runner import RunOutcome
+from mpm.graph.runner import RunOutcome
 from tests.graph.helpers import (
     REPO,
     approver_for,
@@ -64,7 +64,7 @@ def _env(**extra: str) -> dict[str, str]:
 def _cli(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     """One ``mpm`` process with no terminal (stdin at EOF)."""
     return subprocess.run(
-        [sys.executable, "-m", "graph.cli", *args],
+        [sys.executable, "-m", "mpm", *args],
         capture_output=True,
         text=True,
         env=_env(**env),
@@ -255,8 +255,7 @@ def test_process_killed_mid_stage_resumes_to_the_same_result(
 
     # exploratory analysis hangs in its first tool; kill the process while it does
     proc = subprocess.Popen(
-        [sys.executable, "-m", "graph.cli", "kickoff", "-r", str(requirements), "-t", "cut"]
-        + flags,
+        [sys.executable, "-m", "mpm", "kickoff", "-r", str(requirements), "-t", "cut"] + flags,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -19,7 +19,7 @@ from tests.graph.helpers import REPO, drive_to_completion, example, mpm, runner
 def _kill_during(stage: str, args: list[str], delay: float) -> str:
     """Run ``mpm`` until ``stage`` has started, wait ``delay`` s, SIGKILL it; return its output."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "graph.cli", *args],
+        [sys.executable, "-m", "mpm", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from graph import audit
+from mpm.graph import audit
 from tests.graph.helpers import approver_for, auto_answer, example, mpm, runner
 
 CLI_RUN = ("--toolset", "noop", "--no-tracking")

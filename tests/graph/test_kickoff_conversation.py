@@ -7,7 +7,7 @@ from pathlib import Path
 
 from langchain_core.messages import HumanMessage
 
-from graph.nodes.kickoff import extract_requirements, missing_fields
+from mpm.graph.nodes.kickoff import extract_requirements, missing_fields
 from tests.graph.helpers import runner
 
 

@@ -190,7 +190,7 @@ def test_langgraph_dev_serves_a_governed_run_to_completion_through_the_sdk(serve
 def test_served_graph_brings_no_checkpointer_and_langgraph_json_points_at_it() -> None:
     import json
 
-    from graph.server import graph
+    from mpm.graph.server import graph
 
     assert graph.checkpointer is None  # the server's persistence, not ours
     spec = json.loads((REPO / "langgraph.json").read_text())["graphs"]["mpm"]

@@ -98,7 +98,7 @@ def test_registered_model_reloads_from_the_registry_and_predicts(
 ) -> None:
     import mlflow
 
-    from tools.tracking import use_tracking_uri
+    from mpm.tools.tracking import use_tracking_uri
 
     values = credit_run["values"]
     data = _outputs(values, "data_acquisition")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from graph.requirements_file import RequirementsError, load_requirements
+from mpm.graph.requirements_file import RequirementsError, load_requirements
 from tests.conftest import EXAMPLES
 from tests.graph.helpers import example, mpm
 

@@ -9,11 +9,11 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableLambda
 
-from graph import guard
-from graph.llm import StubChatModel, register_model
-from graph.nodes.plan import build_plan
-from graph.nodes.supervisor import RouteDecision
-from graph.state import ProjectRequirements
+from mpm.graph import guard
+from mpm.graph.llm import StubChatModel, register_model
+from mpm.graph.nodes.plan import build_plan
+from mpm.graph.nodes.supervisor import RouteDecision
+from mpm.graph.state import ProjectRequirements
 from tests.graph.helpers import drive_to_completion, example, runner
 
 

@@ -12,7 +12,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from benchmarks.tokens import procedure, project_plan, run_mpm
-from graph import llm
+from mpm.graph import llm
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from graph.context import RunContext
-from graph.runner import Runner
+from mpm.graph.context import RunContext
+from mpm.graph.runner import Runner
 from tests.graph.helpers import drive_to_completion, example, mpm
 
 EXPERIMENT = "ml_pipeline_tumour_screening_triage"
@@ -59,7 +59,7 @@ def _ancestors(span: Any, by_id: dict[str, Any]) -> list[str]:
 def test_every_invocation_is_traced_with_node_model_and_tool_spans_tagged_with_the_thread(
     workspace: Path,
 ) -> None:
-    from graph.builder import AGENT_NODES
+    from mpm.graph.builder import AGENT_NODES
 
     r, invocations = _counting_runner(workspace, tracing=True)
     outcome = drive_to_completion(r, r.start("traced", {"requirements": example("breast_cancer")}))
@@ -115,7 +115,7 @@ def test_tracing_off_records_no_traces_but_still_tracks_runs(workspace: Path) ->
 
 
 def test_mpm_tracing_env_switches_tracing_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from graph.tracing import tracing_enabled
+    from mpm.graph.tracing import tracing_enabled
 
     assert tracing_enabled(RunContext(tracking=True))
     assert not tracing_enabled(RunContext(tracking=False))
@@ -131,7 +131,7 @@ def test_cli_no_tracing_is_recorded_in_the_thread_and_traces_nothing(tmp_path: P
         "--toolset", "noop", "--no-tracing",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    from graph.runner import Runner
+    from mpm.graph.runner import Runner
 
     values = Runner(RunContext(workspace=str(ws))).snapshot("cli-quiet").values
     assert values["settings"]["tracing"] is False
@@ -144,7 +144,7 @@ def test_cli_no_tracing_is_recorded_in_the_thread_and_traces_nothing(tmp_path: P
 def test_an_invocation_that_raises_leaves_an_error_trace_in_the_project_experiment(
     workspace: Path,
 ) -> None:
-    from graph.tracing import traced_invocation
+    from mpm.graph.tracing import traced_invocation
 
     ctx = RunContext(workspace=str(workspace), toolset="noop", tracking=True, tracing=True)
     start = {"requirements": example("breast_cancer")}
@@ -164,7 +164,7 @@ def test_an_invocation_that_raises_leaves_an_error_trace_in_the_project_experime
 def test_a_tracing_failure_leaves_the_invocation_untraced_and_says_why(
     workspace: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import graph.tracing as tracing
+    import mpm.graph.tracing as tracing
 
     def unreachable(*_args: Any, **_kwargs: Any) -> Any:
         raise ConnectionError("tracking server unreachable")
@@ -172,7 +172,7 @@ def test_a_tracing_failure_leaves_the_invocation_untraced_and_says_why(
     monkeypatch.setattr(tracing, "_open_trace", unreachable)
     ctx = RunContext(workspace=str(workspace), tracking=True, tracing=True)
     with (
-        caplog.at_level("WARNING", logger="graph.tracing"),
+        caplog.at_level("WARNING", logger="mpm.graph.tracing"),
         tracing.traced_invocation(ctx, "t", {}, None) as trace,
     ):
         assert trace.callbacks == [] and trace.trace_id is None

@@ -26,10 +26,10 @@ from typing import Any
 
 import yaml
 
-from graph.runner import Runner
+from mpm.graph.runner import Runner
+from mpm.tools import killpoints
 from tests.conftest import MPM_ENV_VARS
 from tests.graph.helpers import REPO, approver_for, auto_answer, decision, runner
-from tools import killpoints
 
 KILLED = -signal.SIGKILL
 BOUNDARIES = frozenset({"kickoff", "plan", "supervisor", "governance"})
@@ -89,7 +89,7 @@ def run_mpm(
         "GIT_PYTHON_REFRESH": "quiet",
     }
     return subprocess.run(
-        [sys.executable, "-m", "graph.cli", *args],
+        [sys.executable, "-m", "mpm", *args],
         capture_output=True,
         text=True,
         env=base | (env or {}),
@@ -112,7 +112,7 @@ _IN_PROCESS = threading.Lock()
 
 
 def first_step(workspace: Path, thread: str, requirements: Path) -> Step:
-    from graph.requirements_file import load_requirements
+    from mpm.graph.requirements_file import load_requirements
 
     args = ["kickoff", "-r", str(requirements), "-w", str(workspace), "--thread", thread]
     data = load_requirements(requirements).model_dump(mode="json")
@@ -239,7 +239,7 @@ def _traced(trace_dir: Path | None, index: int, phase: str) -> Iterator[None]:
 
 def _runner(workspace: Path, env: dict[str, str]) -> Runner:
     """A Runner with the settings the CLI uses by default (``env`` may turn tracing off)."""
-    from graph.context import RunContext
+    from mpm.graph.context import RunContext
 
     tracing = env.get("MPM_TRACING", "1") not in {"0", "false", "off"}
     ctx = RunContext(

@@ -13,14 +13,14 @@ from typing import Any
 
 import yaml
 
-from graph import audit
+from mpm.graph import audit
 from tests.graph.helpers import REPO, approver_for, auto_answer, example, runner
 from tests.reliability.driver import KILLED, mlflow_runs, run_mpm
 
 
 def _start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "graph.cli", *args],
+        [sys.executable, "-m", "mpm", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

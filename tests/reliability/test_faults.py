@@ -16,8 +16,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agents import faults
-from graph.cli.main import app
+from mpm.agents import faults
+from mpm.cli.main import app
 from tests.graph.helpers import drive_to_completion, example, mpm, runner
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from graph import audit
+from mpm.graph import audit
 from tests.graph.helpers import approver_for, auto_answer, decision, example, mpm, runner
 
 PWNED = Path("/tmp/mpm-hostile-pwned")

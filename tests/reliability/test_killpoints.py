@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mpm.tools import killpoints
 from tests.reliability.driver import KILLED, plan_kills, run_mpm
-from tools import killpoints
 
 
 def test_unset_switch_counts_nothing_and_kills_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

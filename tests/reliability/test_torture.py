@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from graph import audit
+from mpm.graph import audit
+from mpm.tools.killpoints import POINTS
 from tests.graph.helpers import example, runner
 from tests.reliability.conftest import seed_workspace
 from tests.reliability.driver import (
@@ -46,7 +47,6 @@ from tests.reliability.driver import (
     unfinished_traces,
     workspace_files,
 )
-from tools.killpoints import POINTS
 
 SEED = int(os.environ.get("MPM_TORTURE_SEED", "20261125"))
 TRIALS = int(os.environ["MPM_TORTURE_TRIALS"]) if os.environ.get("MPM_TORTURE_TRIALS") else None

@@ -29,7 +29,7 @@ def assert_json():
 
 @pytest.fixture(scope="session")
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    from tools import tracking
+    from mpm.tools import tracking
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root}/mlflow.db"
@@ -41,7 +41,7 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture
 def stage_run(mlflow_store: dict[str, str]) -> str:
     """A fresh stage run (the parent the tools log under)."""
-    from tools import tracking
+    from mpm.tools import tracking
 
     c = tracking.client(mlflow_store["uri"])
     return tracking.find_or_create_run(
@@ -50,7 +50,7 @@ def stage_run(mlflow_store: dict[str, str]) -> str:
 
 
 def _new_run(store: dict[str, str], name: str) -> str:
-    from tools import tracking
+    from mpm.tools import tracking
 
     c = tracking.client(store["uri"])
     return tracking.find_or_create_run(
@@ -61,7 +61,7 @@ def _new_run(store: dict[str, str], name: str) -> str:
 @pytest.fixture(scope="session")
 def credit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """600 synthetic credit rows, acquired and split."""
-    from tools.datasets import acquire_dataset, split_dataset
+    from mpm.tools.datasets import acquire_dataset, split_dataset
 
     d = tmp_path_factory.mktemp("credit")
     acquired = acquire_dataset("synthetic:credit", str(d / "data"), rows=600, seed=7)
@@ -74,8 +74,8 @@ def credit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def credit_trained(credit: dict[str, Any], mlflow_store: dict[str, str]) -> dict[str, Any]:
     """EDA recommendations + all candidate families, tracked in the shared store."""
-    from tools.eda import run_eda
-    from tools.training import train_candidates
+    from mpm.tools.eda import run_eda
+    from mpm.tools.training import train_candidates
 
     split = credit["split"]
     eda = run_eda(
@@ -105,7 +105,7 @@ def credit_trained(credit: dict[str, Any], mlflow_store: dict[str, str]) -> dict
 def credit_validated(
     credit: dict[str, Any], credit_trained: dict[str, Any], mlflow_store: dict[str, str]
 ) -> dict[str, Any]:
-    from tools.evaluation import validate_model
+    from mpm.tools.evaluation import validate_model
 
     run_id = _new_run(mlflow_store, "validation")
     result = validate_model(
@@ -131,7 +131,7 @@ def credit_registered(
     credit_validated: dict[str, Any],
     mlflow_store: dict[str, str],
 ) -> dict[str, Any]:
-    from tools.pipeline_model import build_pipeline_model
+    from mpm.tools.pipeline_model import build_pipeline_model
 
     run_id = _new_run(mlflow_store, "registration")
     info = build_pipeline_model(
@@ -151,7 +151,7 @@ def credit_registered(
 
 @pytest.fixture(scope="session")
 def diabetes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from tools.datasets import acquire_dataset, split_dataset
+    from mpm.tools.datasets import acquire_dataset, split_dataset
 
     d = tmp_path_factory.mktemp("diabetes")
     acquired = acquire_dataset("sklearn:diabetes", str(d / "data"))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tools.data_quality import profile_dataset, quality_checks
+from mpm.tools.data_quality import profile_dataset, quality_checks
 
 
 def _write(tmp_path: Path, df: pd.DataFrame) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tools.datasets import acquire_dataset, split_dataset
-from tools.errors import DataError
+from mpm.tools.datasets import acquire_dataset, split_dataset
+from mpm.tools.errors import DataError
 
 
 def test_sklearn_dataset_is_written_as_parquet_with_target_and_features(

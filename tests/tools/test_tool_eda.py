@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tools import tracking
-from tools.eda import run_eda
+from mpm.tools import tracking
+from mpm.tools.eda import run_eda
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

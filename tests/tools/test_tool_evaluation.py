@@ -12,8 +12,8 @@ from fairlearn.metrics import equalized_odds_difference
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
-from tools import tracking
-from tools.evaluation import calibration, validate_model
+from mpm.tools import tracking
+from mpm.tools.evaluation import calibration, validate_model
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_missing_sensitive_attribute_is_reported_not_fatal(
 
 
 def test_regression_threshold_is_an_upper_bound_for_rmse(diabetes, tmp_path: Path) -> None:
-    from tools.training import train_candidates
+    from mpm.tools.training import train_candidates
 
     split = diabetes["split"]
     trained = train_candidates(

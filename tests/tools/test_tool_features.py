@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tools.features import ACTIONS, build_preprocessor, recommend_features
+from mpm.tools.features import ACTIONS, build_preprocessor, recommend_features
 
 
 def _frame() -> pd.DataFrame:

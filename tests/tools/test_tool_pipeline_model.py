@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tools import tracking
-from tools.errors import ToolConfigError
-from tools.pipeline_model import build_pipeline_model
-from tools.serving_plan import write_serving_plan
+from mpm.tools import tracking
+from mpm.tools.errors import ToolConfigError
+from mpm.tools.pipeline_model import build_pipeline_model
+from mpm.tools.serving_plan import write_serving_plan
 
 
 def test_registered_model_reloads_and_predicts_the_test_rows(
@@ -124,7 +124,7 @@ def test_a_crash_after_logging_registers_the_already_logged_model(
 def test_regression_pipeline_clips_predictions_to_the_training_range(
     diabetes, mlflow_store, stage_run, tmp_path: Path
 ) -> None:
-    from tools.training import train_candidates
+    from mpm.tools.training import train_candidates
 
     split = diabetes["split"]
     trained = train_candidates(
@@ -190,7 +190,7 @@ def test_bad_registered_model_name_and_missing_tracking_are_rejected(
 def test_serving_plan_derives_thresholds_from_profile_validation_and_requirements(
     credit, credit_validated, credit_registered, tmp_path: Path
 ) -> None:
-    from tools.data_quality import profile_dataset
+    from mpm.tools.data_quality import profile_dataset
 
     profile = profile_dataset(
         credit["split"]["train_path"], "default", "classification", out_dir=str(tmp_path / "p")
@@ -229,10 +229,10 @@ def test_serving_plan_derives_thresholds_from_profile_validation_and_requirement
 def test_multiclass_pipeline_returns_every_class_probability_and_passes_its_suite(
     mlflow_store, stage_run, tmp_path: Path
 ) -> None:
-    from tools.datasets import acquire_dataset, split_dataset
-    from tools.evaluation import validate_model
-    from tools.tests_generation import generate_test_suite, run_test_suite
-    from tools.training import train_candidates
+    from mpm.tools.datasets import acquire_dataset, split_dataset
+    from mpm.tools.evaluation import validate_model
+    from mpm.tools.tests_generation import generate_test_suite, run_test_suite
+    from mpm.tools.training import train_candidates
 
     raw = acquire_dataset("sklearn:iris", str(tmp_path / "d"))
     split = split_dataset(

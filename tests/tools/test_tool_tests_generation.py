@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tools.tests_generation import SUITE_KINDS, generate_test_suite, run_test_suite
+from mpm.tools.tests_generation import SUITE_KINDS, generate_test_suite, run_test_suite
 
 REQUIREMENTS = {
     "project_name": "Credit",

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score, root_mean_squared_error
 
-import tools.training as training
-from tools import tracking
-from tools.errors import ToolConfigError, TrainingError
-from tools.training import train_baseline, train_candidates
+import mpm.tools.training as training
+from mpm.tools import tracking
+from mpm.tools.errors import ToolConfigError, TrainingError
+from mpm.tools.training import train_baseline, train_candidates
 
 
 def _children(uri: str, experiment_id: str, parent: str) -> list:

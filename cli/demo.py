@@ -17,8 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from graph.cli import render
-from graph.cli.main import (
+from mpm.cli import render
+from mpm.cli.main import (
     CheckpointerOpt,
     WorkspaceOpt,
     _context,
@@ -33,7 +33,7 @@ EXAMPLES = ("credit_risk", "breast_cancer", "diabetes_progression")
 
 
 def example_path(name: str) -> Path:
-    return Path(str(files("reference") / "examples" / f"{name}.yaml"))
+    return Path(str(files("mpm.reference") / "examples" / f"{name}.yaml"))
 
 
 @app.command()
@@ -48,9 +48,9 @@ def demo(
     checkpointer: CheckpointerOpt = None,
 ) -> None:
     """Run a bundled example end to end, approvals decided openly by reference role accounts."""
-    from graph.requirements_file import RequirementsError, load_requirements
-    from graph.runner import new_thread_id
-    from graph.state import now_iso
+    from mpm.graph.requirements_file import RequirementsError, load_requirements
+    from mpm.graph.runner import new_thread_id
+    from mpm.graph.state import now_iso
 
     if example not in EXAMPLES:
         raise fail(f"--example {example!r}: expected one of {', '.join(EXAMPLES)}")
@@ -111,7 +111,7 @@ def _predict(values: dict[str, Any]) -> None:
     import mlflow
     import pandas as pd
 
-    from tools.tracking import use_tracking_uri
+    from mpm.tools.tracking import use_tracking_uri
 
     with use_tracking_uri((values.get("mlflow") or {}).get("tracking_uri")):
         model = mlflow.pyfunc.load_model(uri)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape as _escape
 from rich.table import Table
 
-from graph.safe_text import visible_controls
+from mpm.graph.safe_text import visible_controls
 
 STATUS_STYLE = {
     "success": "green",

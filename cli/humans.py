@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from graph.cli import render
-from graph.cli.main import (
+from mpm.cli import render
+from mpm.cli.main import (
     EXIT_BAD_INPUT,
     EXIT_RUN_FAILED,
     CheckpointerOpt,
@@ -182,7 +182,7 @@ def audit(
     checkpointer: CheckpointerOpt = None,
 ) -> None:
     """Show the thread's audit trail of approval decisions; verify its hash chain."""
-    from graph import audit as trail
+    from mpm.graph import audit as trail
 
     if file is not None:
         try:
@@ -249,7 +249,7 @@ def dashboard(
 
 
 def _now() -> str:
-    from graph.state import now_iso
+    from mpm.graph.state import now_iso
 
     return now_iso()
 

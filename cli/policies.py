@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from governance import LoadedPolicy, PolicyError, PolicyLibrary, load_policy
-from governance.policy import (
+from mpm.governance import LoadedPolicy, PolicyError, PolicyLibrary, load_policy
+from mpm.governance.policy import (
     FileDetails,
     GuidanceArtifact,
     InputArtifact,
@@ -53,7 +53,7 @@ def default_policy_dir() -> Path:
 
     # reference/ is a regular package installed as files (editable or wheel), so the
     # Traversable is a real directory path.
-    return Path(str(files("reference") / "governance"))
+    return Path(str(files("mpm.reference") / "governance"))
 
 
 # --------------------------------------------------------------------------- validate

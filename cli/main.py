@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from graph.cli import render
+from mpm.cli import render
 
 
 class _OneLineErrors(typer.core.TyperGroup):
@@ -123,8 +123,8 @@ def _context(
 ) -> Any:
     import os
 
-    from graph.context import RunContext
-    from graph.workspace import Workspace, WorkspaceError
+    from mpm.graph.context import RunContext
+    from mpm.graph.workspace import Workspace, WorkspaceError
 
     try:
         ws = Workspace.resolve(workspace)
@@ -138,7 +138,7 @@ def _context(
     policy_dir = policies or os.environ.get("MPM_POLICIES")
     if policy_dir is not None and not Path(policy_dir).is_dir():
         raise fail(f"--policies {policy_dir}: not a directory")
-    from graph.llm import ModelSpecError, get_chat_model
+    from mpm.graph.llm import ModelSpecError, get_chat_model
 
     try:
         get_chat_model(model)
@@ -180,7 +180,7 @@ def _thread_context(
 def _check_policy_library(ctx: Any) -> None:
     """Refuse to start a run on a policy library that cannot be loaded (the run would only
     reach governance to find every gate closed). Loaded once: governance reuses it."""
-    from graph.nodes.governance import governance_context
+    from mpm.graph.nodes.governance import governance_context
 
     try:
         governance_context(ctx)
@@ -190,8 +190,8 @@ def _check_policy_library(ctx: Any) -> None:
 
 
 def _runner(ctx: Any, checkpointer: str | None) -> Any:
-    from graph.checkpointing import CheckpointerError, describe
-    from graph.runner import Runner
+    from mpm.graph.checkpointing import CheckpointerError, describe
+    from mpm.graph.runner import Runner
 
     try:
         describe(checkpointer, ctx.ws)
@@ -211,8 +211,8 @@ def _runner(ctx: Any, checkpointer: str | None) -> Any:
 
 def _guarded(action: Any) -> Any:
     """Run a runner call; known failures become one line and an exit code."""
-    from graph.runner import NotWaitingError, ThreadBusyError, UnknownThreadError
-    from graph.workspace import WorkspaceError
+    from mpm.graph.runner import NotWaitingError, ThreadBusyError, UnknownThreadError
+    from mpm.graph.workspace import WorkspaceError
 
     try:
         return action()
@@ -282,9 +282,9 @@ def kickoff(
     tracing: TracingOpt = None,
 ) -> None:
     """Start a project: from a requirements file, or by talking it through."""
-    from graph.requirements_file import RequirementsError, load_requirements
-    from graph.runner import new_thread_id
-    from graph.workspace import WorkspaceError, validate_thread_id
+    from mpm.graph.requirements_file import RequirementsError, load_requirements
+    from mpm.graph.runner import new_thread_id
+    from mpm.graph.workspace import WorkspaceError, validate_thread_id
 
     graph_input: dict[str, Any]
     if requirements is not None:
@@ -367,7 +367,7 @@ def history(
 
 
 def _mount_subcommands() -> None:
-    from graph.cli import demo, humans, policies  # noqa: F401 - demo, humans register commands on app
+    from mpm.cli import demo, humans, policies  # noqa: F401 - demo, humans register commands on app
 
     app.add_typer(
         policies.app, name="policies", help="Validate, list and explain governance policies."

@@ -1,0 +1,3 @@
+from mpm.cli.main import app
+
+app(prog_name="mpm")

@@ -1,3 +1,0 @@
-from graph.cli.main import app
-
-app(prog_name="mpm")
