@@ -39,6 +39,7 @@ __all__ = [
     "align_stage",
     "canonical_metric",
     "default_workflow",
+    "execution_mode",
     "match_metric",
 ]
 
@@ -295,3 +296,26 @@ def default_workflow(groups: Iterable[str]) -> dict[str, Any]:
         "actions": dict(DEFAULT_ACTIONS),
         "separation_of_duties": True,
     }
+
+
+# --------------------------------------------------------------------------- execution mode
+
+
+def execution_mode(
+    requirements: Mapping[str, Any], configured: str | None = None
+) -> tuple[str, str]:
+    """(mode, reason): the requirements win, then workflow.yaml, then the risk default.
+
+    ``step_by_step`` holds the next round of stages until the previous round's sign-offs
+    are granted; ``automated`` lets stages run on and only gates block.
+    """
+    own = requirements.get("execution_mode")
+    if own in ("step_by_step", "automated"):
+        return own, "set in the project requirements (execution_mode)"
+    if configured in ("step_by_step", "automated"):
+        return configured, "set in workflow.yaml (execution_mode)"
+    risk = str(requirements.get("risk_level") or "").casefold()
+    if risk == "high" or requirements.get("regulatory_impact") is True:
+        why = "high risk" if risk == "high" else "regulatory impact"
+        return "step_by_step", f"default for high-risk or regulated projects ({why})"
+    return "automated", "default for projects that are neither high-risk nor regulated"

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -90,6 +90,10 @@ class WorkflowConfig(BaseModel):
     actions: dict[str, str] = Field(default_factory=dict)
     separation_of_duties: bool = Field(
         default=True, description="the person who requested the project may not approve its gates"
+    )
+    execution_mode: Literal["step_by_step", "automated"] | None = Field(
+        default=None,
+        description="organisation default; None: by risk (governance.defaults.execution_mode)",
     )
 
     @model_validator(mode="after")

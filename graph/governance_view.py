@@ -86,9 +86,18 @@ def compact(
         for a in gated_actions
         if all(g["state"] == "open" for g in gates.values() if a in g["blocks"])
     ]
+    from mpm.governance.defaults import execution_mode
+
+    requirements = state.get("requirements") or {}
+    mode, mode_reason = execution_mode(
+        requirements if isinstance(requirements, Mapping) else {},
+        context.workflow.execution_mode,
+    )
     return {
         "overall_status": report.overall_status.value,
         "overall_reason": report.overall_reason,
+        "execution_mode": {"mode": mode, "reason": mode_reason},
+        "configuration": report.configuration,
         "frameworks": report.frameworks,
         "titles": {fw: report.titles.get(fw, fw) for fw in report.frameworks},
         "applicability": [a.model_dump(mode="json") for a in report.applicability],

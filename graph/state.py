@@ -120,6 +120,12 @@ class ProjectRequirements(BaseModel):
         default_factory=dict,
         description="answers to governance questions known at kickoff: {framework: {alias: answer}}",
     )
+    execution_mode: Literal["step_by_step", "automated"] | None = Field(
+        default=None,
+        description="step_by_step: the next round of stages waits for the previous round's "
+        "sign-offs; automated: only gates block. Default: workflow.yaml, else step_by_step "
+        "for high-risk or regulated projects and automated otherwise",
+    )
     seed: int = 42
     stage_timeout_s: dict[str, float] = Field(
         default_factory=dict, description="per-stage timeout overrides in seconds, by stage name"
