@@ -188,6 +188,11 @@ def status(console: Console, result: Any) -> None:
         )
         if gov.get("error"):
             console.print(f"  [red]{escape(gov['error'])}[/]")
+        mode = gov.get("execution_mode") or {}
+        if mode:
+            console.print(
+                f"execution mode: {escape(mode.get('mode'))} ({escape(mode.get('reason'))})"
+            )
     outcome(console, result)
     events = values.get("events") or []
     failures = [
