@@ -81,8 +81,8 @@ def validate(
             )
             for policy in library:
                 loaded += 1
-                _report_loaded(policy, with_warnings=False)
-            for warning in check.warnings:
+                _report_loaded(policy)
+            for warning in library.warnings:
                 _line(f"warning: {warning}")
             for error in check.errors:
                 failed += 1
@@ -107,16 +107,15 @@ def validate(
         raise typer.Exit(EXIT_INVALID)
 
 
-def _report_loaded(loaded: LoadedPolicy, *, with_warnings: bool = True) -> None:
+def _report_loaded(loaded: LoadedPolicy) -> None:
     policy = loaded.policy
     approvals = sum(1 for _ in policy.approvals())
     _line(
         f"ok: {loaded.source} ({loaded.framework}): {len(policy.stages)} stages, "
         f"{approvals} approvals, {len(loaded.warnings)} warnings"
     )
-    if with_warnings:
-        for warning in loaded.warnings:
-            _line(f"warning: {loaded.source}: {warning}")
+    for warning in loaded.warnings:
+        _line(f"warning: {loaded.source}: {warning}")
 
 
 # --------------------------------------------------------------------------- init

@@ -151,8 +151,8 @@ def _workflow(
             ConfigNote(
                 "workflow",
                 False,
-                "no workflow.yaml: one parallel tier of every approver group; Domino's "
-                "CreateEndpoint/CreateApp and mpm's RegisterModel gate the MLOps stage",
+                "no workflow.yaml: one parallel tier of every approver group; mpm's "
+                "RegisterModel gates the MLOps stage",
             )
         )
         configured = False

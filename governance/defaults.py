@@ -61,12 +61,10 @@ DEFAULT_ACTIONS: dict[str, str] = {
     "CreateApp": "deploy_app",
 }
 
-#: mpm action -> the plan stage that performs it.
-STAGE_OF_ACTION: dict[str, str] = {
-    "register_model": "mlops",
-    "deploy_endpoint": "mlops",
-    "deploy_app": "mlops",
-}
+#: mpm action -> the plan stage that performs it. deploy_endpoint / deploy_app are not
+#: performed by any stage yet (no serving step or app scaffold), so a gate on them holds
+#: nothing a run does; only actions listed here are checked for deadlocks at load time.
+STAGE_OF_ACTION: dict[str, str] = {"register_model": "mlops"}
 
 DEFAULT_APPLIES_REASON = "applies by default: no rule configured"
 FALLBACK_REASON = "no stage name or guidance matched; asked before the first gated action"

@@ -195,9 +195,8 @@ class ProjectRequirements(BaseModel):
 # --------------------------------------------------------------------------- plan
 
 # The actions policy gates can block, and the plan stage that performs each.
-# mpm action -> the stage that performs it (governance.defaults.STAGE_OF_ACTION). Domino's
-# CreateEndpoint / CreateApp bind deploy_endpoint / deploy_app, both done by the MLOps stage.
-GATED_ACTIONS = {"register_model": "mlops", "deploy_endpoint": "mlops", "deploy_app": "mlops"}
+# mpm action -> the stage that performs it (governance.defaults.STAGE_OF_ACTION).
+GATED_ACTIONS = {"register_model": "mlops"}
 
 
 class AgentType(StrEnum):

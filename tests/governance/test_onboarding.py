@@ -148,7 +148,7 @@ stages:
 gates:
   - name: Serve only when monitored
     rules:
-      - action: CreateEndpoint
+      - action: RegisterModel
     approvals: [Monitoring sign-off]
 """
 
@@ -160,7 +160,7 @@ def test_gate_whose_approval_comes_after_its_step_is_a_load_error(tmp_path: Path
     shutil.copy(REFERENCE / "Approvers.md", folder / "Approvers.md")
     check = check_directory(folder)
     assert len(check.errors) == 1, check.errors
-    assert "gate 'Serve only when monitored' blocks CreateEndpoint" in check.errors[0]
+    assert "gate 'Serve only when monitored' blocks RegisterModel" in check.errors[0]
     assert "approval 'Monitoring sign-off' is only requested after mlops" in check.errors[0]
     result = CliRunner().invoke(app, ["validate", str(folder)])
     assert result.exit_code == 2
