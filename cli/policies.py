@@ -79,10 +79,13 @@ def validate(
             library = (
                 check.loaded.library if check.loaded else PolicyLibrary.load(path, strict=False)
             )
+            bad = {e.split(":", 1)[0] for e in check.errors}
             for policy in library:
-                loaded += 1
+                if policy.source.name not in bad and str(policy.source) not in bad:
+                    loaded += 1
                 _report_loaded(policy)
-            for warning in library.warnings:
+            already = set(library.all_warnings())
+            for warning in [*library.warnings, *(w for w in check.warnings if w not in already)]:
                 _line(f"warning: {warning}")
             for error in check.errors:
                 failed += 1

@@ -230,6 +230,12 @@ def check_directory(directory: str | Path) -> DirectoryCheck:
         check.errors.append(f"{folder}: no *.yml or *.yaml policy files")
     if check.errors:
         return check
+    from mpm.governance.rules.typecheck import check_rules
+
+    for loaded in library:
+        for problem in check_rules(loaded.policy, loaded.source):
+            (check.errors if problem.severity == "error" else check.warnings).append(str(problem))
+    # Rule errors do not stop the remaining checks: one line per defect, all at once.
     notes: list[ConfigNote] = []
     for fid, loaded in library.policies.items():
         entry = library.index.get(fid)
@@ -248,7 +254,7 @@ def check_directory(directory: str | Path) -> DirectoryCheck:
             parts[name] = step()
         except error as exc:
             check.errors.append(str(exc))
-    if check.errors:
+    if "workflow" not in parts:
         return check
     workflow: WorkflowConfig = parts["workflow"]  # type: ignore[assignment]
     check.errors.extend(_gate_errors(library, workflow))

@@ -222,3 +222,41 @@ def test_execution_mode_defaults_and_overrides() -> None:
     assert execution_mode({"risk_level": "high"}, "automated")[0] == "automated"
     mode, why = execution_mode({"risk_level": "low", "execution_mode": "step_by_step"}, "automated")
     assert (mode, why) == ("step_by_step", "set in the project requirements (execution_mode)")
+
+
+DEFECTS = Path(__file__).parent / "onboarding_defects"
+EXPECTED = {
+    # file -> (severity, "line:column", words of the message)
+    "never_match.yml": ("error", "4:59", "\"High\" can never equal an answer of 'BusinessImpact'"),
+    "string_vs_number.yml": ("error", "3:46", "mismatched types: a string == a number"),
+    "float_on_radio.yml": ("error", "3:8", '["impact"].(float64) on a radio input'),
+    "returns_bool.yml": ("error", "2:", "the rule returns a bool"),
+    "hidden_forever.yml": ("warning", "18:48", "compares with 'Medium', which the classification"),
+    "server_rule.yml": ("warning", "2:9", "'EU-AI-ACT' is a named server-side rule"),
+    "gate_after_step.yml": ("error", None, "gate 'Register only when monitored' blocks"),
+}
+
+
+def test_each_load_time_defect_gets_one_precise_line(tmp_path: Path) -> None:
+    folder = tmp_path / "defects"
+    shutil.copytree(DEFECTS, folder)
+    shutil.copy(REFERENCE / "Approvers.md", folder / "Approvers.md")
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    for name, (severity, where, words) in EXPECTED.items():
+        mine = [ln for ln in lines if ln.startswith(f"{severity}: {name}:") and words in ln]
+        assert len(mine) == 1, (name, [ln for ln in lines if name in ln])
+        if where is not None:
+            assert mine[0].startswith(f"{severity}: {name}:{where}"), mine[0]
+
+
+def test_gate_error_is_reported_once_the_rules_are_fixed(tmp_path: Path) -> None:
+    """Rule errors stop the load first; a gate deadlock alone is one error line too."""
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    shutil.copy(DEFECTS / "gate_after_step.yml", folder / "gate_after_step.yml")
+    shutil.copy(REFERENCE / "Approvers.md", folder / "Approvers.md")
+    check = check_directory(folder)
+    assert len(check.errors) == 1
+    assert "approval 'Monitoring sign-off' is only requested after mlops" in check.errors[0]
