@@ -157,6 +157,12 @@ def check_run(kwargs: Mapping[str, Any]) -> None:
 auth = Auth()
 
 
+@auth.on
+async def authenticated_callers_may(ctx: Auth.types.AuthContext, value: Any) -> None:
+    """Every other request of an authenticated caller is allowed: approvers must read the
+    threads others started; what they may *decide* is the graph's (signed decisions)."""
+
+
 @auth.authenticate
 async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
     return {"identity": user_for(authorization), "permissions": []}
@@ -205,3 +211,13 @@ async def on_assistant_update(
     ctx: Auth.types.AuthContext, value: Auth.types.on.assistants.update.value
 ) -> None:
     _check_context_and_config(value.get("context"), value.get("config"), "assistant")
+
+
+@auth.on.crons.create
+async def on_cron_create(ctx: Auth.types.AuthContext, value: Any) -> None:
+    raise refuse("crons are not served: a scheduled run would start without a caller")
+
+
+@auth.on.crons.update
+async def on_cron_update(ctx: Auth.types.AuthContext, value: Any) -> None:
+    raise refuse("crons are not served: a scheduled run would start without a caller")

@@ -29,6 +29,7 @@ creation with ``supersteps``) -- and there:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -156,27 +157,45 @@ class ServedGraph(CompiledStateGraph):
         config: dict[str, Any],
         kwargs: dict[str, Any],
     ) -> AsyncIterator[Any]:
-        """Stream the run inside an MLflow trace. The run is pumped by one task of its own:
-        the server awaits each chunk in a fresh task (its context a copy), so the trace's
-        context (the active span the tracer parents node spans under) must live in a task
-        that sees the whole run."""
+        """Stream the run inside an MLflow trace, as the CLI's runner does.
+
+        Two things differ from the runner's plain ``with traced_invocation(...)``. The
+        server awaits each chunk in a fresh task (a copy of the context), so the run is
+        pumped by one task of its own whose context (``trace_ctx``) holds the trace's
+        active span for the whole run: the tracer parents node spans under it. And
+        opening and closing a trace writes to the MLflow store (files, SQLite): that runs
+        in a worker thread, inside the same context, never on the server's event loop."""
         from mpm.graph.runner import Runner
         from mpm.graph.tracing import traced_invocation
 
+        loop = asyncio.get_running_loop()
+        trace_ctx = contextvars.copy_context()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         parent = super()
+        traced = traced_invocation(ctx, thread_id, before, graph_input)
+
+        def close(exc: BaseException | None) -> None:
+            try:
+                if exc is None:
+                    traced.__exit__(None, None, None)
+                else:  # the root span records the error, then __exit__ re-raises it
+                    traced.__exit__(type(exc), exc, exc.__traceback__)
+            except BaseException as err:  # noqa: BLE001 - tracing never fails a run
+                if err is not exc:
+                    log.warning("MLflow trace of thread %s not closed: %s", thread_id, err)
+
+        # the trace context is entered by one thing at a time: this worker thread, then
+        # the pump task, then a worker thread again once the task is done
+        trace = await loop.run_in_executor(None, trace_ctx.run, traced.__enter__)
 
         async def pump() -> None:
             try:
-                with traced_invocation(ctx, thread_id, before, graph_input) as trace:
-                    run_config = _with_callbacks(config, trace.callbacks)
-                    async for chunk in parent.astream(
-                        graph_input, run_config, context=ctx, **kwargs
-                    ):
-                        await queue.put(("chunk", chunk))
-                    if trace.callbacks and self.checkpointer:
-                        outcome = Runner._outcome(thread_id, await self.aget_state(config))
-                        trace.finish(outcome.status, outcome.values, outcome.interrupts)
+                run_config = _with_callbacks(config, trace.callbacks)
+                async for chunk in parent.astream(graph_input, run_config, context=ctx, **kwargs):
+                    await queue.put(("chunk", chunk))
+                if trace.callbacks and self.checkpointer:
+                    outcome = Runner._outcome(thread_id, await self.aget_state(config))
+                    trace.finish(outcome.status, outcome.values, outcome.interrupts)
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
                 await queue.put(("error", exc))
                 if isinstance(exc, asyncio.CancelledError):
@@ -184,19 +203,29 @@ class ServedGraph(CompiledStateGraph):
                 return
             await queue.put(("done", None))
 
-        task = asyncio.create_task(pump(), name=f"mpm-run-{thread_id}")
+        task = asyncio.create_task(pump(), name=f"mpm-run-{thread_id}", context=trace_ctx)
+        error: BaseException | None = None
+        ended = False
         try:
             while True:
                 kind, item = await queue.get()
                 if kind == "chunk":
                     yield item
-                elif kind == "error":
-                    raise item
-                else:
-                    return
+                    continue
+                error, ended = item, True
+                break
         finally:
-            if not task.done():  # the consumer went away (cancelled run, closed stream)
-                task.cancel()  # pump ends the trace as it unwinds; nothing to hand back
+            if not ended:  # the consumer went away (cancelled run, closed stream)
+                task.cancel()
+                task.add_done_callback(
+                    lambda _t: loop.run_in_executor(
+                        None, trace_ctx.run, close, asyncio.CancelledError()
+                    )
+                )
+        await task  # it has handed over its last item; let it finish
+        await loop.run_in_executor(None, trace_ctx.run, close, error)
+        if error is not None:
+            raise error
 
     def bulk_update_state(self, config: Any, supersteps: Any) -> Any:  # type: ignore[override]
         raise StateWriteRefused(STATE_WRITE_REFUSED)
