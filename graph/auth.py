@@ -57,7 +57,7 @@ def token_digest(token: str) -> str:
 
 @dataclass(frozen=True)
 class _Loaded:
-    key: tuple[str, float, int]
+    key: tuple[str, int, int]
     users: dict[str, str]  # hex digest -> user id
 
 
@@ -73,7 +73,7 @@ def load_tokens(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
     file = Path(where)
     try:
         st = file.stat()
-        key = (str(file), st.st_mtime, st.st_size)
+        key = (str(file), st.st_mtime_ns, st.st_size)
         if _cache is not None and _cache.key == key:
             return _cache.users
         if st.st_size > MAX_TOKENS_FILE_BYTES:
