@@ -39,10 +39,10 @@ class RunContext:
     tracking: bool = field(default_factory=lambda: _env_flag("MPM_TRACKING"))
     policies: str | None = field(default_factory=lambda: os.environ.get("MPM_POLICIES"))
     """Policy library directory; None means the packaged ``reference/governance``."""
+    identity: str | None = field(default_factory=lambda: os.environ.get("MPM_IDENTITY"))
+    """Identity directory (allowed_signers, members.yaml); None means ``<policies>/identity``."""
     tracing: bool = field(default_factory=lambda: _env_flag("MPM_TRACING"))
     """Trace each invocation in MLflow (``graph/tracing.py``); only while ``tracking`` is on."""
-    identity: str | None = field(default_factory=lambda: os.environ.get("MPM_IDENTITY"))
-    """Identity directory (approvers' public keys); None: the one beside the policy library."""
 
     @property
     def ws(self) -> Workspace:
@@ -54,6 +54,11 @@ class RunContext:
         from importlib.resources import files
 
         return Path(str(files("mpm.reference") / "governance"))
+
+    def identity_dir(self) -> Path:
+        if self.identity:
+            return Path(self.identity).expanduser().resolve()
+        return self.policy_dir() / "identity"
 
 
 TRUST_SETTINGS = frozenset({"workspace", "toolset", "tracking", "policies", "identity"})

@@ -99,6 +99,32 @@ def check_input(graph_input: Any, started: bool, thread_id: str) -> None:
         )
 
 
+def with_seen_decisions(command: Command, snapshot: Any) -> Command:
+    """The resume as the CLI's runner sends it: each approval decision carries the decision
+    ids the thread has recorded (``SEEN_DECISIONS``), read by the server from the thread --
+    a value the client put there is replaced, never trusted."""
+    from mpm.graph.nodes.approvals import SEEN_DECISIONS
+    from mpm.graph.runner import _used_decision_ids
+
+    pending = {i.id: i.value for i in snapshot.interrupts}
+    approvals = {
+        k for k, v in pending.items() if isinstance(v, dict) and v.get("type") == "approval"
+    }
+    if not approvals:
+        return command
+    seen = sorted(_used_decision_ids(snapshot))
+
+    def stamped(value: Any) -> Any:
+        return {**value, SEEN_DECISIONS: seen} if isinstance(value, dict) else value
+
+    resume = command.resume
+    if isinstance(resume, dict) and resume and set(resume) <= set(pending):
+        resume = {k: stamped(v) if k in approvals else v for k, v in resume.items()}
+    elif set(pending) == approvals and len(approvals) == 1:
+        resume = stamped(resume)  # the one pending interrupt, answered without its id
+    return Command(resume=resume)
+
+
 def _with_callbacks(config: dict[str, Any], extra: list[Any]) -> dict[str, Any]:
     if not extra:
         return config
@@ -142,6 +168,8 @@ class ServedGraph(CompiledStateGraph):
             ctx = context
         else:
             ctx = server_context(context, values.get("settings") if started else None)
+        if started and isinstance(input, Command):
+            input = with_seen_decisions(input, snapshot)
         if not started and isinstance(input, Mapping):
             user = config.get("configurable", {}).get("langgraph_auth_user_id")
             input = {**input, "settings": {**settings_of(ctx), "started_by": user}}

@@ -70,7 +70,9 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Served]:
     """``langgraph dev`` on a free port from the repo root: stub model, no-op tools, MLflow
     tracking on (traces), two users with bearer tokens (only their digests on disk)."""
     cli = Path(sys.executable).with_name("langgraph")
@@ -97,6 +99,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "MPM_TRACING": "1",
         "MPM_SERVER_TOKENS": str(tokens),
     }
+    try:  # where approvers sign with real keys, the server knows the session's identities
+        identity, _keys = request.getfixturevalue("signing_identity")
+        env["MPM_IDENTITY"] = str(identity)
+    except pytest.FixtureLookupError:
+        pass
     log_path = tmp / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

@@ -176,3 +176,26 @@ def test_schemas_list_the_input_fields_and_only_the_client_settings() -> None:
     assert {"requirements", "approvals", "audit", "governance"} <= set(outputs["properties"])
     context = graph.get_context_jsonschema()
     assert set(context["properties"]) == {"model", "tracing"}
+
+
+def test_an_approval_resume_carries_the_decision_ids_the_server_read_not_the_clients(
+    env: Path,
+) -> None:
+    from mpm.graph.nodes.approvals import SEEN_DECISIONS
+    from mpm.graph.server import with_seen_decisions
+
+    g = _served()
+    state = _start(g)
+    (item,) = state.interrupts
+    answers = {q["key"]: auto_answer(q) for q in item.value["questions"]}
+    # the questions interrupt is no approval: its answer goes through untouched
+    untouched = with_seen_decisions(Command(resume={item.id: answers}), state)
+    assert untouched.resume == {item.id: answers}
+    state = _run(g, Command(resume={item.id: answers}))
+    approvals = [i for i in state.interrupts if i.value["type"] == "approval"]
+    assert approvals
+    first = approvals[0]
+    claimed = {"decision": "approve", SEEN_DECISIONS: ["client-claims-this"]}
+    stamped = with_seen_decisions(Command(resume={first.id: claimed}), state)
+    assert stamped.resume[first.id]["decision"] == "approve"
+    assert stamped.resume[first.id][SEEN_DECISIONS] == []  # the thread has recorded none
