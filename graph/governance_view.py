@@ -64,6 +64,22 @@ def askable_questions(
     return asked
 
 
+def _open_evidence(
+    report: GovernanceReport, framework: str, approval_id_: str
+) -> list[dict[str, Any]]:
+    """The approval's own evidence questions still unanswered: they must be answered (with
+    the decision's ``answers`` at the latest) before the approval can be granted."""
+    evaluation = report.compliance_status.get(framework)
+    for requirement in evaluation.approvals if evaluation else []:
+        if requirement.id == approval_id_:
+            return [
+                {"key": q.key, "alias": q.alias, "label": q.label}
+                for q in requirement.questions
+                if q.required
+            ]
+    return []
+
+
 def compact(
     report: GovernanceReport, context: GovernanceContext, state: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -121,6 +137,8 @@ def compact(
                 "round": a.round,
                 "approvers": a.approvers,
                 "eligible": sorted(directory.eligible_users(a.approvers)),
+                "open_evidence": _open_evidence(report, a.framework, a.id),
+                "group_rule": context.workflow.group_rule_of(a.id, a.approvers),
                 "parallel": a.parallel,
                 "waits_for": a.waits_for,
                 "gates": a.gates,

@@ -278,6 +278,8 @@ def _request_approvals(state: GraphState, approvals: list[dict[str, Any]]) -> Co
             "project_stage": a["round"],
             "approver_groups": a["approvers"],
             "eligible_approvers": a["eligible"],
+            "evidence_questions": a.get("open_evidence") or [],
+            "group_rule": a.get("group_rule", "any_of"),
             "parallel": a["parallel"],
             "gates": a["gates"],
             "requested_at": requested[a["id"]],
