@@ -293,6 +293,7 @@ def default_workflow(groups: Iterable[str]) -> dict[str, Any]:
         "default_tier": "Approvers",
         "actions": dict(DEFAULT_ACTIONS),
         "separation_of_duties": True,
+        "approval_evidence": "required",
     }
 
 

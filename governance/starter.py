@@ -110,6 +110,12 @@ def _workflow(check_alignment: dict[str, list[tuple[str, str, str]]], groups: li
         "actions:",
         *(f"  {k}: {v}" for k, v in DEFAULT_ACTIONS.items()),
         "separation_of_duties: true",
+        "# An approval's own evidence questions must be answered before it is granted.",
+        "approval_evidence: required",
+        "# Approvals naming several groups: any_of (one member of any group decides) or",
+        "# all_of (one approval per named group, each by a different member).",
+        "group_rule: any_of",
+        "group_rules: {}   # per approval id, e.g. {my_policy:final-sign-off: all_of}",
     ]
     return "\n".join(lines) + "\n"
 

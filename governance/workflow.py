@@ -91,6 +91,12 @@ class WorkflowConfig(BaseModel):
     separation_of_duties: bool = Field(
         default=True, description="the person who requested the project may not approve its gates"
     )
+    approval_evidence: Literal["required", "optional"] = Field(
+        default="optional",
+        description="required: an approval's own evidence questions must be answered before "
+        "it can be granted (the zero-config default and what `mpm policies init` writes); "
+        "optional keeps workflow.yaml files written before this setting working as they did",
+    )
     group_rule: Literal["any_of", "all_of"] = Field(
         default="any_of",
         description="an approval naming several groups: a member of any one group decides "

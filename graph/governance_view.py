@@ -137,7 +137,9 @@ def compact(
                 "round": a.round,
                 "approvers": a.approvers,
                 "eligible": sorted(directory.eligible_users(a.approvers)),
-                "open_evidence": _open_evidence(report, a.framework, a.id),
+                "open_evidence": _open_evidence(report, a.framework, a.id)
+                if context.workflow.approval_evidence == "required"
+                else [],
                 "group_rule": context.workflow.group_rule_of(a.id, a.approvers),
                 "parallel": a.parallel,
                 "waits_for": a.waits_for,

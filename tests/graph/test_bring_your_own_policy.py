@@ -92,3 +92,78 @@ def test_public_policy_alone_governs_a_kickoff(tmp_path: Path, policy: Path) -> 
             assert request["project_stage"] == by_id[request["approval_id"]]["round"]
             assert request["project_stage"] == names[first_round]
             assert request["approver_groups"] == policy_groups[request["name"]]
+
+
+DUAL = """
+stages:
+  - name: Model Validation
+    evidenceSet:
+      - id: Local.validation-notes
+        name: Validation notes
+        definition:
+          - artifactType: input
+            details: {label: Validation approach, type: textarea}
+    approvals:
+      - name: Dual sign-off
+        approvers: [modeling-review, infosec-review]
+        evidence:
+          id: Local.dual-evidence
+          name: Sign-off checklist
+          definition:
+            - artifactType: input
+              details: {label: Residual risk accepted by, type: textinput}
+"""
+DUAL_WORKFLOW = """
+version: 1
+rounds: [business_analysis, data_acquisition, exploratory_analysis, model_development,
+         model_validation, mlops]
+order:
+  - {tier: Reviewers, groups: [modeling-review, infosec-review], parallel: true}
+approval_evidence: required
+group_rules: {"dual:dual-sign-off": all_of}
+"""
+
+
+def test_all_of_needs_each_group_and_the_approvals_own_evidence(tmp_path: Path) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "dual.yml").write_text(DUAL)
+    (folder / "workflow.yaml").write_text(DUAL_WORKFLOW)
+    shutil.copy(REPO / "reference" / "governance" / "Approvers.md", folder / "Approvers.md")
+    ws = tmp_path / "ws"
+    req = tmp_path / "req.yaml"
+    req.write_text(yaml.safe_dump(example("credit_risk")))
+    kicked = mpm("kickoff", "-r", str(req), "-w", str(ws), "--thread", "d", "--policies",
+                 str(folder), *CLI_RUN)  # fmt: skip
+    assert kicked.returncode == 0, kicked.stdout + kicked.stderr
+    notes = tmp_path / "notes.yaml"
+    notes.write_text("Local.validation-notes: holdout evaluation\n")
+    assert mpm("answer", "d", "-w", str(ws), "--file", str(notes)).returncode == 0
+
+    listed = mpm("approvals", "-w", str(ws), env={"COLUMNS": "250"})
+    assert "all of: still modeling-review, infosec-review" in listed.stdout, listed.stdout
+    assert "answer first: Residual risk accepted by" in listed.stdout
+
+    def approve(who: str, *extra: str) -> Any:
+        return mpm("approve", "d", "dual:dual-sign-off", "--as", who, "-c", "ok", "-w", str(ws),
+                   *extra)  # fmt: skip
+
+    refused = approve("mr-reviewer-1")
+    assert refused.returncode == 2 and "own evidence is unanswered" in refused.stderr
+    checklist = tmp_path / "checklist.yaml"
+    checklist.write_text("Local.dual-evidence: chief risk officer\n")
+    answers = ("--answers", str(checklist))
+    assert approve("mr-reviewer-1", *answers).returncode == 0
+    snap = runner(ws).snapshot("d")
+    assert "dual:dual-sign-off" not in (snap.values.get("approvals") or {})  # one group so far
+    (pending,) = [i["value"] for i in snap.interrupts]
+    assert pending["remaining_groups"] == ["infosec-review"]
+    same_group = approve("mr-reviewer-2", *answers)
+    assert same_group.returncode == 2 and "still to approve (infosec-review)" in same_group.stderr
+    assert approve("infosec-reviewer-1", *answers).returncode in (0, 1)
+    record = runner(ws).snapshot("d").values["approvals"]["dual:dual-sign-off"]
+    assert record["decision"] == "approve"
+    assert record["signed"] == {
+        "modeling-review": "mr-reviewer-1",
+        "infosec-review": "infosec-reviewer-1",
+    }
