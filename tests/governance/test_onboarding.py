@@ -260,3 +260,17 @@ def test_gate_error_is_reported_once_the_rules_are_fixed(tmp_path: Path) -> None
     check = check_directory(folder)
     assert len(check.errors) == 1
     assert "approval 'Monitoring sign-off' is only requested after mlops" in check.errors[0]
+
+
+def test_dashboard_states_the_defaults(tmp_path: Path) -> None:
+    from mpm.governance import render_dashboard
+
+    folder = _alone(tmp_path, SHARED / "oil-gas-predictive-model.yaml")
+    report = assess_project(
+        {"requirements": {"project_name": "p", "risk_level": "high"}},
+        context=GovernanceContext.load(folder),
+    )
+    html = render_dashboard(report)
+    assert "<h2>Configuration" in html
+    assert "applies by default: no rule configured" in html
+    assert "stage &#39;Model Validation&#39; -&gt; after model_validation" in html
