@@ -63,3 +63,26 @@ def test_app_scaffold_is_valid_python_and_inert_for_hostile_names(tmp_path: Path
     assert imported == {"mlflow", "pandas", "streamlit"}  # the hostile text stayed a literal
     assert "MODEL_URI = 'models:/credit_pipeline_test/1'" in source
     assert app["framework"] == "streamlit" and len(app["sha256"]) == 64
+
+
+def test_closed_createendpoint_and_createapp_gates_hold_serving_and_the_app(
+    tmp_path: Path,
+) -> None:
+    """The MLOps tools check the gate first: held means recorded, nothing served or written."""
+    from mpm.agents.base import StageContext
+    from mpm.agents.mlops_engineer import MLOpsToolkit
+
+    governance = {
+        "gated_actions": ["deploy_app", "deploy_endpoint", "register_model"],
+        "open_actions": ["register_model"],
+        "closed_gates": {"deploy_endpoint": ["Ready before serving"], "deploy_app": ["App gate"]},
+    }
+    kit = MLOpsToolkit(StageContext("mlops", tmp_path, tmp_path, {}, governance=governance))
+    kit.outcome.outputs["model_uri"] = "models:/would_be_served/1"
+    served = kit.serve_endpoint()
+    app = kit.write_app()
+    assert served["held"] and "Ready before serving" in served["summary"]
+    assert app["held"] and "App gate" in app["summary"]
+    assert kit.outcome.evidence["endpoint_served"] is False
+    assert kit.outcome.evidence["app_written"] is False
+    assert not list(tmp_path.rglob("app.py")) and "endpoint_smoke" not in kit.outcome.outputs
