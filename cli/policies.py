@@ -102,8 +102,17 @@ def validate(
             failed += 1
             _line(f"error: {error}", err=True)
             continue
-        loaded += 1
+        from mpm.governance.rules.typecheck import check_rules
+
+        problems = check_rules(policy.policy, policy.source)
+        errors = [p for p in problems if p.severity == "error"]
         _report_loaded(policy)
+        for problem in problems:
+            _line(f"{problem.severity}: {problem}", err=problem.severity == "error")
+        if errors:
+            failed += 1
+        else:
+            loaded += 1
     summary = f"{loaded} polic{'y' if loaded == 1 else 'ies'} valid, {failed} invalid"
     _line(summary, err=bool(failed))
     if failed:

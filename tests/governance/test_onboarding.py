@@ -274,3 +274,10 @@ def test_dashboard_states_the_defaults(tmp_path: Path) -> None:
     assert "<h2>Configuration" in html
     assert "applies by default: no rule configured" in html
     assert "stage &#39;Model Validation&#39; -&gt; after model_validation" in html
+
+
+def test_single_file_validate_runs_the_rule_checks_too() -> None:
+    result = CliRunner().invoke(app, ["validate", str(DEFECTS / "never_match.yml")])
+    assert result.exit_code == 2
+    assert "error: never_match.yml:4:59:" in result.output
+    assert "0 policies valid, 1 invalid" in result.output
