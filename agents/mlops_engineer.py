@@ -18,6 +18,47 @@ register it, check that the registered model reproduces the validated model's
 predictions, and write the serving and monitoring plan."""
 
 REGISTER_ACTION = "register_model"
+CRITERIA_FINDING = "success_criteria:"
+
+
+class RegistrationRefused(RuntimeError):
+    """The last check before the registry call refused: governance does not clear it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{REGISTER_ACTION} refused (fail closed): {reason}")
+
+
+def registration_refusal(
+    governance: dict[str, Any], requirements: dict[str, Any], upstream: dict[str, Any]
+) -> str | None:
+    """Why registration must not happen now, or None; the last check before the registry.
+
+    Defence in depth beside the supervisor's guard: governance in ERROR, or a fail-closed
+    verdict in the stage's governance context, refuses; and the success criterion is
+    recomputed here from the validator's own measurement (direction-aware), so an unmet
+    threshold refuses unless the context lists a granted risk acceptance of it."""
+    from mpm.tools.metrics import meets_threshold
+
+    if governance.get("overall_status") == "ERROR":
+        return "governance is in ERROR"
+    registration = governance.get("registration")
+    if isinstance(registration, dict) and registration.get("blocked", True):
+        return "; ".join(registration.get("reasons") or []) or "governance blocks registration"
+    accepted = (registration or {}).get("accepted") if isinstance(registration, dict) else None
+    criteria_accepted = any(
+        str(a.get("finding_id", "")).startswith(CRITERIA_FINDING) for a in accepted or []
+    )
+    validation = upstream.get("model_validation")
+    if validation is None or criteria_accepted:
+        return None
+    score = (validation.get("outputs") or {}).get("test_score")
+    metric = str(requirements.get("target_metric") or "")
+    threshold = requirements.get("success_threshold")
+    if isinstance(score, bool) or not isinstance(score, int | float) or threshold is None:
+        return f"the success criterion ({metric}) was not measured by validation"
+    if not meets_threshold(float(score), float(threshold), metric):
+        return f"test {metric} = {float(score):.4g} does not meet the success threshold {threshold}"
+    return None
 
 
 class MLOpsToolkit(Toolkit):
@@ -30,6 +71,11 @@ class MLOpsToolkit(Toolkit):
         from mpm.tools.pipeline_model import build_pipeline_model
 
         self.ctx.ensure_open(REGISTER_ACTION)
+        refusal = registration_refusal(
+            self.ctx.governance, self.ctx.requirements, self.ctx.upstream
+        )
+        if refusal is not None:
+            raise RegistrationRefused(refusal)
         name = f"pipeline_{project_slug(self.ctx.requirements['project_name'])}"
         info = build_pipeline_model(
             self.ctx.upstream_output("model_path"),
