@@ -61,6 +61,21 @@ def registration_refusal(
     return None
 
 
+def _tag_accepted_risks(tracking_uri: str, info: dict[str, Any], accepted: list[Any]) -> None:
+    """Say on the registered model version which findings were accepted, and by whom."""
+    from mlflow import MlflowClient
+
+    text = "; ".join(
+        f"{a.get('finding_id')} (evidence {str(a.get('evidence_hash') or '')[:12]}) "
+        f"accepted by {a.get('accepted_by')}"
+        for a in accepted
+        if isinstance(a, dict)
+    )
+    MlflowClient(tracking_uri).set_model_version_tag(
+        info["registered_model_name"], str(info["version"]), "mpm.risk_accepted", text[:5000]
+    )
+
+
 class MLOpsToolkit(Toolkit):
     required_outputs = ("model_uri", "registered_model_name")
 
@@ -88,6 +103,9 @@ class MLOpsToolkit(Toolkit):
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
         )
+        accepted = ((self.ctx.governance.get("registration") or {}).get("accepted")) or []
+        if accepted and self.ctx.tracking_uri:
+            _tag_accepted_risks(self.ctx.tracking_uri, info, accepted)
         self.publish(
             outputs={
                 "model_uri": info["model_uri"],
