@@ -192,9 +192,7 @@ def status(console: Console, result: Any) -> None:
             console.print(f"  [red]{escape(gov['error'])}[/]")
         guarded = gov.get("fail_closed") or {}
         if guarded.get("blocked"):
-            console.print(
-                f"  [red]registration refused ({escape(guarded.get('status'))}):[/]"
-            )
+            console.print(f"  [red]registration refused ({escape(guarded.get('status'))}):[/]")
             for reason in guarded.get("reasons") or []:
                 console.print(f"    [red]{escape(reason)}[/]")
         for b in guarded.get("accepted") or []:

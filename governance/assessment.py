@@ -74,7 +74,7 @@ class GovernanceContext:
         folder = Path(directory) if directory is not None else reference_dir()
         library = PolicyLibrary.load(folder)
         rules = load_applicability_rules(
-            folder / "applicability.yaml", known_frameworks=library.frameworks
+            folder / "applicability.yaml", known_frameworks=library.frameworks, controlled=True
         )
         return cls(
             library=library,
