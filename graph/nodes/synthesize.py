@@ -221,10 +221,14 @@ def refused_registration(
     ``status`` is ``failed_governance`` (a FAILED framework, or governance in ERROR) or
     ``failed_criteria`` (the success criterion unmet); None when nothing was refused."""
     guarded = (governance or {}).get("fail_closed")
+    # guarded stages that could have run (their dependencies finished) but did not: held
+    # by governance, not by an upstream failure
     pending = [
-        s
-        for s in plan.stage_names
-        if s in GUARDED_STAGES and (results.get(s) or {}).get("status") not in FINISHED
+        s.name
+        for s in plan.stages
+        if s.name in GUARDED_STAGES
+        and (results.get(s.name) or {}).get("status") not in FINISHED
+        and all((results.get(d) or {}).get("status") in FINISHED for d in s.depends_on)
     ]
     if not pending or not isinstance(guarded, dict) or not guarded.get("blocked"):
         return None
