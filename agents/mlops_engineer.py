@@ -65,6 +65,8 @@ def _tag_accepted_risks(tracking_uri: str, info: dict[str, Any], accepted: list[
     """Say on the registered model version which findings were accepted, and by whom."""
     from mlflow import MlflowClient
 
+    from mpm.tools.inert import tracked_text
+
     text = "; ".join(
         f"{a.get('finding_id')} (evidence {str(a.get('evidence_hash') or '')[:12]}) "
         f"accepted by {a.get('accepted_by')}"
@@ -72,7 +74,10 @@ def _tag_accepted_risks(tracking_uri: str, info: dict[str, Any], accepted: list[
         if isinstance(a, dict)
     )
     MlflowClient(tracking_uri).set_model_version_tag(
-        info["registered_model_name"], str(info["version"]), "mpm.risk_accepted", text[:5000]
+        info["registered_model_name"],
+        str(info["version"]),
+        "mpm.risk_accepted",
+        tracked_text(text)[:5000],
     )
 
 
