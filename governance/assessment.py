@@ -43,6 +43,7 @@ from mpm.governance.library import PolicyLibrary
 from mpm.governance.workflow import (
     ApprovalWorkflow,
     WorkflowConfig,
+    WorkflowConfigError,
     add_risk_acceptances,
     approval_states,
     build_workflow,
@@ -76,11 +77,18 @@ class GovernanceContext:
         rules = load_applicability_rules(
             folder / "applicability.yaml", known_frameworks=library.frameworks, controlled=True
         )
+        workflow = load_workflow_config(folder / "workflow.yaml")
+        unknown = [g for g in workflow.exception_approvers if g not in library.approvers.groups]
+        if unknown:
+            raise WorkflowConfigError(
+                f"workflow.yaml: exception_approvers: {unknown[0]!r} is not a group in "
+                f"Approvers.md (groups: {', '.join(sorted(library.approvers.groups))})"
+            )
         return cls(
             library=library,
             rules=rules,
             evidence_map=load_evidence_map(folder / "evidence_map.yaml"),
-            workflow=load_workflow_config(folder / "workflow.yaml"),
+            workflow=workflow,
         )
 
 
