@@ -38,10 +38,12 @@ from mpm.governance.evaluation import (
 )
 from mpm.governance.evidence import EvidenceBundle
 from mpm.governance.evidence_map import EvidenceMap, resolve_evidence
+from mpm.governance.fail_closed import FailClosed, fail_closed, find_blockers
 from mpm.governance.library import PolicyLibrary
 from mpm.governance.workflow import (
     ApprovalWorkflow,
     WorkflowConfig,
+    add_risk_acceptances,
     approval_states,
     build_workflow,
     gate_states,
@@ -126,6 +128,10 @@ class GovernanceReport(BaseModel):
         default_factory=list,
         description="how each aspect was decided: configured in a file or by default, and why",
     )
+    fail_closed: FailClosed = Field(
+        default_factory=lambda: FailClosed(blocked=False),
+        description="whether the guarded actions (registration) are refused, and why",
+    )
 
 
 def _requirements(project_state: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -180,7 +186,17 @@ def assess_project(
         evaluations=evaluations,
         config=context.workflow,
     )
+    results = project_state.get("results") or {}
+    blockers, criterion = find_blockers(
+        evaluations,
+        {f: context.library.get(f).policy for f in frameworks},
+        requirements,
+        results if isinstance(results, Mapping) else {},
+        context.workflow,
+    )
+    workflow = add_risk_acceptances(workflow, blockers, context.workflow)
     states = approval_states(workflow, decisions)
+    guarded = fail_closed(blockers, decisions, states, criterion)
     granted = {aid for aid, state in states.items() if state == "granted"}
     statuses = [e.status for e in evaluations.values()]
     if EvaluationStatus.FAILED in statuses:
@@ -199,6 +215,8 @@ def assess_project(
             "every applicable framework passed" if frameworks else "no governance framework applies"
         )
 
+    if guarded.blocked:
+        reason += "; guarded actions refused: " + "; ".join(guarded.reasons[:3])
     directory = context.library.approvers
     groups = [
         ApproverGroupView(name=g.name, section=g.section, members=list(g.members))
@@ -230,4 +248,5 @@ def assess_project(
             }
             for n in context.notes
         ],
+        fail_closed=guarded,
     )

@@ -96,7 +96,7 @@ class DirectoryCheck:
 def _rules(directory: Path, library: PolicyLibrary, notes: list[ConfigNote]) -> ApplicabilityRules:
     path = directory / APPLICABILITY_FILE
     if path.is_file():
-        rules = load_applicability_rules(path, known_frameworks=library.frameworks)
+        rules = load_applicability_rules(path, known_frameworks=library.frameworks, controlled=True)
         listed = set(rules.frameworks)
     else:
         rules, listed = ApplicabilityRules((), source="(default)"), set()
@@ -109,7 +109,7 @@ def _rules(directory: Path, library: PolicyLibrary, notes: list[ConfigNote]) -> 
             continue
         extra.append(FrameworkRule(framework, AlwaysApplies(), ""))  # type: ignore[arg-type]
         notes.append(ConfigNote("applicability", False, DEFAULT_APPLIES_REASON, framework))
-    return ApplicabilityRules((*rules.rules, *extra), source=rules.source)
+    return ApplicabilityRules((*rules.rules, *extra), source=rules.source, always=rules.always)
 
 
 def _evidence_map(directory: Path, notes: list[ConfigNote]) -> EvidenceMap:
@@ -175,6 +175,12 @@ def _workflow(
                 )
             )
     config = config.model_copy(update={"alignment": alignment, "actions": actions})
+    unknown = [g for g in config.exception_approvers if g not in library.approvers.groups]
+    if unknown:
+        raise WorkflowConfigError(
+            f"workflow.yaml: exception_approvers: {unknown[0]!r} is not a group in "
+            f"Approvers.md (groups: {', '.join(sorted(library.approvers.groups))})"
+        )
     return config, configured
 
 
