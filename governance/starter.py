@@ -43,18 +43,22 @@ def _applicability(frameworks: dict[str, str]) -> str:
         "# Which frameworks apply to a project. Without this file (or without a rule for a",
         "# framework) every framework applies to every model project:",
         '#   "applies by default: no rule configured".',
-        "# Rules narrow that. Conditions: all_of / any_of / not / any_item; field tests",
-        "# equals / in / contains / is / exists over the project requirements.",
-        "# Uncomment and edit a rule to narrow a framework:",
+        "# The rules below state that default explicitly (every project has a model_type) and",
+        "# 'always' lists every framework, so this file changes nothing until you edit it.",
+        "# Rules narrow; they may test only controlled fields (model_type, risk_level,",
+        "# regulatory_impact, ethical_ai_required, data_sources[*].sensitivity), e.g.",
+        "#   when: {field: risk_level, in: [medium, high]}",
+        "# and 'always' must keep at least one framework every model project gets.",
         "version: 1",
-        "frameworks: {}",
+        "frameworks:",
     ]
     for fid, title in frameworks.items():
         lines += [
-            f"#  {fid}:",
-            f"#    description: {_q(title + ' for medium- and high-risk projects')}",
-            "#    when: {field: risk_level, in: [medium, high]}",
+            f"  {fid}:",
+            f"    description: {_q(title + ': every model project (the default)')}",
+            "    when: {field: model_type, exists: true}",
         ]
+    lines.append("always: [" + ", ".join(frameworks) + "]")
     return "\n".join(lines) + "\n"
 
 
