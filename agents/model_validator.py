@@ -15,7 +15,7 @@ attributes the requirements name. Your numbers are evidence for the policies' ch
 
 
 class ModelValidatorToolkit(Toolkit):
-    required_outputs = ("meets_threshold", "test_score")
+    required_outputs = ("meets_threshold", "test_score", "validation_passed")
 
     def _evidence(self, result: dict[str, Any]) -> dict[str, Any]:
         """Evaluation design and outcomes from the validation report; conceptual soundness
@@ -28,7 +28,9 @@ class ModelValidatorToolkit(Toolkit):
         except AgentFailure:
             split = None
         found = {
-            "meets_success_threshold": "Yes" if result["meets_threshold"] else "No",
+            # a score that blocking findings (a leak, a failed data gate) make untrustworthy
+            # does not show the criterion holds: fail closed
+            "meets_success_threshold": "Yes" if result["validation_passed"] else "No",
             "validation_summary": f"test {req['target_metric']}={result['test_score']:.4f} "
             f"vs threshold {req['success_threshold']}",
             "evaluation_approach": evidence.evaluation_approach(
@@ -66,15 +68,26 @@ class ModelValidatorToolkit(Toolkit):
             seed=self.ctx.seed,
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
+            decision_threshold=self._optional("decision_threshold"),
+            train_path=self.ctx.upstream_output("train_path"),
+            findings=self._optional("data_findings") or [],
         )
         metrics = result["metrics"]
         meets = bool(result["meets_threshold"])
+        blocking = result["blocking_findings"]
         self.publish(
             outputs={
                 "meets_threshold": meets,
+                "validation_passed": bool(result["validation_passed"]),
+                "verdict": result["verdict"],
+                "blocking_findings": blocking,
+                "findings": result["findings"],
                 "test_score": result["test_score"],
                 "validation_report_path": result.get("report_path"),
                 "fairness": result.get("fairness", {}),
+                "per_class": result.get("per_class"),
+                "confusion_matrix": result.get("confusion_matrix"),
+                "decision_threshold": result.get("decision_threshold"),
             },
             metrics=metrics,
             evidence=self._evidence(result),
@@ -89,9 +102,27 @@ class ModelValidatorToolkit(Toolkit):
             )
         return {
             "summary": f"test {req['target_metric']}={result['test_score']:.4f}; "
-            f"threshold {'met' if meets else 'NOT met'}",
+            f"threshold {'met' if meets else 'NOT met'}; validation "
+            + (
+                "passed"
+                if result["validation_passed"]
+                else "FAILED"
+                + (
+                    ": " + "; ".join(f"{f['id']}: {f['reason']}" for f in blocking)
+                    if blocking
+                    else ""
+                )
+            ),
             "meets_threshold": meets,
+            "validation_passed": bool(result["validation_passed"]),
+            "blocking_findings": [f["id"] for f in blocking],
         }
+
+    def _optional(self, key: str) -> Any:
+        try:
+            return self.ctx.upstream_output(key)
+        except AgentFailure:
+            return None
 
 
 SPEC = AgentSpec(
