@@ -49,6 +49,8 @@ OUTCOME_TOKENS = frozenset(
         "chargeoff", "writeoff", "label", "target", "post", "after", "future", "followup",
     }
 )  # fmt: skip
+# Tokens that say a numeric column is a point in time (days since enrolment, a year ...).
+DATE_TOKENS = frozenset({"date", "day", "days", "time", "dt", "timestamp", "when", "year", "month"})
 _TOKEN = re.compile(r"[a-z]+|\d+")
 
 
@@ -159,16 +161,20 @@ def data_findings(
             )
         elif markers or kind == "date":
             signal = _signal(ev)
-            what = "post-event date" if kind == "date" else "outcome information"
+            dated = kind == "date" or bool(DATE_TOKENS & set(name_tokens(col)))
+            what = "post-event date" if dated else "outcome information"
             why = (
                 f"name marks {what} ({', '.join(markers)})"
                 if markers
                 else "a date column (dates after the event give the outcome away)"
             )
-            leaky = signal >= t["marker_association"] and (bool(markers) or kind == "date")
+            # a date alone is only a warning (a sign-up date is legitimate); a date or any
+            # column whose name marks the outcome or what happened after it is a likely leak
+            # once it carries signal about the target
+            leaky = signal >= t["marker_association"] and bool(markers)
             out.append(
                 finding(
-                    "post_event_date" if kind == "date" else "outcome_name",
+                    "post_event_date" if dated else "outcome_name",
                     col,
                     "likely_leak" if leaky else "warning",
                     f"{why}; association with the target {signal:.3f}"

@@ -49,9 +49,8 @@ def test_chosen_model_is_the_best_candidate_tracked_in_mlflow(credit_run: dict[s
     children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{dev_run}'")
     scores = {}
     for run in children:
-        metric = next(
-            (v for k, v in run.data.metrics.items() if k in {"val_roc_auc", "val_score"}), None
-        )
+        # selection is on the cross-validation mean over train+validation (issue 15)
+        metric = run.data.metrics.get("cv_roc_auc_mean")
         if metric is not None:
             scores[run.info.run_id] = metric
     assert len(scores) >= 3, "one nested run per candidate family"
