@@ -82,14 +82,18 @@ def finding(
 def blocking(
     findings: Iterable[Mapping[str, Any]], model_inputs: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The likely leaks that fail validation: those on a column the model uses (a leak in
-    a column that never reaches the model cannot inflate its score) or on the model as a
-    whole (``column`` None)."""
+    """The findings that fail validation: every ``blocking`` one (a failed data-quality
+    gate) and the likely leaks on a column the model uses (a leak in a column that never
+    reaches the model cannot inflate its score) or on the model as a whole."""
     inputs = set(model_inputs)
     return [
         dict(f)
         for f in findings
-        if f.get("severity") == "likely_leak" and (f.get("column") is None or f["column"] in inputs)
+        if f.get("severity") == "blocking"
+        or (
+            f.get("severity") == "likely_leak"
+            and (f.get("column") is None or f["column"] in inputs)
+        )
     ]
 
 
