@@ -158,7 +158,7 @@ class DataWranglerToolkit(Toolkit):
             "failed_gates": checks["failed_gates"],
             "remediations": remediations,
             "excluded_columns": self.outcome.outputs.get("excluded_columns") or [],
-            "ignored_loosening": checks.get("ignored_loosening") or {},
+            "ignored_loosening": checks.get("ignored_loosening") or [],
         }
         path = Path(self.ctx.stage_dir) / "quality_report.json"
         path.write_text(json.dumps(report, indent=2, default=str, sort_keys=True))
@@ -260,7 +260,8 @@ class DataWranglerToolkit(Toolkit):
         overlap = train_test_overlap(*parts, threshold=limits["max_train_test_overlap"])
         named = {k: v for k, v in checks.items() if isinstance(v, dict) and "passed" in v}
         named["train_test_overlap"] = overlap
-        self._publish_quality(summarise(named, loosened=checks.get("ignored_loosening")), profile)
+        loosened = {e["threshold"]: e for e in checks.get("ignored_loosening") or []}
+        self._publish_quality(summarise(named, loosened=loosened), profile)
         return f"train/test overlap {'ok' if overlap['passed'] else 'FAILED'}: {overlap['detail']}"
 
     def _raw(self) -> str:

@@ -260,7 +260,11 @@ def summarise(
         "failed_checks": [name for name in checks if name not in passed],
         "failed_gates": [n for n in GATES if n in checks and not checks[n]["passed"]],
         "check_names": list(checks),
-        "ignored_loosening": dict(loosened or {}),
+        # a list, not a dict: every dict-valued key of the result is a check
+        "ignored_loosening": [
+            {"threshold": k, "requested": v["requested"], "default": v["default"]}
+            for k, v in sorted(dict(loosened or {}).items())
+        ],
     }
 
 
