@@ -143,7 +143,11 @@ class DataWranglerToolkit(Toolkit):
             self.ctx.requirements["model_type"],
             thresholds=self.ctx.requirements.get("quality_thresholds") or None,
         )
-        return self._publish_quality(checks, profile)
+        result = self._publish_quality(checks, profile)
+        split = getattr(self, "_split", None)
+        if split is not None:  # split first (a model may choose that order): gate it now
+            result["summary"] += f"; {self._overlap_gate(split)}"
+        return result
 
     def _publish_quality(self, checks: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
         """Checks, failed gates and the findings the validator rules on (failed gates and
@@ -226,6 +230,7 @@ class DataWranglerToolkit(Toolkit):
                 "dropped_missing_target",
             )
         }
+        self._split = split
         quality = self._overlap_gate(split)
         lineage = getattr(self, "_lineage", None)
         self.publish(

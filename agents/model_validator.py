@@ -70,7 +70,7 @@ class ModelValidatorToolkit(Toolkit):
             run_id=self.ctx.run_id,
             decision_threshold=self._optional("decision_threshold"),
             train_path=self.ctx.upstream_output("train_path"),
-            findings=self._optional("data_findings") or [],
+            findings=self._data_findings(),
         )
         metrics = result["metrics"]
         meets = bool(result["meets_threshold"])
@@ -117,6 +117,51 @@ class ModelValidatorToolkit(Toolkit):
             "validation_passed": bool(result["validation_passed"]),
             "blocking_findings": [f["id"] for f in blocking],
         }
+
+    def _data_findings(self) -> list[dict[str, Any]]:
+        """What data acquisition found, and a blocking finding for every gate it could not
+        show was evaluated (fail closed: an unchecked gate is not a passed one)."""
+        from mpm.tools.data_quality import GATES
+
+        findings = list(self._optional("data_findings") or [])
+        checks = self._optional("quality_checks") or {}
+        profile = self._profile()
+        special = dict.fromkeys(
+            [*(profile.get("constant_columns") or []), *(profile.get("id_like_columns") or [])]
+        )
+        for column in special:  # the constant / ID-like gate, on the trained model's inputs
+            findings.append(
+                {
+                    "id": f"data_quality.constant_or_id_columns.{column}",
+                    "category": "data_quality",
+                    "kind": "constant_or_id_columns",
+                    "column": column,
+                    "severity": "blocking_if_input",
+                    "reason": f"{column!r} is constant or ID-like and is a model input",
+                    "evidence": {},
+                }
+            )
+        for gate in GATES:
+            if gate not in checks:
+                findings.append(
+                    {
+                        "id": f"data_quality.{gate}",
+                        "category": "data_quality",
+                        "kind": gate,
+                        "column": None,
+                        "severity": "blocking",
+                        "reason": f"data-quality gate {gate} was not evaluated",
+                        "evidence": {},
+                    }
+                )
+        return findings
+
+    def _profile(self) -> dict[str, Any]:
+        import json
+        from pathlib import Path
+
+        path = self._optional("profile_path")
+        return json.loads(Path(path).read_text()) if path and Path(path).is_file() else {}
 
     def _optional(self, key: str) -> Any:
         try:

@@ -83,7 +83,8 @@ def blocking(
     findings: Iterable[Mapping[str, Any]], model_inputs: Sequence[str]
 ) -> list[dict[str, Any]]:
     """The findings that fail validation: every ``blocking`` one (a failed data-quality
-    gate) and the likely leaks on a column the model uses (a leak in a column that never
+    gate) and the likely leaks (and ``blocking_if_input`` findings such as a constant or
+    ID-like column) on a column the model uses (a leak in a column that never
     reaches the model cannot inflate its score) or on the model as a whole."""
     inputs = set(model_inputs)
     return [
@@ -91,7 +92,7 @@ def blocking(
         for f in findings
         if f.get("severity") == "blocking"
         or (
-            f.get("severity") == "likely_leak"
+            f.get("severity") in {"likely_leak", "blocking_if_input"}
             and (f.get("column") is None or f["column"] in inputs)
         )
     ]

@@ -206,8 +206,23 @@ def test_blocking_only_counts_likely_leaks_in_model_inputs() -> None:
         {"id": "leakage.target_proxy.a", "column": "a", "severity": "likely_leak"},
         {"id": "leakage.target_proxy.b", "column": "b", "severity": "likely_leak"},
         {"id": "leakage.outcome_name.c", "column": "c", "severity": "warning"},
+        {
+            "id": "data_quality.constant_or_id_columns.c",
+            "column": "c",
+            "severity": "blocking_if_input",
+        },
+        {
+            "id": "data_quality.constant_or_id_columns.e",
+            "column": "e",
+            "severity": "blocking_if_input",
+        },
+        {"id": "data_quality.duplicate_rate", "column": None, "severity": "blocking"},
     ]
-    assert [f["id"] for f in blocking(findings, ["a", "c"])] == ["leakage.target_proxy.a"]
+    assert [f["id"] for f in blocking(findings, ["a", "c"])] == [
+        "leakage.target_proxy.a",
+        "data_quality.constant_or_id_columns.c",
+        "data_quality.duplicate_rate",
+    ]
 
 
 def test_one_dominant_feature_alone_is_a_warning_with_a_too_good_result_a_leak() -> None:
