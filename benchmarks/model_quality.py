@@ -314,7 +314,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = None if args.full else QUICK_ROWS
     try:
-        import flaml  # noqa: F401
+        from flaml import AutoML  # noqa: F401  (needs flaml[automl])
 
         have_flaml = not args.no_flaml
     except ImportError:
