@@ -257,3 +257,32 @@ def test_roc_auc_target_on_imbalanced_data_tunes_the_threshold_for_balanced_accu
     tuning = trained["threshold_tuning"]
     assert tuning["metric"] == "balanced_accuracy"
     assert tuning["tuned_score"] > tuning["default_score"]
+
+
+def test_requirement_fields_refuse_contradictions_with_the_field_named() -> None:
+    from pydantic import ValidationError
+
+    from mpm.graph.state import ProjectRequirements
+
+    base = {
+        "project_name": "p",
+        "business_objective": "o",
+        "model_type": "classification",
+        "target_metric": "roc_auc",
+        "success_threshold": 0.7,
+        "target_column": "y",
+        "data_sources": [{"name": "d", "uri": "data.csv"}],
+    }
+    ok = ProjectRequirements.model_validate(
+        {**base, "exclude_columns": ["wage"], "group_column": "customer",
+         "data_remediation": ["drop_duplicates"], "quality_thresholds": {"max_duplicate_rate": 0.01}}
+    )  # fmt: skip
+    assert ok.exclude_columns == ["wage"] and ok.group_column == "customer"
+    for bad, needle in (
+        ({"exclude_columns": ["y"]}, "exclude_columns: may not name the target column"),
+        ({"group_column": "g", "time_column": "t"}, "at most one of them"),
+        ({"data_remediation": ["impute_target"]}, "data_remediation"),
+        ({"exclude_colums": ["x"]}, "exclude_colums"),
+    ):
+        with pytest.raises(ValidationError, match=needle):
+            ProjectRequirements.model_validate({**base, **bad})
