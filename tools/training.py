@@ -557,10 +557,16 @@ def _search(
             for fit_idx, val_idx in folds:
                 pipe = _pipeline(family, preprocessor, params, model_type, seed)
                 pipe.fit(x.iloc[fit_idx], y.iloc[fit_idx])
-                scores.append(
-                    cv_sign(target_metric) * float(score_fn(pipe, x.iloc[val_idx], y.iloc[val_idx]))
+                x_val, y_val = x.iloc[val_idx], y.iloc[val_idx]
+                pred, proba, fitted_classes = _predict_once(pipe, x_val, model_type)
+                fold = all_metrics(model_type, y_val, pred, proba, fitted_classes).get(
+                    target_metric
                 )
-                pred, proba, fitted_classes = predict(pipe, x.iloc[val_idx], model_type)
+                if fold is None or len(fitted_classes) != len(classes):
+                    # the metric needs what this fold lacks (e.g. a class): score it as
+                    # scikit-learn's scorer does
+                    fold = cv_sign(target_metric) * float(score_fn(pipe, x_val, y_val))
+                scores.append(float(fold))
                 oof_pred[val_idx] = pred
                 if oof_proba is not None and proba is not None:
                     cols = [classes.index(c) for c in fitted_classes]
@@ -619,6 +625,18 @@ def _search(
         "val_metrics": val_metrics,
         "_oof": (y_cov, None if oof_proba is None else oof_proba[covered]),
     }
+
+
+def _predict_once(pipe: Any, x: Any, model_type: str) -> tuple[Any, Any, list[Any]]:
+    """Labels and probabilities from one ``predict_proba`` call: every classifier here
+    predicts the most probable class, so the labels are its arg-max (a fold is scored and
+    its out-of-fold predictions kept without predicting twice)."""
+    import numpy as np
+
+    if model_type != "classification" or not hasattr(pipe, "predict_proba"):
+        return predict(pipe, x, model_type)
+    proba = pipe.predict_proba(x)
+    return np.asarray(pipe.classes_)[proba.argmax(axis=1)], proba, list(pipe.classes_)
 
 
 def _tune_threshold(
