@@ -90,6 +90,8 @@ class DataWranglerToolkit(Toolkit):
         prepared: dict[str, Any] = {"excluded_columns": [], "remediations": []}
         if not exclude and not actions:
             return path, prepared
+        if target in exclude:
+            raise AgentFailure(f"exclude_columns: may not name the target column {target!r}")
         df = read_table(Path(path))
         unknown = [c for c in exclude if c not in df.columns]
         if unknown:
