@@ -389,7 +389,9 @@ class GraphState(InputState, total=False):
     finished_at: str
 
 
-RunStatus = Literal["running", "waiting", "completed", "partial", "failed"]
+RunStatus = Literal[
+    "running", "waiting", "completed", "partial", "failed", "failed_governance", "failed_criteria"
+]
 
 
 def now_iso() -> str:
