@@ -103,3 +103,19 @@ def test_excluding_the_column_and_remediating_the_data_clears_validation(
     dev = values["results"]["model_development"]["outputs"]
     assert "wage" not in dev["feature_columns"]
     assert values["deliverables"]["validation"]["checks"]["validation_findings_clear"]["passed"]
+
+
+def test_each_blocking_finding_is_a_governance_blocker_only_its_acceptance_lifts(
+    leaky: dict[str, Any],
+) -> None:
+    values = leaky["values"]
+    blocking = values["results"]["model_validation"]["outputs"]["blocking_findings"]
+    guarded = values["governance"]["fail_closed"]
+    seen = {b["finding_id"]: b for b in [*guarded["blockers"], *guarded["accepted"]]}
+    for f in blocking:
+        blocker = seen[f"validation:{f['id']}"]
+        assert blocker["kind"] == "validation_finding"
+        # the test driver approves every pending approval: the registration went ahead only
+        # because an exception approver accepted exactly this finding
+        assert blocker in guarded["accepted"] and blocker["accepted_by"]
+    assert values["results"]["mlops"]["status"] == "success"
