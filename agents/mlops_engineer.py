@@ -107,6 +107,7 @@ class MLOpsToolkit(Toolkit):
             str(self.ctx.stage_dir),
             model_type=self.ctx.requirements["model_type"],
             registered_model_name=name,
+            decision_threshold=_tuned_threshold(self.ctx),
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
         )
@@ -263,3 +264,13 @@ SPEC = AgentSpec(
         ("write_app", {}),
     ),
 )
+
+
+def _tuned_threshold(ctx: Any) -> float:
+    """The decision threshold model development tuned on its validation folds (0.5, the
+    conventional cut-off, when none was tuned), so serving predicts what was validated."""
+    try:
+        value = ctx.upstream_output("decision_threshold")
+    except AgentFailure:
+        return 0.5
+    return 0.5 if value is None else float(value)

@@ -83,7 +83,7 @@ class Blocker(BaseModel):
     """One reason the guarded actions are refused, and whether a risk acceptance covers it."""
 
     finding_id: str
-    kind: Literal["governance_failed", "criteria_unmet", "criteria_pending"]
+    kind: Literal["governance_failed", "criteria_unmet", "criteria_pending", "validation_finding"]
     framework: str
     stage: str = Field(description="policy stage (or project stage for the criterion)")
     round: str = Field(description="project stage after which an acceptance may be asked")
@@ -242,6 +242,38 @@ def _criterion_blocker(criterion: Criterion) -> Blocker | None:
     )
 
 
+VALIDATION_FRAMEWORK = "validation"
+
+
+def _validation_blockers(results: Mapping[str, Any]) -> list[Blocker]:
+    """The validator's blocking findings (a likely leak in a model input, a failed
+    data-quality gate): each blocks on its own, under its stable id, until a risk
+    acceptance of exactly that finding and evidence is granted."""
+    validation = results.get(CRITERIA_ROUND) or {}
+    if not isinstance(validation, Mapping) or validation.get("status") not in _FINISHED:
+        return []
+    found = []
+    for f in (validation.get("outputs") or {}).get("blocking_findings") or []:
+        if not isinstance(f, Mapping) or not f.get("id"):
+            continue
+        digest = evidence_hash(
+            {"id": f.get("id"), "reason": f.get("reason"), "evidence": f.get("evidence")}
+        )
+        found.append(
+            Blocker(
+                finding_id=f"{VALIDATION_FRAMEWORK}:{f['id']}",
+                kind="validation_finding",
+                framework=VALIDATION_FRAMEWORK,
+                stage=CRITERIA_ROUND,
+                round=CRITERIA_ROUND,
+                title=f"Validation finding {f['id']}",
+                description=f"validation finding {f['id']}: {f.get('reason')}",
+                evidence_hash=digest,
+            )
+        )
+    return found
+
+
 def find_blockers(
     evaluations: Mapping[str, FrameworkEvaluation],
     policies: Mapping[str, Policy],
@@ -267,6 +299,7 @@ def find_blockers(
         blocker = _criterion_blocker(criterion)
         if blocker is not None:
             found.append(blocker)
+    found.extend(_validation_blockers(results))
     for blocker in found:
         stage_done = (results.get(blocker.round) or {}).get("status") in _FINISHED
         if exception_groups and stage_done and blocker.kind != "criteria_pending":
@@ -302,7 +335,7 @@ def fail_closed(
             open_.append(blocker)
     if any(b.kind == "governance_failed" for b in open_):
         status = "failed_governance"
-    elif any(b.kind == "criteria_unmet" for b in open_):
+    elif any(b.kind in {"criteria_unmet", "validation_finding"} for b in open_):
         status = "failed_criteria"
     elif open_:
         status = "pending"

@@ -82,3 +82,37 @@ def test_lower_is_better_is_the_same_set_everywhere() -> None:
     from mpm.tools.metrics import LOWER_IS_BETTER as TOOLS
 
     assert set(LOWER_IS_BETTER) == set(GRAPH) == set(TOOLS)
+
+
+def test_a_blocking_validation_finding_blocks_until_that_finding_is_accepted() -> None:
+    """Issue 15: a likely leak (or a failed data gate) the validator names blocks the guarded
+    actions under its own id, even when the score meets the threshold; a risk acceptance of
+    exactly that finding lifts it, and a different finding is not covered."""
+    leak = {
+        "id": "leakage.target_proxy.wage",
+        "reason": "'wage' nearly determines the target (single-feature skill 0.999 >= 0.98)",
+        "evidence": {"single_feature_skill": 0.999},
+    }
+    state = credit_project_state()
+    state["results"]["model_validation"]["metrics"]["equalized_odds_difference"] = 0.05
+    state["results"]["model_validation"]["outputs"] = {
+        "test_score": 0.9,  # meets the threshold: the finding alone blocks
+        "blocking_findings": [leak],
+    }
+    report = assess_project(state)
+    guarded = report.fail_closed
+    assert guarded.blocked and guarded.status == "failed_criteria"
+    (blocker,) = [b for b in guarded.blockers if b.kind == "validation_finding"]
+    assert blocker.finding_id == "validation:leakage.target_proxy.wage"
+    assert "wage" in blocker.description
+    item = report.approval_workflow.approval(blocker.acceptance_id)
+    assert item.kind == "risk_acceptance" and item.finding["id"] == blocker.finding_id
+
+    _grant(state, item.id)
+    assert not assess_project(state).fail_closed.blocked
+
+    other = {**leak, "id": "leakage.post_event_date.end_day", "reason": "post-event date"}
+    state["results"]["model_validation"]["outputs"]["blocking_findings"] = [leak, other]
+    again = assess_project(state).fail_closed
+    assert again.blocked
+    assert [b.finding_id for b in again.blockers] == ["validation:leakage.post_event_date.end_day"]
