@@ -44,11 +44,23 @@ def approvals(workspace: WorkspaceOpt = None, checkpointer: CheckpointerOpt = No
     for col in ("thread", "approval", "framework", "groups", "may approve", "since"):
         table.add_column(col, overflow="fold")
     for r in rows:
+        rule = r.get("group_rule", "any_of")
+        needs = [q["label"] for q in r.get("evidence_questions") or []]
+        groups = ", ".join(r["approver_groups"])
+        if len(r["approver_groups"]) > 1:
+            remaining = r.get("remaining_groups")
+            groups += (
+                f"\n(all of{': still ' + ', '.join(remaining) if remaining else ''})"
+                if rule == "all_of"
+                else "\n(any one of)"
+            )
+        if needs:
+            groups += f"\nanswer first: {'; '.join(needs)}"
         table.add_row(
             render.escape(r["thread_id"]),
             render.escape(f"{r['approval_id']}\n{r['name']}"),
             render.escape(r["framework_title"]),
-            render.escape(", ".join(r["approver_groups"])),
+            render.escape(groups),
             render.escape(", ".join(r["eligible_approvers"])),
             render.escape(r["requested_at"]),
         )

@@ -81,17 +81,30 @@ def validate(
     loaded = 0
     for path in paths:
         if path.is_dir():
-            library = PolicyLibrary.load(path, strict=False)
+            # The same checks a run makes (governance.config): policies, Approvers.md and
+            # every optional configuration file that is present.
+            from mpm.governance.config import check_directory
+
+            check = check_directory(path)
+            library = (
+                check.loaded.library if check.loaded else PolicyLibrary.load(path, strict=False)
+            )
+            bad = {e.split(":", 1)[0] for e in check.errors}
             for policy in library:
-                loaded += 1
+                if policy.source.name not in bad and str(policy.source) not in bad:
+                    loaded += 1
                 _report_loaded(policy)
-            for warning in library.warnings:
+            already = set(library.all_warnings())
+            for warning in [*library.warnings, *(w for w in check.warnings if w not in already)]:
                 _line(f"warning: {warning}")
-            for error in library.errors:
+            for error in check.errors:
                 failed += 1
                 _line(f"error: {error}", err=True)
-            if not library.policies and not library.errors:
-                _line(f"warning: {path}: no *.yml or *.yaml policy files")
+            if check.loaded:
+                for note in check.loaded.notes:
+                    if not note.configured:
+                        scope = f"{note.framework}: " if note.framework else ""
+                        _line(f"default: {note.topic}: {scope}{note.text}")
             continue
         try:
             policy = load_policy(path)
@@ -99,8 +112,17 @@ def validate(
             failed += 1
             _line(f"error: {error}", err=True)
             continue
-        loaded += 1
+        from mpm.governance.rules.typecheck import check_rules
+
+        problems = check_rules(policy.policy, policy.source)
+        errors = [p for p in problems if p.severity == "error"]
         _report_loaded(policy)
+        for problem in problems:
+            _line(f"{problem.severity}: {problem}", err=problem.severity == "error")
+        if errors:
+            failed += 1
+        else:
+            loaded += 1
     summary = f"{loaded} polic{'y' if loaded == 1 else 'ies'} valid, {failed} invalid"
     _line(summary, err=bool(failed))
     if failed:
@@ -116,6 +138,28 @@ def _report_loaded(loaded: LoadedPolicy) -> None:
     )
     for warning in loaded.warnings:
         _line(f"warning: {loaded.source}: {warning}")
+
+
+# --------------------------------------------------------------------------- init
+
+
+@app.command()
+def init(
+    directory: Annotated[
+        Path, typer.Argument(help="Directory with the policies and Approvers.md.")
+    ],
+) -> None:
+    """Write commented starter applicability.yaml, evidence_map.yaml and workflow.yaml that
+    spell out the defaults (existing files are kept)."""
+    from mpm.governance.starter import StarterError, write_starter_files
+
+    try:
+        written = write_starter_files(directory)
+    except StarterError as error:
+        _line(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    for path, new in written:
+        _line(f"{'wrote' if new else 'kept existing'}: {path}")
 
 
 # --------------------------------------------------------------------------- list
@@ -203,6 +247,23 @@ def explain(file: Annotated[Path, typer.Argument(help="One policy file.")]) -> N
             console.print(table)
     for warning in loaded.warnings:
         _line(f"warning: {warning}")
+    _explain_configuration(file)
+
+
+def _explain_configuration(file: Path) -> None:
+    """How the directory around ``file`` decides this framework: configured or default."""
+    from mpm.governance.config import check_directory
+
+    check = check_directory(file.resolve().parent)
+    if check.loaded is None:
+        for error in check.errors:
+            _line(f"directory: {error}")
+        return
+    mine = [lp.framework for lp in check.loaded.library if lp.source.resolve() == file.resolve()]
+    for note in check.loaded.notes:
+        if note.framework is None or note.framework in mine:
+            how = "configured" if note.configured else "default"
+            _line(f"{how}: {note.topic}: {note.text}")
 
 
 def _artifact_kind(artifact: object) -> str:

@@ -190,6 +190,11 @@ def status(console: Console, result: Any) -> None:
         )
         if gov.get("error"):
             console.print(f"  [red]{escape(gov['error'])}[/]")
+        mode = gov.get("execution_mode") or {}
+        if mode:
+            console.print(
+                f"execution mode: {escape(mode.get('mode'))} ({escape(mode.get('reason'))})"
+            )
         guarded = gov.get("fail_closed") or {}
         if guarded.get("blocked"):
             console.print(f"  [red]registration refused ({escape(guarded.get('status'))}):[/]")

@@ -388,7 +388,9 @@ class ApplicabilityRules:
         if data.get("version", 1) != 1:
             raise _fail(source, "version", f"expected 1; got {data.get('version')!r}")
         frameworks = data.get("frameworks")
-        if not isinstance(frameworks, Mapping) or not frameworks:
+        # ``frameworks: {}`` is allowed: no rule at all, so every framework applies by
+        # default (governance.config); anything but a mapping is an error.
+        if not isinstance(frameworks, Mapping):
             raise _fail(source, "frameworks", f"expected a non-empty mapping; got {frameworks!r}")
         known = set(known_frameworks) if known_frameworks is not None else None
         rules = []

@@ -27,8 +27,8 @@ from mpm.governance.applicability import (
     Applicability,
     ApplicabilityRules,
     determine_applicability,
-    load_applicability_rules,
 )
+from mpm.governance.config import ConfigNote, load_directory
 from mpm.governance.evaluation import (
     EvaluationStatus,
     Finding,
@@ -37,18 +37,16 @@ from mpm.governance.evaluation import (
     evaluate_policy,
 )
 from mpm.governance.evidence import EvidenceBundle
-from mpm.governance.evidence_map import EvidenceMap, load_evidence_map, resolve_evidence
+from mpm.governance.evidence_map import EvidenceMap, resolve_evidence
 from mpm.governance.fail_closed import FailClosed, fail_closed, find_blockers
 from mpm.governance.library import PolicyLibrary
 from mpm.governance.workflow import (
     ApprovalWorkflow,
     WorkflowConfig,
-    WorkflowConfigError,
     add_risk_acceptances,
     approval_states,
     build_workflow,
     gate_states,
-    load_workflow_config,
 )
 
 __all__ = [
@@ -68,27 +66,23 @@ class GovernanceContext:
     rules: ApplicabilityRules
     evidence_map: EvidenceMap
     workflow: WorkflowConfig
+    notes: tuple[ConfigNote, ...] = ()
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> GovernanceContext:
-        """Load a governance directory (default: the reference one); errors name the file."""
+        """Load a governance directory (default: the reference one); errors name the file.
+
+        The same path as ``mpm policies validate`` (:func:`governance.config.load_directory`):
+        optional configuration files that are absent take their documented defaults.
+        """
         folder = Path(directory) if directory is not None else reference_dir()
-        library = PolicyLibrary.load(folder)
-        rules = load_applicability_rules(
-            folder / "applicability.yaml", known_frameworks=library.frameworks, controlled=True
-        )
-        workflow = load_workflow_config(folder / "workflow.yaml")
-        unknown = [g for g in workflow.exception_approvers if g not in library.approvers.groups]
-        if unknown:
-            raise WorkflowConfigError(
-                f"workflow.yaml: exception_approvers: {unknown[0]!r} is not a group in "
-                f"Approvers.md (groups: {', '.join(sorted(library.approvers.groups))})"
-            )
+        loaded = load_directory(folder)
         return cls(
-            library=library,
-            rules=rules,
-            evidence_map=load_evidence_map(folder / "evidence_map.yaml"),
-            workflow=workflow,
+            library=loaded.library,
+            rules=loaded.rules,
+            evidence_map=loaded.evidence_map,
+            workflow=loaded.workflow,
+            notes=tuple(loaded.notes),
         )
 
 
@@ -130,6 +124,10 @@ class GovernanceReport(BaseModel):
     evidence: dict[str, EvidenceBundle] = Field(default_factory=dict)
     approver_groups: list[ApproverGroupView] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    configuration: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="how each aspect was decided: configured in a file or by default, and why",
+    )
     fail_closed: FailClosed = Field(
         default_factory=lambda: FailClosed(blocked=False),
         description="whether the guarded actions (registration) are refused, and why",
@@ -241,5 +239,14 @@ def assess_project(
         evidence=evidence,
         approver_groups=groups,
         warnings=warnings,
+        configuration=[
+            {
+                "topic": n.topic,
+                "configured": n.configured,
+                "framework": n.framework,
+                "text": n.text,
+            }
+            for n in context.notes
+        ],
         fail_closed=guarded,
     )

@@ -430,12 +430,10 @@ def _decision_state(decision: Any) -> ApprovalState:
 
 
 def _metric_value(metrics: Mapping[str, float], names: Iterable[str]) -> tuple[str, float] | None:
-    folded = {str(k).casefold(): (k, v) for k, v in metrics.items()}
-    for name in names:
-        hit = folded.get(name.casefold())
-        if hit is not None:
-            return hit[0], hit[1]
-    return None
+    """By name, then through the documented alias vocabulary (governance.defaults)."""
+    from mpm.governance.defaults import match_metric
+
+    return match_metric(metrics, names)
 
 
 def _check_result_failed(value: Any) -> bool:
@@ -647,7 +645,8 @@ class _Evaluator:
                     base["key"],
                     "High",
                     f"Metric not reported: {metric.name}",
-                    f"{label} must be {metric.threshold} but no metric named {names} was reported.",
+                    f"{label} must be {metric.threshold} but no metric named {names} was reported"
+                    f" (available: {', '.join(sorted(self.bundle.metrics)) or 'none'}).",
                 )
                 continue
             logged_as, observed = found

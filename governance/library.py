@@ -8,6 +8,9 @@ Framework ids come from, in order: an optional ``frameworks.yaml`` in the direct
 (``frameworks: {<id>: {file: <name>, title: <title>}}``; other keys per entry are kept in
 :attr:`FrameworkEntry.model_extra`), the file names the seed used for the published
 examples (``Example NIST RMF.yml`` -> ``nist_rmf``...), else a slug of the file stem.
+``frameworks.yaml`` only renames (and, with ``exclude: [file, ...]``, leaves files out): a
+policy file it does not list still loads, under its default id, with a warning -- a newly
+dropped policy is never silently ignored.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ from mpm.governance.loader import (
 INDEX_FILE = "frameworks.yaml"
 APPROVERS_FILE = "Approvers.md"
 POLICY_SUFFIXES = (".yml", ".yaml")
+#: The optional configuration files that sit beside the policies (never policies).
+CONFIG_FILE_NAMES = frozenset(
+    {INDEX_FILE, "applicability.yaml", "evidence_map.yaml", "workflow.yaml"}
+)
 
 
 class FrameworkEntry(BaseModel):
@@ -47,7 +54,8 @@ class FrameworkEntry(BaseModel):
 class FrameworkIndex(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    frameworks: dict[str, FrameworkEntry]
+    frameworks: dict[str, FrameworkEntry] = Field(default_factory=dict)
+    exclude: list[str] = Field(default_factory=list, description="policy files to leave out")
 
 
 class PolicyLibraryError(PolicyError):
@@ -79,6 +87,7 @@ class PolicyLibrary:
     policies: dict[str, LoadedPolicy] = field(default_factory=dict)
     approvers: ApproverDirectory = field(default_factory=ApproverDirectory)
     index: dict[str, FrameworkEntry] = field(default_factory=dict)
+    excluded: list[str] = field(default_factory=list)
     errors: list[PolicyError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -113,7 +122,8 @@ class PolicyLibrary:
             return
         try:
             raw = read_yaml(path.read_bytes(), source=path)
-            self.index = FrameworkIndex.model_validate(raw).frameworks
+            parsed = FrameworkIndex.model_validate(raw)
+            self.index, self.excluded = parsed.frameworks, list(parsed.exclude)
         except PolicyError as exc:
             self.errors.append(exc)
         except ValidationError as exc:
@@ -141,14 +151,21 @@ class PolicyLibrary:
         files = sorted(
             p
             for p in self.directory.iterdir()
-            if p.is_file() and p.suffix.lower() in POLICY_SUFFIXES and p.name != INDEX_FILE
+            if p.is_file() and p.suffix.lower() in POLICY_SUFFIXES
         )
         for path in files:
             if path.name in by_file:
                 fid, entry = by_file[path.name]
                 title = entry.title
+            elif path.name in CONFIG_FILE_NAMES or path.name in self.excluded:
+                continue  # configuration beside the policies, or excluded on purpose
             elif self.index:
-                continue  # an index lists the policies; other YAML files are configuration
+                # frameworks.yaml only renames or excludes: an unlisted policy still governs.
+                fid, title = framework_id_for(path), None
+                self.warnings.append(
+                    f"{path.name}: not listed in {INDEX_FILE}; loaded as framework {fid!r} "
+                    f"(list it there to rename it, or under 'exclude' to leave it out)"
+                )
             else:
                 fid, title = framework_id_for(path), None
             if fid in self.policies:

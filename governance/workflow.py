@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -92,6 +92,24 @@ class WorkflowConfig(BaseModel):
     separation_of_duties: bool = Field(
         default=True, description="the person who requested the project may not approve its gates"
     )
+    approval_evidence: Literal["required", "optional"] = Field(
+        default="optional",
+        description="required: an approval's own evidence questions must be answered before "
+        "it can be granted (the zero-config default and what `mpm policies init` writes); "
+        "optional keeps workflow.yaml files written before this setting working as they did",
+    )
+    group_rule: Literal["any_of", "all_of"] = Field(
+        default="any_of",
+        description="an approval naming several groups: a member of any one group decides "
+        "(any_of, the default) or each named group must approve (all_of)",
+    )
+    group_rules: dict[str, Literal["any_of", "all_of"]] = Field(
+        default_factory=dict, description="per approval id (framework:slug): any_of | all_of"
+    )
+    execution_mode: Literal["step_by_step", "automated"] | None = Field(
+        default=None,
+        description="organisation default; None: by risk (governance.defaults.execution_mode)",
+    )
     exception_approvers: list[str] = Field(
         default_factory=list,
         description="groups that may accept the risk of a finding that blocks a guarded "
@@ -132,6 +150,12 @@ class WorkflowConfig(BaseModel):
                         f"alignment.{framework}.{stage}: {round_!r} is not one of the rounds {self.rounds}"
                     )
         return self
+
+    def group_rule_of(self, approval_id_: str, groups: list[str]) -> str:
+        """any_of | all_of for one approval (one group: any_of, the two coincide)."""
+        if len(set(groups)) < 2:
+            return "any_of"
+        return self.group_rules.get(approval_id_, self.group_rule)
 
     @property
     def first_round(self) -> str:

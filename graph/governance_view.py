@@ -64,6 +64,22 @@ def askable_questions(
     return asked
 
 
+def _open_evidence(
+    report: GovernanceReport, framework: str, approval_id_: str
+) -> list[dict[str, Any]]:
+    """The approval's own evidence questions still unanswered: they must be answered (with
+    the decision's ``answers`` at the latest) before the approval can be granted."""
+    evaluation = report.compliance_status.get(framework)
+    for requirement in evaluation.approvals if evaluation else []:
+        if requirement.id == approval_id_:
+            return [
+                {"key": q.key, "alias": q.alias, "label": q.label}
+                for q in requirement.questions
+                if q.required
+            ]
+    return []
+
+
 def compact(
     report: GovernanceReport, context: GovernanceContext, state: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -90,10 +106,19 @@ def compact(
         if not guarded.blocked
         and all(g["state"] == "open" for g in gates.values() if a in g["blocks"])
     ]
+    from mpm.governance.defaults import execution_mode
+
+    requirements = state.get("requirements") or {}
+    mode, mode_reason = execution_mode(
+        requirements if isinstance(requirements, Mapping) else {},
+        context.workflow.execution_mode,
+    )
     fail_closed = guarded.model_dump(mode="json")
     return {
         "overall_status": report.overall_status.value,
         "overall_reason": report.overall_reason,
+        "execution_mode": {"mode": mode, "reason": mode_reason},
+        "configuration": report.configuration,
         "frameworks": report.frameworks,
         "titles": {fw: report.titles.get(fw, fw) for fw in report.frameworks},
         "applicability": [a.model_dump(mode="json") for a in report.applicability],
@@ -117,6 +142,10 @@ def compact(
                 "round": a.round,
                 "approvers": a.approvers,
                 "eligible": sorted(directory.eligible_users(a.approvers)),
+                "open_evidence": _open_evidence(report, a.framework, a.id)
+                if context.workflow.approval_evidence == "required"
+                else [],
+                "group_rule": context.workflow.group_rule_of(a.id, a.approvers),
                 "parallel": a.parallel,
                 "waits_for": a.waits_for,
                 "gates": a.gates,

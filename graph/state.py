@@ -123,6 +123,12 @@ class ProjectRequirements(BaseModel):
         default_factory=dict,
         description="answers to governance questions known at kickoff: {framework: {alias: answer}}",
     )
+    execution_mode: Literal["step_by_step", "automated"] | None = Field(
+        default=None,
+        description="step_by_step: the next round of stages waits for the previous round's "
+        "sign-offs; automated: only gates block. Default: workflow.yaml, else step_by_step "
+        "for high-risk or regulated projects and automated otherwise",
+    )
     exclude_columns: list[str] = Field(
         default_factory=list,
         description="columns never used as model inputs (e.g. a flagged leak); dropped at acquisition",
@@ -230,6 +236,7 @@ class ProjectRequirements(BaseModel):
 # --------------------------------------------------------------------------- plan
 
 # The actions policy gates can block, and the plan stage that performs each.
+# mpm action -> the stage that performs it (governance.defaults.STAGE_OF_ACTION).
 GATED_ACTIONS = {"register_model": "mlops"}
 
 

@@ -58,6 +58,19 @@ def check_decision(
         return f"{approver} requested this project and may not approve it (separation of duties)"
     if not any(directory.can_act_as(approver, name) for name in approval["approvers"]):
         return f"{approver} is not a member of {', '.join(approval['approvers'])}"
+    if decision == "approve":
+        # the approval's own evidence must be answered before it can be granted
+        given = value.get("answers") if isinstance(value.get("answers"), dict) else {}
+        missing = [
+            q["label"]
+            for q in approval.get("open_evidence") or []
+            if not any(given.get(k) not in (None, "", []) for k in (q["key"], q.get("alias")) if k)
+        ]
+        if missing:
+            return (
+                "the approval's own evidence is unanswered (answer it with --answers): "
+                + "; ".join(missing)
+            )
     # the approver's own evidence answers must not contradict the decision (governance/answers.py)
     return check_approval_answers(policy, approval["name"], decision, value.get("answers"))[1]
 
@@ -77,9 +90,14 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
     used = set(payload.get("used_decision_ids") or [])
     entries: list[dict[str, Any]] = []
     refusals: list[dict[str, Any]] = []
+    # all_of: one accepted approval per named group, each by a different person
+    all_of = item.get("group_rule") == "all_of"
+    remaining = list(dict.fromkeys(item["approvers"])) if all_of else []
+    signed: dict[str, str] = {}  # group -> approver
     while True:  # each refusal re-asks in the same task, so the approval stays pending
         maybe_die("approval.ask")
-        value = interrupt({**payload["request"], "refusals": refusals})
+        extra = {"remaining_groups": remaining, "signed": dict(signed)} if all_of else {}
+        value = interrupt({**payload["request"], "refusals": refusals, **extra})
         # ids recorded since the approvals were requested (a parallel approval decided
         # first), as the runner read them from the thread: they can only refuse more
         seen = value.get(SEEN_DECISIONS) if isinstance(value, dict) else None
@@ -94,6 +112,17 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
             policy=_policy_of(context, item),
         )
         value = value if isinstance(value, dict) else {}
+        acting_for: str | None = None
+        if problem is None and all_of and value.get("decision") == "approve":
+            who = str(value.get("approver") or "").strip()
+            if who in signed.values():
+                problem = f"{who} already approved for {', '.join(g for g, a in signed.items() if a == who)}; all of {', '.join(item['approvers'])} must approve, each by its own member"
+            else:
+                acting_for = next(
+                    (g for g in remaining if context.library.approvers.can_act_as(who, g)), None
+                )
+                if acting_for is None:
+                    problem = f"{who} is not a member of a group still to approve ({', '.join(remaining)})"
         entry = {
             "ts": value.get("submitted_at") or now_iso(),
             "thread_id": thread_id,
@@ -109,6 +138,12 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
         entries.append(entry)
         if value.get("decision_id"):
             used.add(value["decision_id"])
+        if problem is None and acting_for is not None:
+            signed[acting_for] = entry["approver"]
+            remaining = [g for g in remaining if g != acting_for]
+            entry["reason"] = f"{entry['approver']} approved for {acting_for} (all of)"
+            if remaining:
+                continue  # the next named group is asked in the same task
         if problem is None:
             break
         refusals.append({"approver": entry["approver"], "reason": problem, "ts": entry["ts"]})
@@ -123,6 +158,8 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
             _policy_of(context, item), item["name"], entry["decision"], value.get("answers")
         )[0],
     }
+    if signed:
+        record["signed"] = signed  # all_of: group -> the member who approved for it
     events = [
         event("approvals", "approval_refused", e["reason"], approval=item["id"])
         for e in entries

@@ -166,15 +166,20 @@ def approval_gates(plan: ExecutionPlan, view: dict[str, Any]) -> list[ApprovalGa
                 action=", ".join(gate["blocks"]),
             )
         )
-    for stage in plan.stage_names:
+    mode = (view.get("execution_mode") or {}).get("mode", "automated")
+    order = plan.stage_names
+    for stage in order:
         asked = [a["id"] for a in view.get("approvals") or [] if a["round"] == stage]
         if asked:
+            # step_by_step: the sign-offs after a stage hold every later stage.
+            held = order[order.index(stage) + 1 :] if mode == "step_by_step" else []
             gates.append(
                 ApprovalGate(
                     id=f"review:{stage}",
-                    name=f"sign-off after {stage}",
+                    name=f"sign-off after {stage} ({mode})",
                     approvals=asked,
                     after_stage=stage,
+                    blocks=held,
                 )
             )
     return gates

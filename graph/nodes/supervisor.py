@@ -101,6 +101,21 @@ def blocked_stages(plan: ExecutionPlan, governance: dict[str, Any]) -> dict[str,
     return blocked
 
 
+def milestone_holds(plan: ExecutionPlan, governance: dict[str, Any]) -> dict[str, str]:
+    """Stage -> why it waits in ``step_by_step`` mode: a sign-off asked after an earlier
+    plan stage is not granted yet (``automated`` mode: no holds; only gates block)."""
+    if (governance.get("execution_mode") or {}).get("mode") != "step_by_step":
+        return {}
+    order = plan.stage_names
+    holds: dict[str, str] = {}
+    for a in governance.get("approvals") or []:
+        if a["state"] in {"granted", "not_required"} or a["round"] not in order:
+            continue
+        for stage in order[order.index(a["round"]) + 1 :]:
+            holds.setdefault(stage, f"step_by_step: waits for sign-off {a['id']}")
+    return holds
+
+
 def approvals_to_request(
     plan: ExecutionPlan, governance: dict[str, Any], finished: set[str]
 ) -> list[dict[str, Any]]:
@@ -192,7 +207,7 @@ def supervisor(state: GraphState, runtime: Runtime[RunContext]) -> Command:
             update={"events": [event("supervisor", "critical_failure", ", ".join(failures))]},
         )
 
-    blocked = blocked_stages(plan, gov)
+    blocked = {**milestone_holds(plan, gov), **blocked_stages(plan, gov)}
     ready = guard.ready_stages(plan, results, blocked)
     if ready:
         return _start_stages(state, plan, ready, runtime)
@@ -278,6 +293,8 @@ def _request_approvals(state: GraphState, approvals: list[dict[str, Any]]) -> Co
             "project_stage": a["round"],
             "approver_groups": a["approvers"],
             "eligible_approvers": a["eligible"],
+            "evidence_questions": a.get("open_evidence") or [],
+            "group_rule": a.get("group_rule", "any_of"),
             "parallel": a["parallel"],
             "gates": a["gates"],
             "requested_at": requested[a["id"]],

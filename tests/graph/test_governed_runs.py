@@ -118,8 +118,14 @@ def test_high_risk_credit_run_completes_through_approvals_rejection_and_gates(
     }
     reasons = {a["framework"]: a["reason"] for a in gov["applicability"] if a["applies"]}
     assert "personal" in reasons["ethical_ai"] and "high" in reasons["model_risk_management"]
-    blocking = [g for g in first.values["plan"]["gates"] if g["blocks"]]
+    blocking = [g for g in first.values["plan"]["gates"] if g["blocks"] and g["action"]]
     assert blocking and all(g["blocks"] == ["mlops"] for g in blocking)
+    # high risk: step_by_step, so each round's sign-offs also hold the later stages
+    assert gov["execution_mode"]["mode"] == "step_by_step"
+    holds = {
+        g["after_stage"]: g["blocks"] for g in first.values["plan"]["gates"] if not g["action"]
+    }
+    assert holds["model_validation"] == ["mlops"]
     assert first.status == "waiting" and "mlops" not in first.values["results"]
 
     # the validation-round approval that the registration gate waits for gets sent back once
