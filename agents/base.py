@@ -42,6 +42,7 @@ MAX_IDLE_TURNS = 3
 """Turns in a row without progress (only repeated calls) before a stage that still lacks
 its required outputs gives up, rather than spending the rest of ``MAX_TURNS``."""
 FINISH_TOOL = "finish"
+REPEAT_MARK = "mpm_repeated_call"
 
 
 class AgentFailure(RuntimeError):
@@ -296,6 +297,8 @@ def summarize_tool_results(messages: Sequence[BaseMessage]) -> str:
     for m in messages:
         if not isinstance(m, ToolMessage) or m.name == FINISH_TOOL:
             continue
+        if m.additional_kwargs.get(REPEAT_MARK):  # the earlier result is already listed
+            continue
         text = m.content if isinstance(m.content, str) else json.dumps(m.content)
         try:
             data = json.loads(text)
@@ -402,6 +405,7 @@ def run_agent(
                         content=f"already done with these arguments (not run again); result: {earlier.content}",
                         tool_call_id=call_id,
                         name=earlier.name,
+                        additional_kwargs={REPEAT_MARK: True},
                     )
                 )
                 continue
