@@ -20,8 +20,6 @@ from mpm.graph.llm import StubChatModel, get_chat_model, invoke_with_timeout, re
 from mpm.graph.nodes.supervisor import RouteDecision, route_schema
 from tests.graph.helpers import drive_to_completion, example, runner
 
-pytest.importorskip("langchain_openai")  # the openai extra is part of the dev install
-
 
 class SilentServer:
     """Accepts HTTP connections, reads the request, never answers; notes each close."""
