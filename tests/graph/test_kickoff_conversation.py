@@ -275,3 +275,24 @@ def test_confirmation_and_answers_work_across_processes(tmp_path: Path, workspac
     final = runner(workspace).snapshot("xp1")
     assert final.values["requirements"]["positive_class"] == "yes"
     assert final.values["plan"]["stages"] and final.values["results"]
+
+
+def test_an_invalid_interactive_choice_says_why_and_is_asked_again() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from mpm.cli import render
+
+    typed = iter(["churn_flag", "churned"])
+    out = StringIO()
+    console = Console(file=out, width=200)
+    console.input = lambda *_a, **_k: next(typed)  # type: ignore[method-assign]
+    question = {
+        "field": "target_column",
+        "question": "Which column of customers.csv is the target the model predicts?",
+        "options": ["tenure", "churned"],
+        "strict": True,
+    }
+    assert render.ask_questions(console, [question]) == {"target_column": "churned"}
+    assert "'churn_flag' is not one of: tenure, churned" in out.getvalue()
