@@ -257,6 +257,16 @@ class AgentSpec:
         return "\n".join(lines)
 
 
+_NOT_FOR_THE_MODEL = frozenset({"governance_answers", "stage_timeout_s", "stage_retries", "seed"})
+
+
+def _brief_requirements(req: dict[str, Any]) -> dict[str, Any]:
+    """The requirements as the model reads them: what was set, without the run settings and
+    the owner's governance answers (tools read those from the context, not from the model;
+    every token here is paid again on each stage's first turn)."""
+    return {k: v for k, v in req.items() if k not in _NOT_FOR_THE_MODEL and v not in (None, [], {})}
+
+
 def build_brief(ctx: StageContext, task: str) -> str:
     """The compact JSON brief a sub-agent starts from."""
     upstream = {
@@ -271,7 +281,7 @@ def build_brief(ctx: StageContext, task: str) -> str:
     brief: dict[str, Any] = {
         "stage": ctx.stage,
         "task": task,
-        "requirements": ctx.requirements,
+        "requirements": _brief_requirements(ctx.requirements),
         "upstream": upstream,
     }
     if ctx.governance:

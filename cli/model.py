@@ -77,10 +77,15 @@ def serve(
     threads: Annotated[
         int, typer.Option("--threads", help="llama.cpp threads (1 on 2 shared cores).")
     ] = 1,
-    ctx: Annotated[int, typer.Option("--ctx", help="Context window in tokens.")] = 16384,
+    ctx: Annotated[
+        int, typer.Option("--ctx", help="Context in tokens, shared by the slots.")
+    ] = 32768,
     n_predict: Annotated[
         int, typer.Option("--n-predict", help="Output cap per request, in tokens.")
     ] = 1024,
+    parallel: Annotated[
+        int, typer.Option("--parallel", help="Slots: parallel stages keep their own prompt cache.")
+    ] = 2,
 ) -> None:
     """Serve the verified model on 127.0.0.1 (OpenAI-compatible, /v1) until stopped."""
     from mpm.graph import local_model as lm
@@ -89,6 +94,7 @@ def serve(
         ("--threads", threads, 1),
         ("--ctx", ctx, 512),
         ("--n-predict", n_predict, 16),
+        ("--parallel", parallel, 1),
     ):
         if value < low:
             raise _fail(f"{name} {value}: expected at least {low}", EXIT_REFUSED)
@@ -98,7 +104,7 @@ def serve(
     if model is None:
         raise _fail("no verified weights in the cache; run `mpm model fetch` first", EXIT_REFUSED)
     try:
-        lm.serve(model, lm.ServeOptions(port, threads, ctx, n_predict), cache=cache)
+        lm.serve(model, lm.ServeOptions(port, threads, ctx, n_predict, parallel), cache=cache)
     except lm.LocalModelError as exc:
         raise _fail(str(exc), EXIT_RUNTIME) from exc
 

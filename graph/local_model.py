@@ -45,7 +45,7 @@ ALIAS = "mpm-local"
 """The model name the local server answers to (``model`` in OpenAI requests)."""
 DEFAULT_THREADS = 1
 """llama.cpp threads: on 2 shared cores, 2 threads wait on each other and run ~10x slower."""
-DEFAULT_CTX = 16384
+DEFAULT_CTX = 16384 * 2
 DEFAULT_N_PREDICT = 1024
 """Server-side output cap: a small model inside a grammar can loop until the context fills."""
 READY_TIMEOUT_S = 240.0
@@ -244,12 +244,19 @@ def chat_template() -> str:
     return CHAT_TEMPLATE_FILE.read_text(encoding="utf-8")
 
 
+DEFAULT_PARALLEL = 2
+"""Slots: stages the supervisor fans out run side by side, each conversation keeping its own
+prompt cache (with one slot they evict each other and every turn re-reads its prompt)."""
+
+
 @dataclass(frozen=True)
 class ServeOptions:
     port: int = 0
     threads: int = DEFAULT_THREADS
     ctx: int = DEFAULT_CTX
+    """the whole context, shared by the slots"""
     n_predict: int = DEFAULT_N_PREDICT
+    parallel: int = DEFAULT_PARALLEL
 
 
 def free_port() -> int:
@@ -285,7 +292,7 @@ def serve(model: Path, options: ServeOptions, *, cache: Path | None = None) -> N
     params.model.path = str(model)
     params.model_alias = ALIAS
     params.n_ctx = options.ctx
-    params.n_parallel = 1
+    params.n_parallel = options.parallel
     params.port = port
     params.use_jinja = True
     params.chat_template = chat_template()
@@ -368,7 +375,7 @@ def ensure_server(cache: Path | None = None, options: ServeOptions | None = None
         log = (cache / "server.log").open("ab")
         cmd = [sys.executable, "-m", "mpm", "model", "serve", "--port", str(port)]
         cmd += ["--threads", str(opts.threads), "--ctx", str(opts.ctx)]
-        cmd += ["--n-predict", str(opts.n_predict)]
+        cmd += ["--n-predict", str(opts.n_predict), "--parallel", str(opts.parallel)]
         proc = subprocess.Popen(
             cmd,
             stdout=log,

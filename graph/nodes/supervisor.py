@@ -24,7 +24,7 @@ from mpm.tools.killpoints import maybe_die
 
 SYSTEM_PROMPT = """You are the project manager supervising an ML project. Choose which of the
 ready stages to start now; ready stages may run in parallel. Answer in JSON with the stage
-names exactly as listed, e.g. {"next_stages": ["data_acquisition"], "reason": "needed first"}."""
+names exactly as listed, e.g. {"next_stages": ["<a ready stage>"], "reason": "<one short sentence>"}."""
 
 
 class RouteDecision(BaseModel):
