@@ -586,6 +586,8 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
         )
 
     conversation = state.get("conversation") or []
+    if conversation and conversation[-1].get("fields") == CONFIRM:
+        return _await_confirmation(base, conversation[-1])  # restated; the person answers
     try:
         draft = _extract(ctx.model, conversation)
     except Exception as exc:  # noqa: BLE001 - a model that keeps failing ends the run, labelled
@@ -670,7 +672,7 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
                 ],
             },
         )
-    return _confirm(base, req, conversation)
+    return _propose(base, req, conversation)
 
 
 def _ask(
@@ -696,27 +698,47 @@ def _ask(
     )
 
 
-def _confirm(
+def _propose(
     base: dict[str, Any], req: ProjectRequirements, conversation: list[dict[str, str]]
 ) -> Command:
-    """Restate the complete requirements and wait for ``yes`` or corrections (one
-    interrupt). ``yes`` plans exactly what was shown; corrections loop back to extraction."""
-    text = restate(req)
+    """Record the restated requirements as the project manager's turn (with the exact
+    requirements it shows), then loop: the next run asks for the confirmation. Recording
+    first means the confirmation never re-extracts, so ``yes`` plans exactly what was shown."""
+    question = (
+        "Here is what I understood:\n"
+        + restate(req)
+        + "\nIs this right? Answer 'yes', or give corrections as 'field: value' lines."
+    )
+    problem = ""
+    last = conversation[-2:] if len(conversation) >= 2 else []
+    if last and last[0].get("fields") == CONFIRM:
+        answered = str(last[1].get("content", ""))
+        if not answered.strip():
+            problem = "nothing to correct was given: answer 'yes' or 'field: value' lines"
+        elif _is_plain_no(answered):
+            problem = "not confirmed: say what to correct as 'field: value' lines"
+    turn = {
+        "role": "assistant",
+        "content": question,
+        "fields": CONFIRM,
+        "requirements": req.model_dump_json(),
+        "problem": problem,
+    }
+    return Command(goto="kickoff", update={**base, "conversation": [turn]})
+
+
+def _await_confirmation(base: dict[str, Any], turn: dict[str, str]) -> Command:
+    """One interrupt for ``yes`` or corrections; corrections loop back to extraction."""
+    req = ProjectRequirements.model_validate_json(turn["requirements"])
     question: dict[str, Any] = {
         "field": CONFIRM,
-        "question": "Here is what I understood:\n"
-        + text
-        + "\nIs this right? Answer 'yes', or give corrections as 'field: value' lines.",
+        "question": turn["content"],
         "options": ["yes"],
         "requirements": req.model_dump(mode="json"),
     }
-    last = conversation[-2:] if len(conversation) >= 2 else []
-    if last and last[0].get("fields") == CONFIRM and not str(last[1].get("content", "")).strip():
-        question["problem"] = "nothing to correct was given: answer 'yes' or 'field: value' lines"
-    elif last and last[0].get("fields") == CONFIRM and _is_plain_no(last[1].get("content", "")):
-        question["problem"] = "not confirmed: say what to correct as 'field: value' lines"
+    if turn.get("problem"):
+        question["problem"] = turn["problem"]
     answer = interrupt({"type": "kickoff_questions", "questions": [question], "confirmation": True})
-    turn = {"role": "assistant", "content": question["question"], "fields": CONFIRM}
     if is_yes(answer):
         maybe_die("kickoff")
         return Command(
@@ -724,7 +746,7 @@ def _confirm(
             update={
                 **base,
                 "requirements": req.model_dump(mode="json"),
-                "conversation": [turn, {"role": "user", "content": "yes"}],
+                "conversation": [{"role": "user", "content": "yes"}],
                 "events": [
                     event("kickoff", "requirements_confirmed", req.project_name),
                     event("kickoff", "requirements_validated", req.project_name),
@@ -735,7 +757,7 @@ def _confirm(
         goto="kickoff",
         update={
             **base,
-            "conversation": [turn, {"role": "user", "content": answers_to_text(answer)}],
+            "conversation": [{"role": "user", "content": answers_to_text(answer)}],
             "events": [event("kickoff", "requirements_corrected", req.project_name)],
         },
     )
