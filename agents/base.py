@@ -387,7 +387,9 @@ def run_agent(
             return toolkit.finalize()
         progressed = False
         finish_called = False
-        for call in reply.tool_calls:
+        # a `finish` in the same turn as work is judged after that work (models batch calls)
+        ordered = sorted(reply.tool_calls, key=lambda c: c.get("name") == FINISH_TOOL)
+        for call in ordered:
             _check_deadline(ctx)
             call_id = call.get("id") or call.get("name", "")
             if call.get("name") == FINISH_TOOL:

@@ -156,3 +156,17 @@ def test_repeating_without_the_outputs_fails_early_with_the_reason(tmp_path: Pat
 def test_the_prompt_tells_a_real_model_how_to_finish() -> None:
     prompt = SPEC.system_prompt()
     assert '1. `load` {"n": 4}' in prompt and "call `finish`" in prompt
+
+
+def test_work_and_finish_in_one_turn_finish_after_the_work(tmp_path: Path) -> None:
+    batched = AIMessage(
+        content="",
+        tool_calls=[
+            {"name": "finish", "args": {}, "id": "f"},
+            {"name": "load", "args": {"n": 2}, "id": "l"},
+            {"name": "add_up", "args": {}, "id": "a"},
+        ],
+    )
+    outcome = run_agent(SPEC, _ctx(tmp_path), ScriptedChat(script=[batched], sent=[]), "count")
+    assert (outcome.finished_by, outcome.outputs["total"], outcome.model_calls) == ("finish", 3, 1)
+    assert outcome.tool_calls == ["load", "add_up"] and not outcome.tool_errors
