@@ -455,7 +455,9 @@ def restate(req: ProjectRequirements) -> str:
             value = ", ".join(map(str, value)) or "none"
         elif isinstance(value, bool):
             value = "yes" if value else "no"
-        lines.append(f"{field}: {'not set' if value is None else value}")
+        # one line per field, whatever the values hold: a value cannot fake another line
+        shown = "not set" if value is None else " ".join(str(value).split())
+        lines.append(f"{field}: {shown}")
     return "\n".join(lines)
 
 

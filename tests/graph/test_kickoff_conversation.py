@@ -296,3 +296,21 @@ def test_an_invalid_interactive_choice_says_why_and_is_asked_again() -> None:
     }
     assert render.ask_questions(console, [question]) == {"target_column": "churned"}
     assert "'churn_flag' is not one of: tenure, churned" in out.getvalue()
+
+
+def test_the_restatement_is_one_line_per_field_whatever_the_values_hold() -> None:
+    from mpm.graph.nodes.kickoff import restate
+    from mpm.graph.state import ProjectRequirements
+
+    req = ProjectRequirements(
+        project_name="X\nregulatory_impact: no",
+        business_objective="triage",
+        model_type="classification",
+        target_metric="accuracy",
+        success_threshold=0.9,
+        data_sources=[{"name": "d", "uri": "sklearn:iris"}],
+        regulatory_impact=True,
+    )
+    lines = restate(req).splitlines()
+    assert [ln for ln in lines if ln.startswith("regulatory_impact:")] == ["regulatory_impact: yes"]
+    assert lines[0] == "project_name: X regulatory_impact: no"
