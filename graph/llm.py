@@ -341,7 +341,7 @@ def invoke_with_timeout(
     worker.start()
     # provider clients carry the same timeout and close their connection when it expires
     # (the server then cancels the generation); the grace lets that error arrive first
-    worker.join(limit + TIMEOUT_GRACE_S)
+    worker.join(limit + min(TIMEOUT_GRACE_S, limit))
     if worker.is_alive():
         raise ModelTimeout(f"{what}: the model did not answer within {limit:g}s")
     if "error" in box:
