@@ -537,6 +537,32 @@ def threshold_doubts(draft: RequirementsDraft) -> list[dict[str, Any]]:
     return []
 
 
+def ground(draft: RequirementsDraft, messages: Sequence[BaseMessage]) -> RequirementsDraft:
+    """A model's reading, kept only where the conversation says it (small models invent
+    data files and flip negations). A data source must be named in what the person wrote;
+    risk level and the regulatory / ethics flags follow the negation-aware rules when those
+    find a statement, and are dropped when the person said nothing about them. For the
+    stub's own rule-based reading this changes nothing."""
+    said = "\n".join(str(m.content) for m in messages if isinstance(m, HumanMessage)).lower()
+    rules = extract_requirements(messages)
+    data = draft.model_dump()
+    data["data_sources"] = [
+        d.model_dump() for d in draft.data_sources if d.uri.strip().lower() in said
+    ] or [d.model_dump() for d in rules.data_sources]
+    mentions = {
+        "risk_level": "risk",
+        "regulatory_impact": "regulat",
+        "ethical_ai_required": "ethic",
+    }
+    for field, word in mentions.items():
+        ruled = getattr(rules, field)
+        if ruled is not None:
+            data[field] = ruled
+        elif word not in said:
+            data[field] = None
+    return RequirementsDraft.model_validate(data)
+
+
 def _extract(model_spec: str, conversation: list[dict[str, str]]) -> RequirementsDraft:
     """The model's reading of the conversation; retried once, bounded in time."""
     model = get_chat_model(model_spec).with_structured_output(RequirementsDraft)
@@ -547,7 +573,7 @@ def _extract(model_spec: str, conversation: list[dict[str, str]]) -> Requirement
             )
             if not isinstance(draft, RequirementsDraft):
                 raise TypeError(f"expected RequirementsDraft, got {type(draft).__name__}")
-            return draft
+            return ground(draft, _conversation_messages(conversation))
         except Exception:
             if attempt == MODEL_ATTEMPTS:
                 raise

@@ -314,3 +314,45 @@ def test_the_restatement_is_one_line_per_field_whatever_the_values_hold() -> Non
     lines = restate(req).splitlines()
     assert [ln for ln in lines if ln.startswith("regulatory_impact:")] == ["regulatory_impact: yes"]
     assert lines[0] == "project_name: X regulatory_impact: no"
+
+
+def test_a_model_reading_is_kept_only_where_the_conversation_says_it(workspace: Path) -> None:
+    """A real model's extraction goes through the same schema and the same checks: an
+    invented data file, a flipped negation and an unstated flag are not recorded."""
+    from typing import Any
+
+    from langchain_core.runnables import RunnableLambda
+
+    from mpm.graph.llm import StubChatModel, register_model
+    from mpm.graph.nodes.kickoff import RequirementsDraft
+
+    class Inventive(StubChatModel):
+        def with_structured_output(self, schema: Any, **kwargs: Any) -> Any:
+            if schema is not RequirementsDraft:
+                return super().with_structured_output(schema, **kwargs)
+            invented = RequirementsDraft(
+                project_name="Screening",
+                business_objective="triage biopsies",
+                model_type="classification",
+                target_metric="roc_auc",
+                success_threshold=0.9,
+                data_sources=[{"name": "biopsy_data", "uri": "biopsy_data.csv"}],
+                risk_level="high",
+                regulatory_impact=True,
+                ethical_ai_required=True,
+                constraints=["none"],
+            )
+            return RunnableLambda(lambda _messages: invented)
+
+    register_model("inventive", Inventive)
+    r = runner(workspace, model="inventive")
+    opening = (
+        "Project Screening: triage biopsies. Classification on sklearn:breast_cancer, AUC of "
+        "at least 90%. Risk is medium, no regulatory impact. This is not a high-risk use case."
+    )
+    first = r.start("ground1", {"conversation": [{"role": "user", "content": opening}]})
+    (confirm,) = first.interrupts[0]["value"]["questions"]
+    req = confirm["requirements"]
+    assert [d["uri"] for d in req["data_sources"]] == ["sklearn:breast_cancer"]
+    assert req["risk_level"] == "medium" and req["regulatory_impact"] is False
+    assert req["ethical_ai_required"] is False  # never mentioned: not recorded
