@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
 from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
@@ -33,8 +33,11 @@ from mpm.graph.llm import get_chat_model, invoke_with_timeout, register_structur
 from mpm.graph.state import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
+    ComputeTier,
     GraphState,
+    ModelType,
     ProjectRequirements,
+    RiskLevel,
     Sensitivity,
     now_iso,
 )
@@ -131,6 +134,23 @@ class RequirementsDraft(BaseModel):
     stated_fields: list[str] = Field(
         default_factory=list, description="fields the person addressed, even with 'none'"
     )
+
+
+def _choice(values: Sequence[str]) -> Any:
+    return Literal[tuple(values)]  # type: ignore[valid-type]
+
+
+ConstrainedDraft: type[RequirementsDraft] = create_model(
+    "RequirementsDraft",
+    __base__=RequirementsDraft,
+    __doc__="What a model may answer: the closed fields are enums of their valid values, so "
+    "a grammar-constrained decoder cannot write anything else.",
+    model_type=(_choice([m.value for m in ModelType]) | None, None),
+    target_metric=(_choice(CLASSIFICATION_METRICS + REGRESSION_METRICS) | None, None),
+    risk_level=(_choice([r.value for r in RiskLevel]) | None, None),
+    compute_tier=(_choice([c.value for c in ComputeTier]) | None, None),
+)
+"""The schema sent to the model (a subclass, so the stub answers it with the same rules)."""
 
 
 # --------------------------------------------------------------------- rule-based extraction
@@ -565,7 +585,7 @@ def ground(draft: RequirementsDraft, messages: Sequence[BaseMessage]) -> Require
 
 def _extract(model_spec: str, conversation: list[dict[str, str]]) -> RequirementsDraft:
     """The model's reading of the conversation; retried once, bounded in time."""
-    model = get_chat_model(model_spec).with_structured_output(RequirementsDraft)
+    model = get_chat_model(model_spec).with_structured_output(ConstrainedDraft)
     for attempt in range(1, MODEL_ATTEMPTS + 1):
         try:
             draft = invoke_with_timeout(

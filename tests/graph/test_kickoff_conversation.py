@@ -328,7 +328,7 @@ def test_a_model_reading_is_kept_only_where_the_conversation_says_it(workspace: 
 
     class Inventive(StubChatModel):
         def with_structured_output(self, schema: Any, **kwargs: Any) -> Any:
-            if schema is not RequirementsDraft:
+            if not issubclass(schema, RequirementsDraft):
                 return super().with_structured_output(schema, **kwargs)
             invented = RequirementsDraft(
                 project_name="Screening",
