@@ -580,6 +580,12 @@ def ground(draft: RequirementsDraft, messages: Sequence[BaseMessage]) -> Require
             data[field] = ruled
         elif word not in said:
             data[field] = None
+    # names and dates are copied, not paraphrased: one the person never wrote is invented
+    for field in ("target_column", "positive_class", "deadline", "requested_by", "compute_tier"):
+        if data.get(field) is not None and str(data[field]).strip().lower() not in said:
+            data[field] = None
+    for field in ("sensitive_attributes", "stakeholders"):
+        data[field] = [v for v in data.get(field) or [] if str(v).strip().lower() in said]
     return RequirementsDraft.model_validate(data)
 
 

@@ -341,6 +341,9 @@ def test_a_model_reading_is_kept_only_where_the_conversation_says_it(workspace: 
                 regulatory_impact=True,
                 ethical_ai_required=True,
                 constraints=["none"],
+                target_column="malignancy",
+                stakeholders=["medical professionals"],
+                deadline="2023-12-31",
             )
             return RunnableLambda(lambda _messages: invented)
 
@@ -356,3 +359,4 @@ def test_a_model_reading_is_kept_only_where_the_conversation_says_it(workspace: 
     assert [d["uri"] for d in req["data_sources"]] == ["sklearn:breast_cancer"]
     assert req["risk_level"] == "medium" and req["regulatory_impact"] is False
     assert req["ethical_ai_required"] is False  # never mentioned: not recorded
+    assert (req["target_column"], req["stakeholders"], req["deadline"]) == (None, [], None)
