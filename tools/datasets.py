@@ -200,6 +200,34 @@ def resolve_inside(user_path: str, base_dir: str | None) -> Path:
     return resolved
 
 
+MAX_COLUMNS = 2_000
+"""Widest table mpm reads. Checked from the header (CSV) or the footer (Parquet) before
+the data is loaded, so a file with millions of columns never reaches pandas."""
+_HEADER_BYTES = 4_000_000
+
+
+def _column_count(path: Path, suffix: str) -> int:
+    """Columns of the table, read without loading it (CSV: the first line, at most 4 MB)."""
+    if suffix == ".csv":
+        import csv
+
+        with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+            head = handle.read(_HEADER_BYTES)
+        first = head.split("\n", 1)[0]
+        if len(head) >= _HEADER_BYTES and "\n" not in head:
+            return max(first.count(",") + 1, MAX_COLUMNS + 1)
+        try:
+            return len(next(csv.reader([first]), []))
+        except csv.Error:
+            return first.count(",") + 1
+    try:
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_columns)
+    except Exception:  # noqa: BLE001 - unreadable: read_parquet below says why
+        return 0
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file as a data frame, or a DataError saying why it cannot be read."""
     import pandas as pd
@@ -215,6 +243,11 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: file is empty")
+    width = _column_count(path, suffix)
+    if width > MAX_COLUMNS:
+        raise DataError(
+            f"{path.name}: {width:,} columns exceed the limit of {MAX_COLUMNS:,} columns"
+        )
     try:
         df = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:
