@@ -3,11 +3,21 @@
 A sub-agent is a model, a toolkit and a system prompt. It gets a compact *brief* (its
 task, the requirements, upstream results by reference, its governance context), never
 the whole conversation, so the tokens it costs do not grow with the length of the run.
-The loop is the ordinary one: call the model with the tools bound; run every tool call
-it makes and answer with a ``ToolMessage``; stop when it answers without tool calls.
-Tool errors, unknown tools and malformed arguments become error ``ToolMessage``s the
-model can react to; whether the stage succeeded is decided afterwards by the toolkit
-(:meth:`Toolkit.finalize`), from what the tools actually produced.
+The loop: call the model with the tools bound; run every tool call it makes and answer
+with a ``ToolMessage``. It ends when the model
+
+* answers without tool calls (a summary), or
+* calls the completion tool ``finish`` once the stage's required outputs exist, or
+* stops making progress — every call of a turn repeats one that already succeeded —
+  once the required outputs exist (small real models do the work right, then keep
+  calling the same tools instead of writing a reply).
+
+A repeated call is not run again (tools train models, log runs): the model gets the
+earlier result back with a note. In the last two cases the summary is built from the
+tool results, never from model prose. Tool errors, unknown tools and malformed
+arguments become error ``ToolMessage``s the model can react to; whether the stage
+succeeded is decided by the toolkit (:meth:`Toolkit.finalize`), from what the tools
+actually produced. Token use is taken from each reply's ``usage_metadata``.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +38,11 @@ from mpm.agents.faults import apply_tool_fault
 from mpm.tools.killpoints import maybe_die
 
 MAX_TURNS = 12
+MAX_IDLE_TURNS = 3
+"""Turns in a row without progress (only repeated calls) before a stage that still lacks
+its required outputs gives up, rather than spending the rest of ``MAX_TURNS``."""
+FINISH_TOOL = "finish"
+REPEAT_MARK = "mpm_repeated_call"
 
 
 class AgentFailure(RuntimeError):
@@ -109,6 +124,11 @@ class AgentOutcome:
     tool_calls: list[str] = field(default_factory=list)
     tool_errors: list[str] = field(default_factory=list)
     model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    """Token use the provider reported (``usage_metadata``), summed over the agent's calls."""
+    finished_by: str = ""
+    """How the loop ended: ``reply`` (plain text), ``finish`` (completion tool), ``repeat``."""
     cpu_s: float = 0.0
     """CPU seconds of the agent's own thread (set by the caller that timed it)."""
 
@@ -188,8 +208,11 @@ class Toolkit:
                 tracking.client(self.ctx.tracking_uri), self.ctx.run_id, path, artifact_path
             )
 
+    def missing_outputs(self) -> list[str]:
+        return [k for k in self.required_outputs if k not in self.outcome.outputs]
+
     def finalize(self) -> AgentOutcome:
-        missing = [k for k in self.required_outputs if k not in self.outcome.outputs]
+        missing = self.missing_outputs()
         if missing:
             detail = (
                 "; ".join(self.outcome.tool_errors)
@@ -227,9 +250,21 @@ class AgentSpec:
             lines.append(f"{i}. `{tool_name}` {json.dumps(args, sort_keys=True)}")
         lines += [
             "",
-            "When the procedure is complete, reply with a short summary of what you did and found.",
+            "Call one tool per turn, in this order, with these arguments. Do not call a tool",
+            f"again once it succeeded. When every step is done, call `{FINISH_TOOL}` (or reply",
+            "with a short summary of what you did and found).",
         ]
         return "\n".join(lines)
+
+
+_NOT_FOR_THE_MODEL = frozenset({"governance_answers", "stage_timeout_s", "stage_retries", "seed"})
+
+
+def _brief_requirements(req: dict[str, Any]) -> dict[str, Any]:
+    """The requirements as the model reads them: what was set, without the run settings and
+    the owner's governance answers (tools read those from the context, not from the model;
+    every token here is paid again on each stage's first turn)."""
+    return {k: v for k, v in req.items() if k not in _NOT_FOR_THE_MODEL and v not in (None, [], {})}
 
 
 def build_brief(ctx: StageContext, task: str) -> str:
@@ -246,7 +281,7 @@ def build_brief(ctx: StageContext, task: str) -> str:
     brief: dict[str, Any] = {
         "stage": ctx.stage,
         "task": task,
-        "requirements": ctx.requirements,
+        "requirements": _brief_requirements(ctx.requirements),
         "upstream": upstream,
     }
     if ctx.governance:
@@ -254,6 +289,50 @@ def build_brief(ctx: StageContext, task: str) -> str:
     if ctx.revision_comment:
         brief["reviewer_comment"] = ctx.revision_comment
     return json.dumps(brief, sort_keys=True, default=str)
+
+
+def finish_tool() -> BaseTool:
+    """The completion tool: the model says the stage is done (the loop checks it is)."""
+
+    def finish(summary: str = "") -> dict[str, Any]:
+        """Call this once every step of the procedure is done. Example: {"summary": "trained and evaluated the model"}."""
+        return {"summary": summary}
+
+    return StructuredTool.from_function(func=finish, name=FINISH_TOOL)
+
+
+def summarize_tool_results(messages: Sequence[BaseMessage]) -> str:
+    """A stage summary from what the tools returned (their ``summary`` fields), in order."""
+    lines: list[str] = []
+    for m in messages:
+        if not isinstance(m, ToolMessage) or m.name == FINISH_TOOL:
+            continue
+        if m.additional_kwargs.get(REPEAT_MARK):  # the earlier result is already listed
+            continue
+        text = m.content if isinstance(m.content, str) else json.dumps(m.content)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if m.status == "error":
+            lines.append(f"- {m.name}: FAILED ({text[:200]})")
+        elif isinstance(data, dict) and isinstance(data.get("summary"), str):
+            lines.append(f"- {m.name}: {data['summary']}")
+        else:
+            lines.append(f"- {m.name}: done")
+    if not lines:
+        return "No tools were needed."
+    return "Completed the standard procedure:\n" + "\n".join(lines)
+
+
+def _call_key(call: dict[str, Any]) -> str:
+    return json.dumps([call.get("name"), call.get("args") or {}], sort_keys=True, default=str)
+
+
+def _add_usage(outcome: AgentOutcome, reply: AIMessage) -> None:
+    usage = reply.usage_metadata or {}
+    outcome.input_tokens += int(usage.get("input_tokens") or 0)
+    outcome.output_tokens += int(usage.get("output_tokens") or 0)
 
 
 def run_agent(
@@ -267,7 +346,7 @@ def run_agent(
 ) -> AgentOutcome:
     """Run the agent's tool-calling loop to completion and return what it produced."""
     toolkit = spec.toolkit(ctx)
-    tools = toolkit.tools()
+    tools = [*toolkit.tools(), finish_tool()]
     by_name = {t.name: t for t in tools}
     bound = model.bind_tools(tools)
     messages: list[BaseMessage] = [
@@ -275,6 +354,8 @@ def run_agent(
         HumanMessage(build_brief(ctx, task)),
     ]
     outcome = toolkit.outcome
+    succeeded: dict[str, ToolMessage] = {}
+    idle = 0
     for _turn in range(MAX_TURNS):
         _check_deadline(ctx)
         reply = bound.invoke(messages)
@@ -283,6 +364,7 @@ def run_agent(
             raise AgentFailure(
                 f"stage {ctx.stage!r}: the model returned {type(reply).__name__}, not a message"
             )
+        _add_usage(outcome, reply)
         messages.append(reply)
         if reply.invalid_tool_calls and not reply.tool_calls:
             # arguments that are not JSON: say so, so the model can call the tool again
@@ -299,13 +381,62 @@ def run_agent(
                 )
             continue
         if not reply.tool_calls:
-            outcome.summary = (
-                reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
-            )
+            text = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+            outcome.summary = text.strip() or summarize_tool_results(messages)
+            outcome.finished_by = "reply"
             return toolkit.finalize()
-        for call in reply.tool_calls:
+        progressed = False
+        finish_called = False
+        # a `finish` in the same turn as work is judged after that work (models batch calls)
+        ordered = sorted(reply.tool_calls, key=lambda c: c.get("name") == FINISH_TOOL)
+        for call in ordered:
             _check_deadline(ctx)
-            messages.append(_run_tool_call(call, by_name, outcome, on_tool))
+            call_id = call.get("id") or call.get("name", "")
+            if call.get("name") == FINISH_TOOL:
+                finish_called = True
+                missing = toolkit.missing_outputs()
+                content = (
+                    json.dumps({"summary": "done"})
+                    if not missing
+                    else f"not done yet: no {', '.join(missing)}; call the procedure's tools first"
+                )
+                messages.append(
+                    ToolMessage(
+                        content=content,
+                        tool_call_id=call_id,
+                        name=FINISH_TOOL,
+                        status="success" if not missing else "error",
+                    )
+                )
+                continue
+            key = _call_key(call)
+            if key in succeeded:
+                earlier = succeeded[key]
+                messages.append(
+                    ToolMessage(
+                        content=f"already done with these arguments (not run again); result: {earlier.content}",
+                        tool_call_id=call_id,
+                        name=earlier.name,
+                        additional_kwargs={REPEAT_MARK: True},
+                    )
+                )
+                continue
+            progressed = True
+            result = _run_tool_call(call, by_name, outcome, on_tool)
+            messages.append(result)
+            if result.status != "error":
+                succeeded[key] = result
+        done = not toolkit.missing_outputs()
+        if done and (finish_called or not progressed):
+            outcome.summary = summarize_tool_results(messages)
+            outcome.finished_by = "finish" if finish_called else "repeat"
+            return toolkit.finalize()
+        idle = 0 if progressed else idle + 1
+        if idle >= MAX_IDLE_TURNS:
+            raise AgentFailure(
+                f"stage {ctx.stage!r}: the model made no progress in {idle} turns "
+                f"(only repeated calls) and the stage still has no {', '.join(toolkit.missing_outputs())}"
+            )
     last = f"; last tool error: {outcome.tool_errors[-1]}" if outcome.tool_errors else ""
     raise AgentFailure(
         f"stage {ctx.stage!r}: the agent did not finish within {MAX_TURNS} model turns{last}"

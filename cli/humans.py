@@ -136,6 +136,10 @@ def answer(
         Path | None,
         typer.Option("--file", "-f", help="YAML mapping of question key or alias to answer."),
     ] = None,
+    template: Annotated[
+        Path | None,
+        typer.Option("--template", help="Write the open questions as an answers file to fill in."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     checkpointer: CheckpointerOpt = None,
     model: ModelOpt = None,
@@ -160,8 +164,12 @@ def answer(
         raise fail(f"thread {thread} is not waiting for answers (status {snapshot.status})")
     kind = kinds[0]
     questions = next(p for p in pending if p.get("type") == kind)["questions"]
+    if template is not None:
+        _write_template(template, thread, questions)
+        console.print(f"wrote {len(questions)} open questions to {render.escape(template)}")
+        return
     if file is not None:
-        given = _read_answers(file)
+        given = {k: v for k, v in _read_answers(file).items() if v is not None}  # blank: unanswered
         known = {q.get("key") or q.get("field") for q in questions} | {
             q.get("alias") for q in questions
         }
@@ -264,6 +272,29 @@ def _now() -> str:
     from mpm.graph.state import now_iso
 
     return now_iso()
+
+
+def _write_template(path: Path, thread: str, questions: list[dict[str, Any]]) -> None:
+    """A YAML answers file: each question as comments, its key with an empty value."""
+    import yaml
+
+    if path.exists():
+        raise fail(f"{path}: already exists; not overwritten")
+    lines = [f"# answers for thread {thread}: fill in, then `mpm answer {thread} --file {path}`"]
+    for q in questions:
+        key = q.get("field") or q.get("key")
+        lines.append("")
+        for text in str(q.get("question") or q.get("label") or "").splitlines():
+            lines.append(f"# {text}")
+        if q.get("options"):
+            lines.append(f"# one of: {', '.join(map(str, q['options']))}")
+        if q.get("problem"):
+            lines.append(f"# problem: {q['problem']}")
+        lines.append(yaml.safe_dump({key: None}, default_flow_style=False).strip())
+    try:
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{path}: cannot write: {exc}") from exc
 
 
 def _read_answers(path: Path) -> dict[str, Any]:

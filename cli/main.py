@@ -80,7 +80,7 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="'stub' (deterministic, offline; default) or provider:model (env MPM_MODEL).",
+        help="'stub' (deterministic, offline; default), 'local' (the pinned local model, see `mpm model`) or provider:model (env MPM_MODEL).",
         envvar="MPM_MODEL",
     ),
 ]
@@ -367,11 +367,12 @@ def history(
 
 
 def _mount_subcommands() -> None:
-    from mpm.cli import demo, humans, policies  # noqa: F401 - demo, humans register commands on app
+    from mpm.cli import demo, humans, model, policies  # noqa: F401 - demo, humans register commands on app
 
     app.add_typer(
         policies.app, name="policies", help="Validate, list and explain governance policies."
     )
+    app.add_typer(model.app, name="model", help="Fetch, verify and serve the pinned local model.")
 
 
 _mount_subcommands()

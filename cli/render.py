@@ -100,11 +100,37 @@ def ask_questions(
             prompt += f" [dim]({escape(' | '.join(map(str, options)))})[/]"
         console.print(prompt)
         text = console.input("[bold cyan]you>[/] ").strip()
+        while text and (why := _valid_choice(q, text)):  # say why and ask again
+            console.print(f"[yellow]{escape(why)}[/]")
+            text = console.input("[bold cyan]you>[/] ").strip()
         if text:
             answers[q.get("field") or q.get("key")] = (
                 [p.strip() for p in text.split(",")] if q.get("type") in MULTI_VALUE else text
             )
     return answers
+
+
+def open_questions(console: Console, questions: list[dict[str, Any]]) -> None:
+    """One line per open question, by the key an answers file uses (`mpm answer --template`)."""
+    for q in questions:
+        key = q.get("field") or q.get("key") or "?"
+        text = str(q.get("question") or q.get("label") or "").splitlines() or [""]
+        line = f"  - {escape(key)}: {escape(text[0])}"
+        for more in text[1:]:  # a confirmation restates the requirements, one per line
+            line += f"\n      {escape(more)}"
+        if q.get("options"):
+            line += f" [dim]({escape(' | '.join(map(str, q['options'][:12])))})[/]"
+        console.print(line)
+        if q.get("problem"):
+            console.print(f"    [yellow]{escape(q['problem'])}[/]")
+
+
+def _valid_choice(q: dict[str, Any], text: str) -> str | None:
+    """Why ``text`` is not an answer to a question that only admits its options, or None."""
+    options = [str(o) for o in q.get("options") or []]
+    if not q.get("strict") or not options or text in options:
+        return None
+    return f"{text!r} is not one of: {', '.join(options[:20])}"
 
 
 def stage_table(values: dict[str, Any]) -> Table:
@@ -138,6 +164,7 @@ def waiting(console: Console, interrupts: list[dict[str, Any]]) -> None:
         if kind == "kickoff_questions":
             fields = ", ".join(q.get("field", "?") for q in value.get("questions", []))
             console.print(f"[cyan]waiting for kickoff answers:[/] {escape(fields)}")
+            open_questions(console, value.get("questions", []))
         elif kind == "approval":
             console.print(
                 f"[cyan]waiting for approval[/] [bold]{escape(value.get('approval_id'))}[/] "
@@ -148,6 +175,7 @@ def waiting(console: Console, interrupts: list[dict[str, Any]]) -> None:
             console.print(
                 f"[cyan]waiting for answers to {len(value.get('questions', []))} governance questions[/] (mpm answer THREAD)"
             )
+            open_questions(console, value.get("questions", []))
         else:
             console.print(f"[cyan]waiting:[/] {escape(value)}")
 

@@ -17,6 +17,12 @@ that lets the whole graph run offline and reproducibly:
 * it counts the tokens it is sent (a word/punctuation count, not a BPE tokenizer) and
   reports them as ``usage_metadata`` and in :data:`STUB_USAGE`, so benchmarks can
   compare prompting strategies.
+
+``local`` is the pinned local model (:mod:`mpm.graph.local_model`): the factory attaches to
+its loopback server, or starts it, and talks to it through the OpenAI-compatible API.
+Every provider model is built with an output cap (``MPM_MODEL_MAX_TOKENS``) and a client
+timeout (``MPM_MODEL_TIMEOUT_S``) that closes the HTTP connection, which makes servers
+such as llama.cpp cancel the generation instead of running on behind an abandoned call.
 """
 
 from __future__ import annotations
@@ -30,14 +36,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatResult, LLMResult
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
 from mpm.agents import faults
+from mpm.agents.base import summarize_tool_results
 
 DEFAULT_MODEL = "stub"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -133,7 +141,16 @@ class StubChatModel(BaseChatModel):
     def with_structured_output(
         self, schema: Any, **kwargs: Any
     ) -> Runnable[LanguageModelInput, Any]:
-        rule = _STRUCTURED_RULES.get(schema)
+        # a schema built per call (e.g. a route whose stage names are an enum of the ready
+        # stages) subclasses the registered one and is answered by its rule
+        rule = next(
+            (
+                _STRUCTURED_RULES[c]
+                for c in getattr(schema, "__mro__", ())
+                if c in _STRUCTURED_RULES
+            ),
+            None,
+        )
         if rule is None:
             raise NotImplementedError(
                 f"the stub model has no structured-output rule for {schema!r}"
@@ -208,24 +225,7 @@ class StubChatModel(BaseChatModel):
 
     @staticmethod
     def _summary(messages: Sequence[BaseMessage]) -> str:
-        lines: list[str] = []
-        for m in messages:
-            if not isinstance(m, ToolMessage):
-                continue
-            text = m.content if isinstance(m.content, str) else json.dumps(m.content)
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = None
-            if m.status == "error":
-                lines.append(f"- {m.name}: FAILED ({text[:200]})")
-            elif isinstance(data, dict) and isinstance(data.get("summary"), str):
-                lines.append(f"- {m.name}: {data['summary']}")
-            else:
-                lines.append(f"- {m.name}: done")
-        if not lines:
-            return "No tools were needed."
-        return "Completed the standard procedure:\n" + "\n".join(lines)
+        return summarize_tool_results(messages)
 
 
 def _stage_of(messages: Sequence[BaseMessage]) -> str | None:
@@ -280,8 +280,9 @@ def _faulty_structured(mode: str, schema: type[BaseModel]) -> BaseModel:
 
     faults.raise_model_fault(mode, f"structured output {schema.__name__}")
     if mode == "bad_route" and "next_stages" in schema.model_fields:
-        return schema.model_validate(
-            {"next_stages": ["no_such_stage"], "reason": "injected: a stage that does not exist"}
+        # constructed, not validated: a provider that ignores the schema's enum answers so
+        return schema.model_construct(
+            next_stages=["no_such_stage"], reason="injected: a stage that does not exist"
         )
     raise OutputParserException(
         f'injected: invalid JSON for {schema.__name__}: \'{{"next_stages": ["busin\''
@@ -290,6 +291,9 @@ def _faulty_structured(mode: str, schema: type[BaseModel]) -> BaseModel:
 
 TIMEOUT_ENV = "MPM_MODEL_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 300.0
+TIMEOUT_GRACE_S = 2.0
+MAX_TOKENS_ENV = "MPM_MODEL_MAX_TOKENS"
+DEFAULT_MAX_TOKENS = 768
 
 
 class ModelTimeout(TimeoutError):
@@ -304,6 +308,16 @@ def model_timeout_s() -> float:
     except ValueError:
         return DEFAULT_TIMEOUT_S
     return value if value > 0 else DEFAULT_TIMEOUT_S
+
+
+def model_max_tokens() -> int:
+    """The output cap of every provider model call (``MPM_MODEL_MAX_TOKENS``, default 768)."""
+    raw = os.environ.get(MAX_TOKENS_ENV, "")
+    try:
+        value = int(raw) if raw else DEFAULT_MAX_TOKENS
+    except ValueError:
+        return DEFAULT_MAX_TOKENS
+    return value if value > 0 else DEFAULT_MAX_TOKENS
 
 
 def invoke_with_timeout(
@@ -325,7 +339,9 @@ def invoke_with_timeout(
         target=contextvars.copy_context().run, args=(target,), daemon=True, name=f"model-{what}"
     )
     worker.start()
-    worker.join(limit)
+    # provider clients carry the same timeout and close their connection when it expires
+    # (the server then cancels the generation); the grace lets that error arrive first
+    worker.join(limit + min(TIMEOUT_GRACE_S, limit))
     if worker.is_alive():
         raise ModelTimeout(f"{what}: the model did not answer within {limit:g}s")
     if "error" in box:
@@ -344,14 +360,71 @@ def register_model(name: str, factory: Callable[[], BaseChatModel]) -> None:
     _FACTORIES[name] = factory
 
 
+class _UsageRecorder(BaseCallbackHandler):
+    """Adds the provider's reported ``usage_metadata`` of every call to :data:`MODEL_USAGE`."""
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                if usage:
+                    MODEL_USAGE.add(
+                        int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+                    )
+
+
+MODEL_USAGE = TokenUsage()
+"""Every provider model call in the process adds the usage its provider reported here."""
+_USAGE_RECORDER = _UsageRecorder()
+
+LOCAL = "local"
+"""``--model local``: the pinned local model on its loopback server."""
+
+
+def _provider_limits(provider: str) -> dict[str, Any]:
+    """Output cap, timeout (that closes the connection) and no silent retries, per provider."""
+    tokens, timeout = model_max_tokens(), model_timeout_s()
+    if provider == "ollama":
+        return {"num_predict": tokens, "client_kwargs": {"timeout": timeout}}
+    if provider in {"openai", "anthropic"}:
+        return {"max_tokens": tokens, "timeout": timeout, "max_retries": 0}
+    return {"max_tokens": tokens}
+
+
+def _local_model() -> BaseChatModel:
+    from mpm.graph import local_model
+
+    try:
+        base_url = local_model.ensure_server()
+        from langchain_openai import ChatOpenAI
+    except local_model.LocalModelError as exc:
+        raise ModelSpecError(str(exc)) from exc
+    except ImportError as exc:  # pragma: no cover - depends on optional extras
+        raise ModelSpecError(
+            "--model local: needs the OpenAI client, pip install 'mpm[local]'"
+        ) from exc
+    return ChatOpenAI(
+        model=local_model.ALIAS,
+        base_url=base_url,
+        api_key="local",  # the loopback server checks none; the client insists on one
+        temperature=0,
+        callbacks=[_USAGE_RECORDER],
+        **_provider_limits("openai"),
+    )
+
+
 def get_chat_model(spec: str | None = None) -> BaseChatModel:
-    """The one model factory: ``stub`` (default), a registered name, or ``provider:model``."""
+    """The one model factory: ``stub`` (default), a registered name, ``local``, or
+    ``provider:model`` (``openai:<alias>`` honours ``OPENAI_BASE_URL``, so any
+    OpenAI-compatible server — llama.cpp, vLLM, Ollama's ``/v1`` — works)."""
     spec = (spec or DEFAULT_MODEL).strip()
     if spec in _FACTORIES:
         return _FACTORIES[spec]()
+    if spec == LOCAL:
+        return _local_model()
     if ":" not in spec:
         raise ModelSpecError(
-            f"--model {spec!r}: expected 'stub' or 'provider:model' (e.g. openai:gpt-4.1-mini)"
+            f"--model {spec!r}: expected 'stub', 'local' or 'provider:model' (e.g. openai:gpt-4.1-mini)"
         )
     try:
         from langchain.chat_models import init_chat_model
@@ -359,8 +432,11 @@ def get_chat_model(spec: str | None = None) -> BaseChatModel:
         raise ModelSpecError(
             f"--model {spec!r}: provider models need the optional extras, e.g. pip install 'mpm[openai]'"
         ) from exc
+    provider = spec.split(":", 1)[0].strip().lower()
     try:
-        return init_chat_model(spec, temperature=0)
+        return init_chat_model(
+            spec, temperature=0, callbacks=[_USAGE_RECORDER], **_provider_limits(provider)
+        )
     except Exception as exc:  # noqa: BLE001 - any provider's refusal is a bad --model
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelSpecError(f"--model {spec!r}: {first}") from exc

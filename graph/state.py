@@ -108,6 +108,11 @@ class ProjectRequirements(BaseModel):
     target_metric: str
     success_threshold: float
     target_column: str | None = Field(default=None, max_length=200)
+    positive_class: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the target value that counts as positive (binary classification)",
+    )
     data_sources: list[DataSource] = Field(min_length=1)
     sensitive_attributes: list[str] = Field(default_factory=list)
     risk_level: RiskLevel = RiskLevel.medium
@@ -325,6 +330,9 @@ class StageResult(BaseModel):
     attempts: int = 1
     error: str | None = None
     tool_calls: list[str] = Field(default_factory=list)
+    model_calls: int = 0
+    input_tokens: int = Field(default=0, description="as the model provider reported them")
+    output_tokens: int = 0
 
 
 # --------------------------------------------------------------------------- graph state

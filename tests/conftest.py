@@ -25,6 +25,8 @@ MPM_ENV_VARS = (
     "MPM_TRACING",
     "MPM_KILL_AT",
     "MPM_KILL_TRACE",
+    "MPM_MODEL_TIMEOUT_S",
+    "MPM_MODEL_MAX_TOKENS",
 )
 
 

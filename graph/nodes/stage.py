@@ -150,6 +150,9 @@ def run_stage(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str
         attempts=attempts,
         error=errors[0] if errors else None,
         tool_calls=outcome.tool_calls,
+        model_calls=outcome.model_calls,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
     ).model_dump(mode="json")
     if run_id:
         run_tracking.close_stage_run(ids, spec.name, run_id, result)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from mpm.graph import guard
 from mpm.graph.context import RunContext, run_context
@@ -23,13 +23,28 @@ from mpm.graph.state import GATED_ACTIONS, ExecutionPlan, GraphState, now_iso
 from mpm.tools.killpoints import maybe_die
 
 SYSTEM_PROMPT = """You are the project manager supervising an ML project. Choose which of the
-ready stages to start now. Stages listed together may run in parallel. Answer with the
-stage names exactly as listed."""
+ready stages to start now; ready stages may run in parallel. Answer in JSON with the stage
+names exactly as listed, e.g. {"next_stages": ["<a ready stage>"], "reason": "<one short sentence>"}."""
 
 
 class RouteDecision(BaseModel):
     next_stages: list[str] = Field(description="names of ready stages to start now")
     reason: str = ""
+
+
+def route_schema(ready: Sequence[str]) -> type[RouteDecision]:
+    """A :class:`RouteDecision` whose stage names are an enum of ``ready``, built per call,
+    so a constrained decoder (a JSON-schema grammar) can only name a stage that may start."""
+    names = tuple(dict.fromkeys(ready))
+    return create_model(
+        "RouteDecision",
+        __base__=RouteDecision,
+        next_stages=(
+            list[Literal[names]],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=len(names), description="ready stages to start now"),
+        ),
+        reason=(str, Field(default="", max_length=300)),
+    )
 
 
 _READY = re.compile(r"^Ready stages:\s*(?P<names>.*)$", re.MULTILINE)
@@ -355,7 +370,7 @@ def _ask_model(
         + f"\nReady stages: {', '.join(ready)}"
     )
     try:
-        model = get_chat_model(model_spec).with_structured_output(RouteDecision)
+        model = get_chat_model(model_spec).with_structured_output(route_schema(ready))
         decision = invoke_with_timeout(
             model, [SystemMessage(SYSTEM_PROMPT), HumanMessage(prompt)], what="supervisor route"
         )

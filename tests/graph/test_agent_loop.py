@@ -93,3 +93,80 @@ def test_brief_is_compact_and_holds_upstream_by_reference(tmp_path: Path) -> Non
     brief = build_brief(_ctx(tmp_path, upstream=upstream), "task")
     assert '"train_path": "/w/train.parquet"' in brief
     assert "artifacts" not in brief and len(brief) < 1500
+
+
+# ------------------------------------------------- loops that end the way real models behave
+
+
+class ScriptedChat(StubChatModel):
+    """A fake chat model that plays a fixed list of replies (the last one forever) and
+    reports provider-style usage; what it was sent is kept for the assertions."""
+
+    script: list[AIMessage] = []
+    sent: list[list[Any]] = []
+
+    def _next_message(self, messages: list, tools: Any) -> AIMessage:
+        self.sent.append(list(messages))
+        turn = sum(1 for m in messages if isinstance(m, AIMessage))
+        reply = self.script[min(turn, len(self.script) - 1)]
+        return AIMessage(content=reply.content, tool_calls=reply.tool_calls)
+
+
+def _call(name: str, turn: int, **args: Any) -> AIMessage:
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"c{turn}"}])
+
+
+SPEC = AgentSpec("counter", "You count.", CountingToolkit, (("load", {"n": 4}), ("add_up", {})))
+
+
+def test_loop_finalises_when_outputs_exist_and_the_model_repeats_itself(tmp_path: Path) -> None:
+    model = ScriptedChat(
+        script=[_call("load", 1, n=4), _call("add_up", 2), _call("add_up", 3)], sent=[]
+    )
+    outcome = run_agent(SPEC, _ctx(tmp_path), model, "count")
+    assert outcome.finished_by == "repeat"
+    assert outcome.outputs["total"] == 10
+    assert outcome.tool_calls == ["load", "add_up"]  # the repeated call was not run again
+    assert outcome.model_calls == 3
+    # the summary comes from the tool results, not from model prose
+    assert outcome.summary.splitlines()[1:] == ["- load: loaded 4", "- add_up: total 10"]
+    assert outcome.input_tokens > 0 and outcome.output_tokens > 0  # from usage_metadata
+
+
+def test_the_completion_tool_is_refused_until_the_outputs_exist(tmp_path: Path) -> None:
+    model = ScriptedChat(
+        script=[_call("finish", 1), _call("load", 2, n=3), _call("add_up", 3), _call("finish", 4)],
+        sent=[],
+    )
+    outcome = run_agent(SPEC, _ctx(tmp_path), model, "count")
+    assert outcome.finished_by == "finish" and outcome.outputs["total"] == 6
+    early = [m for m in model.sent[1] if isinstance(m, ToolMessage)]
+    assert early[0].name == "finish" and early[0].status == "error"
+    assert "not done yet: no total" in early[0].content
+    assert outcome.model_calls == 4
+
+
+def test_repeating_without_the_outputs_fails_early_with_the_reason(tmp_path: Path) -> None:
+    model = ScriptedChat(script=[_call("load", 1, n=2)], sent=[])
+    with pytest.raises(AgentFailure, match="no progress in 3 turns .* still has no total"):
+        run_agent(SPEC, _ctx(tmp_path), model, "count")
+    assert len(model.sent) == 4  # one real call, then three idle turns; not MAX_TURNS
+
+
+def test_the_prompt_tells_a_real_model_how_to_finish() -> None:
+    prompt = SPEC.system_prompt()
+    assert '1. `load` {"n": 4}' in prompt and "call `finish`" in prompt
+
+
+def test_work_and_finish_in_one_turn_finish_after_the_work(tmp_path: Path) -> None:
+    batched = AIMessage(
+        content="",
+        tool_calls=[
+            {"name": "finish", "args": {}, "id": "f"},
+            {"name": "load", "args": {"n": 2}, "id": "l"},
+            {"name": "add_up", "args": {}, "id": "a"},
+        ],
+    )
+    outcome = run_agent(SPEC, _ctx(tmp_path), ScriptedChat(script=[batched], sent=[]), "count")
+    assert (outcome.finished_by, outcome.outputs["total"], outcome.model_calls) == ("finish", 3, 1)
+    assert outcome.tool_calls == ["load", "add_up"] and not outcome.tool_errors

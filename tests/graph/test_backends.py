@@ -225,8 +225,16 @@ def test_kickoff_questions_left_open_are_answered_by_another_process(
 
     # later, someone else answers from another process
     answers = _write_yaml(tmp_path / "kickoff.yaml", {f: ANSWERS[f] for f in fields})
-    answered = _cli(
+    restated = _cli(
         "answer", "chat-b", "--file", str(answers), *_run_flags(workspace, checkpointer)
+    )
+    # the requirements are restated for confirmation before planning; yes, from a third process
+    assert "waiting for kickoff answers: confirm" in restated.stdout, (
+        restated.stdout + restated.stderr
+    )
+    confirm = _write_yaml(tmp_path / "confirm.yaml", {"confirm": "yes"})
+    answered = _cli(
+        "answer", "chat-b", "--file", str(confirm), *_run_flags(workspace, checkpointer)
     )
     after = _snapshot(workspace, checkpointer, "chat-b")
     assert not [i for i in after.interrupts if i["value"].get("type") == "kickoff_questions"], (
@@ -237,7 +245,8 @@ def test_kickoff_questions_left_open_are_answered_by_another_process(
     assert requirements["project_name"] == ANSWERS["project_name"]
     assert requirements["business_objective"] == ANSWERS["business_objective"]
     assert requirements["data_sources"][0]["uri"] == "sklearn:breast_cancer"
-    assert [t["role"] for t in after.values["conversation"]] == ["user", "assistant", "user"]
+    roles = [t["role"] for t in after.values["conversation"]]
+    assert roles == ["user", "assistant", "user", "assistant", "user"]
     # the answered thread went on to plan and run its stages
     assert after.values["plan"]["stages"]
     assert after.values["results"]
