@@ -14,13 +14,6 @@ from mpm.cli import render
 from mpm.cli.main import (
     EXIT_BAD_INPUT,
     EXIT_RUN_FAILED,
-    CheckpointerOpt,
-    ModelOpt,
-    PoliciesOpt,
-    ToolsetOpt,
-    TracingOpt,
-    TrackingOpt,
-    WorkspaceOpt,
     _context,
     _finish,
     _guarded,
@@ -30,12 +23,21 @@ from mpm.cli.main import (
     console,
     fail,
 )
+from mpm.cli.options import (
+    GIVEN_RUN,
+    GIVEN_STORE,
+    RunOptions,
+    StoreOptions,
+    run_options,
+    store_options,
+)
 
 
 @app.command()
-def approvals(workspace: WorkspaceOpt = None, checkpointer: CheckpointerOpt = None) -> None:
+@store_options
+def approvals(store: StoreOptions) -> None:
     """Everything waiting for an approval, across all threads: who may approve, since when."""
-    runner = _runner(_context(workspace), checkpointer)
+    runner = _runner(_context(store), store.checkpointer)
     rows = _guarded(runner.pending_approvals)
     if not rows:
         console.print("no approvals are pending")
@@ -56,6 +58,7 @@ def approvals(workspace: WorkspaceOpt = None, checkpointer: CheckpointerOpt = No
 
 
 @app.command()
+@run_options
 def approve(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     approval: Annotated[str, typer.Argument(help="Approval id, as `mpm approvals` lists it.")],
@@ -75,13 +78,7 @@ def approve(
         Path | None,
         typer.Option("--answers", help="YAML with answers to the approval's own questions."),
     ] = None,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = None,
-    toolset: ToolsetOpt = None,
-    tracking: TrackingOpt = None,
-    policies: PoliciesOpt = None,
-    tracing: TracingOpt = None,
+    run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Record a decision on a pending approval and resume the run."""
     if not as_.strip():
@@ -100,12 +97,7 @@ def approve(
         "submitted_at": _now(),
         "answers": _read_answers(answers) if answers else {},
     }
-    runner = _runner(
-        _thread_context(
-            workspace, checkpointer, thread, model, toolset, tracking, policies, tracing
-        ),
-        checkpointer,
-    )
+    runner = _runner(_thread_context(run, thread), run.checkpointer)
     outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval))
     refusal = _refusal_for(outcome, approval, decision)
     if refusal:
@@ -118,27 +110,17 @@ def approve(
 
 
 @app.command()
+@run_options
 def answer(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     file: Annotated[
         Path | None,
         typer.Option("--file", "-f", help="YAML mapping of question key or alias to answer."),
     ] = None,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = None,
-    toolset: ToolsetOpt = None,
-    tracking: TrackingOpt = None,
-    policies: PoliciesOpt = None,
-    tracing: TracingOpt = None,
+    run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
-    runner = _runner(
-        _thread_context(
-            workspace, checkpointer, thread, model, toolset, tracking, policies, tracing
-        ),
-        checkpointer,
-    )
+    runner = _runner(_thread_context(run, thread), run.checkpointer)
     snapshot = _guarded(lambda: runner.snapshot(thread))
     pending = [i["value"] for i in snapshot.interrupts if isinstance(i["value"], dict)]
     kinds = [
@@ -167,6 +149,7 @@ def answer(
 
 
 @app.command()
+@store_options
 def audit(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     verify: Annotated[
@@ -178,8 +161,7 @@ def audit(
     export: Annotated[
         Path | None, typer.Option("--export", help="Write the trail as JSONL to this file.")
     ] = None,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
+    store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Show the thread's audit trail of approval decisions; verify its hash chain."""
     from mpm.graph import audit as trail
@@ -190,7 +172,7 @@ def audit(
         except (OSError, ValueError) as exc:
             raise fail(f"{file}: not a readable JSONL audit trail: {exc}") from exc
     else:
-        runner = _runner(_context(workspace), checkpointer)
+        runner = _runner(_context(store), store.checkpointer)
         entries = _guarded(lambda: runner.snapshot(thread)).values.get("audit") or []
     table = Table(title=f"Audit trail of {render.escape(thread)}")
     for col in (
@@ -229,14 +211,14 @@ def audit(
 
 
 @app.command()
+@store_options
 def dashboard(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     open_: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
+    store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Write the thread's current governance dashboard and print where it is."""
-    runner = _runner(_context(workspace), checkpointer)
+    runner = _runner(_context(store), store.checkpointer)
     values = _guarded(lambda: runner.snapshot(thread)).values
     path = ((values.get("governance") or {}).get("files") or {}).get("dashboard")
     if not path or not Path(path).is_file():

@@ -13,6 +13,14 @@ import typer
 from rich.console import Console
 
 from mpm.cli import render
+from mpm.cli.options import (
+    GIVEN_RUN,
+    GIVEN_STORE,
+    RunOptions,
+    StoreOptions,
+    run_options,
+    store_options,
+)
 
 
 class _OneLineErrors(typer.core.TyperGroup):
@@ -59,53 +67,6 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 
-WorkspaceOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        help="Workspace directory (env MPM_WORKSPACE; default ./mpm-workspace).",
-    ),
-]
-CheckpointerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--checkpointer",
-        help="sqlite (default), sqlite:///path.db, memory, or postgresql://... (env MPM_CHECKPOINTER).",
-    ),
-]
-# Run settings: kickoff records them in the thread; resume, approve and answer reuse the
-# thread's settings unless given again (so a run never silently switches model or tools).
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        help="'stub' (deterministic, offline; default) or provider:model (env MPM_MODEL).",
-        envvar="MPM_MODEL",
-    ),
-]
-ToolsetOpt = Annotated[
-    str | None,
-    typer.Option("--toolset", help="real (default) or noop (benchmarks).", envvar="MPM_TOOLSET"),
-]
-TrackingOpt = Annotated[
-    bool | None, typer.Option("--tracking/--no-tracking", help="Log to MLflow (default on).")
-]
-TracingOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--tracing/--no-tracing",
-        help="Trace nodes, model and tool calls in MLflow (env MPM_TRACING; default on with tracking).",
-    ),
-]
-PoliciesOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--policies",
-        help="Governance policy directory (env MPM_POLICIES; default: the packaged reference library).",
-    ),
-]
-
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     message = " ".join(message.splitlines())  # one line, whatever the cause's text holds
@@ -113,29 +74,24 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _context(
-    workspace: Path | None,
-    model: str | None = None,
-    toolset: str | None = None,
-    tracking: bool | None = None,
-    policies: Path | str | None = None,
-    tracing: bool | None = None,
-) -> Any:
+def _context(opts: StoreOptions) -> Any:
+    """The run context for these options; settings not given take their defaults."""
     import os
 
     from mpm.graph.context import RunContext
     from mpm.graph.workspace import Workspace, WorkspaceError
 
+    given = opts if isinstance(opts, RunOptions) else RunOptions(**vars(opts))
     try:
-        ws = Workspace.resolve(workspace)
+        ws = Workspace.resolve(given.workspace)
     except WorkspaceError as exc:
         raise fail(str(exc)) from exc
-    model = model or "stub"
-    toolset = toolset or "real"
-    tracking = True if tracking is None else tracking
+    model = given.model or "stub"
+    toolset = given.toolset or "real"
+    tracking = True if given.tracking is None else given.tracking
     if toolset not in {"real", "noop"}:
         raise fail(f"--toolset {toolset!r}: expected 'real' or 'noop'")
-    policy_dir = policies or os.environ.get("MPM_POLICIES")
+    policy_dir = given.policies or os.environ.get("MPM_POLICIES")
     if policy_dir is not None and not Path(policy_dir).is_dir():
         raise fail(f"--policies {policy_dir}: not a directory")
     from mpm.graph.llm import ModelSpecError, get_chat_model
@@ -150,30 +106,24 @@ def _context(
         toolset=toolset,
         tracking=tracking,
         policies=str(policy_dir) if policy_dir else None,
-        **({} if tracing is None else {"tracing": tracing}),  # None: env MPM_TRACING
+        **({} if given.tracing is None else {"tracing": given.tracing}),  # None: env MPM_TRACING
     )
 
 
-def _thread_context(
-    workspace: Path | None,
-    checkpointer: str | None,
-    thread: str,
-    model: str | None,
-    toolset: str | None,
-    tracking: bool | None,
-    policies: Path | None,
-    tracing: bool | None = None,
-) -> Any:
+def _thread_context(run: RunOptions, thread: str) -> Any:
     """Options given now win; otherwise the settings the thread was started with."""
-    probe = _runner(_context(workspace), checkpointer)
+    probe = _runner(_context(run), run.checkpointer)
     recorded = _guarded(lambda: probe.snapshot(thread)).values.get("settings") or {}
     return _context(
-        workspace,
-        model or recorded.get("model"),
-        toolset or recorded.get("toolset"),
-        tracking if tracking is not None else recorded.get("tracking"),
-        policies or recorded.get("policies"),
-        tracing if tracing is not None else recorded.get("tracing"),
+        RunOptions(
+            workspace=run.workspace,
+            checkpointer=run.checkpointer,
+            model=run.model or recorded.get("model"),
+            toolset=run.toolset or recorded.get("toolset"),
+            tracking=run.tracking if run.tracking is not None else recorded.get("tracking"),
+            policies=run.policies or recorded.get("policies"),
+            tracing=run.tracing if run.tracing is not None else recorded.get("tracing"),
+        )
     )
 
 
@@ -258,6 +208,7 @@ def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
 
 
 @app.command()
+@run_options
 def kickoff(
     requirements: Annotated[
         Path | None,
@@ -273,13 +224,7 @@ def kickoff(
         str | None,
         typer.Option("--message", "-m", help="Opening message for the conversational kickoff."),
     ] = None,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = None,
-    toolset: ToolsetOpt = None,
-    tracking: TrackingOpt = None,
-    policies: PoliciesOpt = None,
-    tracing: TracingOpt = None,
+    run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Start a project: from a requirements file, or by talking it through."""
     from mpm.graph.requirements_file import RequirementsError, load_requirements
@@ -308,61 +253,54 @@ def kickoff(
         validate_thread_id(thread_id)
     except WorkspaceError as exc:
         raise fail(str(exc)) from exc
-    ctx = _context(workspace, model, toolset, tracking, policies, tracing)
+    ctx = _context(run)
     _check_policy_library(ctx)
-    runner = _runner(ctx, checkpointer)
+    runner = _runner(ctx, run.checkpointer)
     console.print(f"thread: [bold]{thread_id}[/]  workspace: {ctx.ws.root}")
     outcome = _guarded(lambda: runner.start(thread_id, graph_input))
     _finish(runner, outcome, interactive=requirements is None and sys.stdin.isatty())
 
 
 @app.command()
+@run_options
 def resume(
     thread: Annotated[str, typer.Argument(help="Thread id to continue.")],
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = None,
-    toolset: ToolsetOpt = None,
-    tracking: TrackingOpt = None,
-    policies: PoliciesOpt = None,
-    tracing: TracingOpt = None,
+    run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Continue a thread where it stopped (after a crash, or once answers or approvals are in)."""
-    ctx = _thread_context(
-        workspace, checkpointer, thread, model, toolset, tracking, policies, tracing
-    )
-    runner = _runner(ctx, checkpointer)
+    runner = _runner(_thread_context(run, thread), run.checkpointer)
     outcome = _guarded(lambda: runner.resume(thread))
     _finish(runner, outcome, interactive=sys.stdin.isatty())
 
 
 @app.command()
+@store_options
 def status(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
+    store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Stages, results, deliverables, and anything the run is waiting for."""
-    runner = _runner(_context(workspace), checkpointer)
+    runner = _runner(_context(store), store.checkpointer)
     outcome = _guarded(lambda: runner.snapshot(thread))
     render.status(console, outcome)
 
 
 @app.command()
-def runs(workspace: WorkspaceOpt = None, checkpointer: CheckpointerOpt = None) -> None:
+@store_options
+def runs(store: StoreOptions) -> None:
     """List the threads in the workspace's checkpoints."""
-    runner = _runner(_context(workspace), checkpointer)
+    runner = _runner(_context(store), store.checkpointer)
     render.threads(console, _guarded(runner.threads))
 
 
 @app.command()
+@store_options
 def history(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
+    store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """List a thread's checkpoints, newest first."""
-    runner = _runner(_context(workspace), checkpointer)
+    runner = _runner(_context(store), store.checkpointer)
     render.history(console, thread, _guarded(lambda: runner.history(thread)))
 
 
