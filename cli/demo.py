@@ -64,7 +64,7 @@ def demo(
         f"[bold]mpm demo[/]: {render.escape(req.project_name)} — thread [bold]{thread_id}[/], workspace {ctx.ws.root}"
     )
     outcome = _guarded(
-        lambda: runner.start(thread_id, {"requirements": req.model_dump(mode="json")})
+        lambda: runner.start(thread_id, {"requirements": req.model_dump(mode="json")}), thread_id
     )
     while outcome.interrupts:
         value = outcome.interrupts[0]["value"]
@@ -91,7 +91,8 @@ def demo(
         outcome = _guarded(
             lambda d=decision, a=value["approval_id"]: runner.answer(
                 thread_id, "approval", d, key=a
-            )
+            ),
+            thread_id,
         )
     render.outcome(console, outcome)
     _predict(outcome.values)

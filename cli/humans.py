@@ -14,9 +14,9 @@ from mpm.cli import render
 from mpm.cli.main import (
     EXIT_BAD_INPUT,
     EXIT_RUN_FAILED,
-    _context,
     _finish,
     _guarded,
+    _reader,
     _runner,
     _thread_context,
     app,
@@ -37,7 +37,7 @@ from mpm.cli.options import (
 @store_options
 def approvals(store: StoreOptions) -> None:
     """Everything waiting for an approval, across all threads: who may approve, since when."""
-    runner = _runner(_context(store), store.checkpointer)
+    runner = _reader(store)
     rows = _guarded(runner.pending_approvals)
     if not rows:
         console.print("no approvals are pending")
@@ -98,7 +98,7 @@ def approve(
         "answers": _read_answers(answers) if answers else {},
     }
     runner = _runner(_thread_context(run, thread), run.checkpointer)
-    outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval))
+    outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval), thread)
     refusal = _refusal_for(outcome, approval, decision)
     if refusal:
         render.outcome(console, outcome)
@@ -144,7 +144,7 @@ def answer(
         given = render.ask_questions(console, questions, kind)
     else:
         raise fail("no --file given and no terminal to ask in")
-    outcome = _guarded(lambda: runner.answer(thread, kind, given))
+    outcome = _guarded(lambda: runner.answer(thread, kind, given), thread)
     _finish(runner, outcome, interactive=sys.stdin.isatty())
 
 
@@ -172,7 +172,7 @@ def audit(
         except (OSError, ValueError) as exc:
             raise fail(f"{file}: not a readable JSONL audit trail: {exc}") from exc
     else:
-        runner = _runner(_context(store), store.checkpointer)
+        runner = _reader(store)
         entries = _guarded(lambda: runner.snapshot(thread)).values.get("audit") or []
     table = Table(title=f"Audit trail of {render.escape(thread)}")
     for col in (
@@ -218,7 +218,7 @@ def dashboard(
     store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Write the thread's current governance dashboard and print where it is."""
-    runner = _runner(_context(store), store.checkpointer)
+    runner = _reader(store)
     values = _guarded(lambda: runner.snapshot(thread)).values
     path = ((values.get("governance") or {}).get("files") or {}).get("dashboard")
     if not path or not Path(path).is_file():

@@ -110,9 +110,27 @@ def _context(opts: StoreOptions) -> Any:
     )
 
 
+def _store_context(store: StoreOptions) -> Any:
+    """The context a read command needs: only where the workspace is (nothing is created,
+    no model or policy library is checked)."""
+    from mpm.graph.context import RunContext
+    from mpm.graph.workspace import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace.locate(store.workspace)
+    except WorkspaceError as exc:
+        raise fail(str(exc)) from exc
+    return RunContext(workspace=str(ws.root), model="stub", toolset="noop", tracking=False)
+
+
+def _reader(store: StoreOptions) -> Any:
+    """A runner for read commands: it inspects, it never creates a workspace or a store."""
+    return _runner(_store_context(store), store.checkpointer, read_only=True)
+
+
 def _thread_context(run: RunOptions, thread: str) -> Any:
     """Options given now win; otherwise the settings the thread was started with."""
-    probe = _runner(_context(run), run.checkpointer)
+    probe = _reader(run)
     recorded = _guarded(lambda: probe.snapshot(thread)).values.get("settings") or {}
     return _context(
         RunOptions(
@@ -139,13 +157,14 @@ def _check_policy_library(ctx: Any) -> None:
         raise fail(f"--policies: {first}") from exc
 
 
-def _runner(ctx: Any, checkpointer: str | None) -> Any:
-    from mpm.graph.checkpointing import CheckpointerError, describe
+def _runner(ctx: Any, checkpointer: str | None, *, read_only: bool = False) -> Any:
+    from mpm.graph.checkpointing import CheckpointerError
     from mpm.graph.runner import Runner
 
     try:
-        describe(checkpointer, ctx.ws)
-        runner = Runner(ctx, checkpointer, on_event=render.ProgressPrinter(console))
+        runner = Runner(
+            ctx, checkpointer, on_event=render.ProgressPrinter(console), read_only=read_only
+        )
         with runner.graph():
             pass
     except CheckpointerError as exc:
@@ -156,11 +175,23 @@ def _runner(ctx: Any, checkpointer: str | None) -> Any:
         shown = re.sub(r"//[^@/]*@", "//***@", checkpointer or "sqlite")  # no credentials
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise fail(f"--checkpointer {shown}: cannot open the checkpoint store: {first}") from exc
+    if not read_only:
+        from mpm.graph import stopping
+
+        stopping.install(runner.activity, _say)
     return runner
 
 
-def _guarded(action: Any) -> Any:
-    """Run a runner call; known failures become one line and an exit code."""
+def _say(line: str) -> None:
+    """One line on stderr from a signal handler: plain writes, no console lock to wait on."""
+    sys.stderr.write(render.plain(line) + "\n")
+    sys.stderr.flush()
+
+
+def _guarded(action: Any, thread: str | None = None) -> Any:
+    """Run a runner call; known failures become one line and an exit code (naming
+    ``thread``, the thread the call drives, in the way to continue it)."""
+    hint = f"; continue with `mpm resume {render.escape(thread)}`" if thread else ""
     from mpm.graph.runner import NotWaitingError, ThreadBusyError, UnknownThreadError
     from mpm.graph.workspace import WorkspaceError
 
@@ -171,14 +202,12 @@ def _guarded(action: Any) -> Any:
     except ThreadBusyError as exc:
         raise fail(str(exc), code=3) from exc
     except KeyboardInterrupt:
-        err.print(
-            "interrupted: the last completed step is checkpointed; continue with `mpm resume THREAD`"
-        )
+        err.print(f"interrupted: the last completed step is checkpointed{hint}")
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - the user gets a line, the checkpoint keeps the run
         err.print(
             f"[bold red]run stopped:[/] {render.escape(type(exc).__name__)}: {render.escape(str(exc).splitlines()[0] if str(exc) else '')}\n"
-            "The last completed step is checkpointed; fix the cause and continue with `mpm resume THREAD`."
+            f"The last completed step is checkpointed; fix the cause{hint}."
         )
         raise typer.Exit(EXIT_RUN_FAILED) from exc
 
@@ -201,7 +230,9 @@ def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
         asked_once.add(item["id"])
         answers = render.ask_questions(console, item["value"]["questions"], item["value"]["type"])
         thread_id, key = outcome.thread_id, item["id"]
-        outcome = _guarded(lambda t=thread_id, k=key, a=answers: runner.resume(t, {k: a}))
+        outcome = _guarded(
+            lambda t=thread_id, k=key, a=answers: runner.resume(t, {k: a}), thread_id
+        )
     render.outcome(console, outcome)
     if outcome.status in {"failed", "partial"}:
         raise typer.Exit(EXIT_RUN_FAILED)
@@ -257,7 +288,7 @@ def kickoff(
     _check_policy_library(ctx)
     runner = _runner(ctx, run.checkpointer)
     console.print(f"thread: [bold]{thread_id}[/]  workspace: {ctx.ws.root}")
-    outcome = _guarded(lambda: runner.start(thread_id, graph_input))
+    outcome = _guarded(lambda: runner.start(thread_id, graph_input), thread_id)
     _finish(runner, outcome, interactive=requirements is None and sys.stdin.isatty())
 
 
@@ -269,7 +300,7 @@ def resume(
 ) -> None:
     """Continue a thread where it stopped (after a crash, or once answers or approvals are in)."""
     runner = _runner(_thread_context(run, thread), run.checkpointer)
-    outcome = _guarded(lambda: runner.resume(thread))
+    outcome = _guarded(lambda: runner.resume(thread), thread)
     _finish(runner, outcome, interactive=sys.stdin.isatty())
 
 
@@ -280,7 +311,7 @@ def status(
     store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Stages, results, deliverables, and anything the run is waiting for."""
-    runner = _runner(_context(store), store.checkpointer)
+    runner = _reader(store)
     outcome = _guarded(lambda: runner.snapshot(thread))
     render.status(console, outcome)
 
@@ -289,7 +320,7 @@ def status(
 @store_options
 def runs(store: StoreOptions) -> None:
     """List the threads in the workspace's checkpoints."""
-    runner = _runner(_context(store), store.checkpointer)
+    runner = _reader(store)
     render.threads(console, _guarded(runner.threads))
 
 
@@ -300,7 +331,7 @@ def history(
     store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """List a thread's checkpoints, newest first."""
-    runner = _runner(_context(store), store.checkpointer)
+    runner = _reader(store)
     render.history(console, thread, _guarded(lambda: runner.history(thread)))
 
 

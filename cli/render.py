@@ -28,6 +28,11 @@ def escape(text: Any) -> str:
     return _escape(visible_controls(str(text)))
 
 
+def plain(text: Any) -> str:
+    """For plain (non-rich) output: control characters made visible."""
+    return visible_controls(str(text))
+
+
 def last_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
     return lines[-1] if lines else ""
@@ -125,7 +130,7 @@ def stage_table(values: dict[str, Any]) -> Table:
     return table
 
 
-def waiting(console: Console, interrupts: list[dict[str, Any]]) -> None:
+def waiting(console: Console, interrupts: list[dict[str, Any]], thread_id: str) -> None:
     for item in interrupts:
         value = (
             item["value"]
@@ -144,7 +149,7 @@ def waiting(console: Console, interrupts: list[dict[str, Any]]) -> None:
             )
         elif kind == "open_questions":
             console.print(
-                f"[cyan]waiting for answers to {len(value.get('questions', []))} governance questions[/] (mpm answer THREAD)"
+                f"[cyan]waiting for answers to {len(value.get('questions', []))} governance questions[/] (mpm answer {escape(thread_id)})"
             )
         else:
             console.print(f"[cyan]waiting:[/] {escape(value)}")
@@ -155,7 +160,7 @@ def outcome(console: Console, result: Any) -> None:
     if values.get("plan"):
         console.print(stage_table(values))
     if result.interrupts:
-        waiting(console, result.interrupts)
+        waiting(console, result.interrupts, result.thread_id)
     deliverables = values.get("deliverables") or {}
     for name, path in (deliverables.get("files") or {}).items():
         console.print(f"  {escape(name)}: {escape(path)}")

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from mpm.graph import stopping
 from mpm.graph.checkpointing import DURABILITY, open_checkpointer
 from mpm.graph.context import RunContext
 from mpm.graph.tracing import traced_invocation, tracing_enabled
@@ -99,18 +100,49 @@ class Runner:
         context: RunContext,
         checkpointer: str | None = None,
         on_event: EventSink | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         self.context = context
-        self.workspace = context.ws
+        self.read_only = read_only
+        """Inspect only: create no workspace and no checkpoint file (read commands)."""
+        self.workspace = Workspace.locate(context.workspace) if read_only else context.ws
         self.checkpointer_url = checkpointer
         self.on_event = on_event or (lambda _e: None)
+        self.thread_id: str | None = None
+        """The thread being driven now, if any (what a Ctrl-C stops)."""
+        self.running: dict[str, str] = {}
+        """Stage -> its latest tool, for the stages running now."""
 
     @contextmanager
     def graph(self) -> Iterator[Any]:
         from mpm.graph.builder import graph_with
 
-        with open_checkpointer(self.checkpointer_url, self.workspace) as saver:
-            yield graph_with(saver)
+        with open_checkpointer(
+            self.checkpointer_url, self.workspace, read_only=self.read_only
+        ) as saver:
+            yield graph_with(stopping.guard_saver(saver))
+
+    def activity(self) -> str:
+        """What is running now, in words: the thread and its stages' current tools."""
+        if self.thread_id is None:
+            return "mpm (no run is being driven)"
+        stages = ", ".join(
+            f"stage {name}" + (f" (tool {tool})" if tool else "")
+            for name, tool in self.running.items()
+        )
+        return f"thread {self.thread_id}" + (f": {stages}" if stages else "")
+
+    def _track(self, ev: dict[str, Any]) -> None:
+        stage, kind = ev.get("stage"), ev.get("event")
+        if not stage:
+            return
+        if kind == "started":
+            self.running[stage] = ""
+        elif kind == "tool":
+            self.running[stage] = str(ev.get("tool") or "")
+        elif kind == "finished":
+            self.running.pop(stage, None)
 
     @staticmethod
     def config(thread_id: str) -> dict[str, Any]:
@@ -145,8 +177,11 @@ class Runner:
             snapshot = self._existing(g, thread_id)
             if resume is not None:
                 return self._drive(g, thread_id, Command(resume=resume))
-            if snapshot.interrupts or not snapshot.next:
+            if snapshot.interrupts or not snapshot.tasks:
                 return self._outcome(thread_id, snapshot)
+            # tasks left: some may have no writes yet (``next``), or all may have written
+            # and the process stopped before the step's checkpoint; either way the graph
+            # applies what was saved and runs what was not
             return self._drive(g, thread_id, None)
 
     def answer(
@@ -190,7 +225,10 @@ class Runner:
 
     def _drive(self, g: Any, thread_id: str, graph_input: Any) -> RunOutcome:
         """Stream the graph until it ends or waits; the caller holds the thread's lock."""
+        if self.read_only:
+            raise RuntimeError("a read-only runner inspects threads; it does not drive them")
         config = self.config(thread_id)
+        self.thread_id, self.running = thread_id, {}
         before = g.get_state(config).values if tracing_enabled(self.context) else {}
         with traced_invocation(self.context, thread_id, before or {}, graph_input) as trace:
             run_config = {**config, "callbacks": trace.callbacks} if trace.callbacks else config
@@ -202,6 +240,7 @@ class Runner:
                 durability=DURABILITY,
             ):
                 if mode == "custom":
+                    self._track(chunk)
                     self.on_event(chunk)
                 elif mode == "updates":
                     for node, update in chunk.items():
@@ -281,7 +320,7 @@ class Runner:
         interrupts = [{"id": i.id, "value": i.value} for i in snapshot.interrupts]
         if interrupts:
             status = "waiting"
-        elif snapshot.next:
+        elif snapshot.next or snapshot.tasks:
             status = "running"  # cut off mid-run: resume continues it
         else:
             status = values.get("status") or "running"
