@@ -16,16 +16,19 @@ from mpm.cli.main import (
     EXIT_RUN_FAILED,
     _finish,
     _guarded,
+    _out,
     _reader,
     _runner,
     _thread_context,
     app,
     console,
     fail,
+    print_json,
 )
 from mpm.cli.options import (
     GIVEN_RUN,
     GIVEN_STORE,
+    JsonOpt,
     RunOptions,
     StoreOptions,
     run_options,
@@ -35,10 +38,15 @@ from mpm.cli.options import (
 
 @app.command()
 @store_options
-def approvals(store: StoreOptions) -> None:
+def approvals(as_json: JsonOpt = False, store: StoreOptions = GIVEN_STORE) -> None:
     """Everything waiting for an approval, across all threads: who may approve, since when."""
     runner = _reader(store)
     rows = _guarded(runner.pending_approvals)
+    if as_json:
+        print_json(
+            {"version": render.JSON_VERSION, "approvals": [render.approval_json(r) for r in rows]}
+        )
+        return
     if not rows:
         console.print("no approvals are pending")
         return
@@ -78,6 +86,7 @@ def approve(
         Path | None,
         typer.Option("--answers", help="YAML with answers to the approval's own questions."),
     ] = None,
+    as_json: JsonOpt = False,
     run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Record a decision on a pending approval and resume the run."""
@@ -97,16 +106,26 @@ def approve(
         "submitted_at": _now(),
         "answers": _read_answers(answers) if answers else {},
     }
-    runner = _runner(_thread_context(run, thread), run.checkpointer)
+    runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
     outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval), thread)
     refusal = _refusal_for(outcome, approval, decision)
+    verdict = {
+        "approval_id": approval,
+        "decision": decision["decision"],
+        "approver": decision["approver"],
+        "accepted": refusal is None,
+        "reason": refusal,
+    }
     if refusal:
-        render.outcome(console, outcome)
+        if as_json:
+            print_json(render.outcome_json(outcome) | {"decision": verdict})
+        else:
+            render.outcome(console, outcome)
         raise fail(f"decision refused: {refusal}; approval {approval} is still pending")
-    console.print(
+    _out(as_json).print(
         f"[green]recorded[/]: {render.escape(decision['decision'])} on {render.escape(approval)} by {render.escape(as_)}"
     )
-    _finish(runner, outcome, interactive=False)
+    _finish(runner, outcome, interactive=False, as_json=as_json, extra={"decision": verdict})
 
 
 @app.command()
@@ -117,10 +136,11 @@ def answer(
         Path | None,
         typer.Option("--file", "-f", help="YAML mapping of question key or alias to answer."),
     ] = None,
+    as_json: JsonOpt = False,
     run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
-    runner = _runner(_thread_context(run, thread), run.checkpointer)
+    runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
     snapshot = _guarded(lambda: runner.snapshot(thread))
     pending = [i["value"] for i in snapshot.interrupts if isinstance(i["value"], dict)]
     kinds = [
@@ -140,12 +160,12 @@ def answer(
             raise fail(
                 f"{file}: {unknown[0]}: not one of the questions asked; expected one of {', '.join(sorted(k for k in known if k))}"
             )
-    elif sys.stdin.isatty():
+    elif sys.stdin.isatty() and not as_json:
         given = render.ask_questions(console, questions, kind)
     else:
         raise fail("no --file given and no terminal to ask in")
     outcome = _guarded(lambda: runner.answer(thread, kind, given), thread)
-    _finish(runner, outcome, interactive=sys.stdin.isatty())
+    _finish(runner, outcome, interactive=sys.stdin.isatty(), as_json=as_json)
 
 
 @app.command()
@@ -161,6 +181,7 @@ def audit(
     export: Annotated[
         Path | None, typer.Option("--export", help="Write the trail as JSONL to this file.")
     ] = None,
+    as_json: JsonOpt = False,
     store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Show the thread's audit trail of approval decisions; verify its hash chain."""
@@ -174,6 +195,9 @@ def audit(
     else:
         runner = _reader(store)
         entries = _guarded(lambda: runner.snapshot(thread)).values.get("audit") or []
+    if as_json:
+        _audit_json(thread, entries, export, verify)
+        return
     table = Table(title=f"Audit trail of {render.escape(thread)}")
     for col in (
         "#",
@@ -228,6 +252,25 @@ def dashboard(
         import webbrowser
 
         webbrowser.open(Path(path).as_uri())
+
+
+def _audit_json(thread: str, entries: list[Any], export: Path | None, verify: bool) -> None:
+    from mpm.graph import audit as trail
+
+    if export is not None:
+        export.write_text(trail.to_jsonl(entries), encoding="utf-8")
+    ok, problems = trail.verify(entries) if verify else (None, [])
+    print_json(
+        {
+            "version": render.JSON_VERSION,
+            "thread_id": thread,
+            "entries": entries,
+            "verified": ok,
+            "problems": problems,
+        }
+    )
+    if verify and not ok:
+        raise typer.Exit(EXIT_RUN_FAILED)
 
 
 def _now() -> str:

@@ -16,6 +16,7 @@ from mpm.cli import render
 from mpm.cli.options import (
     GIVEN_RUN,
     GIVEN_STORE,
+    JsonOpt,
     RunOptions,
     StoreOptions,
     run_options,
@@ -23,9 +24,49 @@ from mpm.cli.options import (
 )
 
 
+class _LazyGroup(typer.core.TyperGroup):
+    """A sub-command group imported only when it is run (``mpm policies`` pulls in the
+    whole policy engine; ``mpm --help`` and every other command need none of it)."""
+
+    def __init__(self, name: str, help: str, load: Any) -> None:  # noqa: A002 - click's name
+        super().__init__(name=name, help=help)
+        self._load = load
+        self._real: Any = None
+
+    def real(self) -> Any:
+        if self._real is None:
+            self._real = typer.main.get_group(self._load())
+            self._real.name = self.name
+        return self._real
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        return self.real().make_context(info_name, args, parent=parent, **extra)
+
+
+def _policies_app() -> Any:
+    from mpm.cli import policies
+
+    return policies.app
+
+
+LAZY_GROUPS = {
+    "policies": ("Validate, list and explain governance policies.", _policies_app),
+}
+
+
 class _OneLineErrors(typer.core.TyperGroup):
     """Usage errors (missing option, unknown command...) as one line on stderr, exit 2,
-    like every other bad input, instead of click's usage block."""
+    like every other bad input, instead of click's usage block. Also lists and resolves
+    the :data:`LAZY_GROUPS`."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in LAZY_GROUPS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY_GROUPS and cmd_name not in self.commands:
+            help_text, load = LAZY_GROUPS[cmd_name]
+            self.commands[cmd_name] = _LazyGroup(cmd_name, help_text, load)
+        return super().get_command(ctx, cmd_name)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
@@ -33,8 +74,11 @@ class _OneLineErrors(typer.core.TyperGroup):
         from typer import _click
         from typer.exceptions import Abort
 
+        from mpm.graph import stopping
+
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            with stopping.scope():
+                code = super().main(*args, standalone_mode=False, **kwargs)
         except _click.exceptions.NoArgsIsHelpError as exc:  # the help was the answer
             sys.exit(exc.exit_code)
         except _click.exceptions.ClickException as exc:
@@ -157,13 +201,20 @@ def _check_policy_library(ctx: Any) -> None:
         raise fail(f"--policies: {first}") from exc
 
 
-def _runner(ctx: Any, checkpointer: str | None, *, read_only: bool = False) -> Any:
+def _runner(
+    ctx: Any, checkpointer: str | None, *, read_only: bool = False, progress: Any = None
+) -> Any:
+    """A runner on the checkpoint store; progress lines go to ``progress`` (stdout unless
+    ``--json`` keeps stdout for the JSON)."""
     from mpm.graph.checkpointing import CheckpointerError
     from mpm.graph.runner import Runner
 
     try:
         runner = Runner(
-            ctx, checkpointer, on_event=render.ProgressPrinter(console), read_only=read_only
+            ctx,
+            checkpointer,
+            on_event=render.ProgressPrinter(progress or console),
+            read_only=read_only,
         )
         with runner.graph():
             pass
@@ -212,9 +263,29 @@ def _guarded(action: Any, thread: str | None = None) -> Any:
         raise typer.Exit(EXIT_RUN_FAILED) from exc
 
 
-def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
+def print_json(data: Any) -> None:
+    """One JSON object on one line of stdout (plain print: rich would wrap or style it)."""
+    import json
+
+    sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _out(as_json: bool) -> Console:
+    """Where human-readable lines go: stderr while stdout is kept for ``--json``."""
+    return err if as_json else console
+
+
+def _finish(
+    runner: Any,
+    outcome: Any,
+    interactive: bool,
+    as_json: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """At a terminal, ask the questions the run waits for (kickoff, then governance) while
     there are any; approvals are left to the approvers. Then report and exit."""
+    interactive = interactive and not as_json
     asked_once: set[str] = set()
     while interactive and outcome.waiting:
         questions = [
@@ -233,7 +304,10 @@ def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
         outcome = _guarded(
             lambda t=thread_id, k=key, a=answers: runner.resume(t, {k: a}), thread_id
         )
-    render.outcome(console, outcome)
+    if as_json:
+        print_json(render.outcome_json(outcome) | (extra or {}))
+    else:
+        render.outcome(console, outcome)
     if outcome.status in {"failed", "partial"}:
         raise typer.Exit(EXIT_RUN_FAILED)
 
@@ -255,6 +329,7 @@ def kickoff(
         str | None,
         typer.Option("--message", "-m", help="Opening message for the conversational kickoff."),
     ] = None,
+    as_json: JsonOpt = False,
     run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Start a project: from a requirements file, or by talking it through."""
@@ -286,61 +361,75 @@ def kickoff(
         raise fail(str(exc)) from exc
     ctx = _context(run)
     _check_policy_library(ctx)
-    runner = _runner(ctx, run.checkpointer)
-    console.print(f"thread: [bold]{thread_id}[/]  workspace: {ctx.ws.root}")
+    runner = _runner(ctx, run.checkpointer, progress=_out(as_json))
+    _out(as_json).print(f"thread: [bold]{thread_id}[/]  workspace: {render.escape(ctx.ws.root)}")
     outcome = _guarded(lambda: runner.start(thread_id, graph_input), thread_id)
-    _finish(runner, outcome, interactive=requirements is None and sys.stdin.isatty())
+    _finish(
+        runner, outcome, interactive=requirements is None and sys.stdin.isatty(), as_json=as_json
+    )
 
 
 @app.command()
 @run_options
 def resume(
     thread: Annotated[str, typer.Argument(help="Thread id to continue.")],
+    as_json: JsonOpt = False,
     run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Continue a thread where it stopped (after a crash, or once answers or approvals are in)."""
-    runner = _runner(_thread_context(run, thread), run.checkpointer)
+    runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
     outcome = _guarded(lambda: runner.resume(thread), thread)
-    _finish(runner, outcome, interactive=sys.stdin.isatty())
+    _finish(runner, outcome, interactive=sys.stdin.isatty(), as_json=as_json)
 
 
 @app.command()
 @store_options
 def status(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
+    as_json: JsonOpt = False,
     store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Stages, results, deliverables, and anything the run is waiting for."""
     runner = _reader(store)
     outcome = _guarded(lambda: runner.snapshot(thread))
-    render.status(console, outcome)
+    if as_json:
+        print_json(render.outcome_json(outcome))
+    else:
+        render.status(console, outcome)
 
 
 @app.command()
 @store_options
-def runs(store: StoreOptions) -> None:
+def runs(as_json: JsonOpt = False, store: StoreOptions = GIVEN_STORE) -> None:
     """List the threads in the workspace's checkpoints."""
     runner = _reader(store)
-    render.threads(console, _guarded(runner.threads))
+    rows = _guarded(runner.threads)
+    if as_json:
+        print_json({"version": render.JSON_VERSION, "threads": rows})
+    else:
+        render.threads(console, rows)
 
 
 @app.command()
 @store_options
 def history(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
+    as_json: JsonOpt = False,
     store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """List a thread's checkpoints, newest first."""
     runner = _reader(store)
-    render.history(console, thread, _guarded(lambda: runner.history(thread)))
+    rows = _guarded(lambda: runner.history(thread))
+    if as_json:
+        print_json({"version": render.JSON_VERSION, "thread_id": thread, "checkpoints": rows})
+    else:
+        render.history(console, thread, rows)
 
 
 def _mount_subcommands() -> None:
-    from mpm.cli import demo, humans, policies  # noqa: F401 - demo, humans register commands on app
-
-    app.add_typer(
-        policies.app, name="policies", help="Validate, list and explain governance policies."
-    )
+    """``demo`` and ``humans`` register their commands on ``app``; ``policies`` is a lazy
+    group (:data:`LAZY_GROUPS`)."""
+    from mpm.cli import demo, humans  # noqa: F401
 
 
 _mount_subcommands()

@@ -101,6 +101,17 @@ assert set(_STORE_PARAMS) == {f.name for f in fields(StoreOptions)}
 assert set(_STORE_PARAMS) | set(_SETTING_PARAMS) == {f.name for f in fields(RunOptions)}
 
 
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print JSON (one object on the last line of stdout; progress goes to stderr). Keys: README, Machine-readable output.",
+    ),
+]
+"""``--json``: declared once like the options above; each command that prints a result
+takes it."""
+
+
 def _with_options(
     func: Callable[..., Any], kind: type[StoreOptions], params: dict[str, Any], into: str
 ) -> Callable[..., Any]:

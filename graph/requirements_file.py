@@ -82,7 +82,28 @@ def load_requirements(path: str | Path) -> ProjectRequirements:
         raise RequirementsError(
             f"{path}: expected a mapping of requirement fields at the top level; got {type(data).__name__}"
         )
+    unknown = _unknown_key(data)
+    if unknown:
+        raise RequirementsError(f"{path}: {unknown}")
     try:
         return ProjectRequirements.model_validate(data)
     except ValidationError as exc:
         raise RequirementsError(format_validation_error(str(path), exc)) from exc
+
+
+def _unknown_key(data: dict[object, object]) -> str | None:
+    """A key that is not a requirement field, with the likely intended one: a typo is
+    reported as itself ("did you mean target_metric?"), not as the field it left missing."""
+    import difflib
+
+    known = set(ProjectRequirements.model_fields)
+    for key in data:
+        if str(key) not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else "expected one of " + ", ".join(sorted(known))
+            )
+            return f"{key}: unknown key; {hint}"
+    return None

@@ -33,7 +33,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 GRACE_S = 1.0
@@ -79,6 +79,22 @@ def install(describe: Callable[[], str], say: Callable[[str], None]) -> None:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     _installed = True
+
+
+@contextlib.contextmanager
+def scope() -> Iterator[None]:
+    """Undo :func:`install` afterwards: a CLI invocation inside another program (tests
+    with typer's CliRunner) leaves that program's own signal handling as it was."""
+    global _installed
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        if _installed and threading.current_thread() is threading.main_thread():
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+        _installed = False
+        STOP.clear()
 
 
 _WRITES = ("put", "put_writes", "delete_thread")
