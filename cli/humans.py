@@ -107,7 +107,24 @@ def approve(
         "answers": _read_answers(answers) if answers else {},
     }
     runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
-    outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval), thread)
+    from mpm.graph.runner import DecisionRefused
+
+    try:
+        outcome = _guarded(
+            lambda: runner.answer(thread, "approval", decision, key=approval, precheck=True),
+            thread,
+        )
+    except DecisionRefused as exc:  # refused before the graph was resumed
+        if as_json:
+            verdict = {
+                "approval_id": approval,
+                "decision": decision["decision"],
+                "approver": decision["approver"],
+                "accepted": False,
+                "reason": str(exc),
+            }
+            print_json({"version": render.JSON_VERSION, "thread_id": thread, "decision": verdict})
+        raise fail(f"decision refused: {exc}; approval {approval} is still pending") from None
     refusal = _refusal_for(outcome, approval, decision)
     verdict = {
         "approval_id": approval,

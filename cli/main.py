@@ -243,11 +243,18 @@ def _guarded(action: Any, thread: str | None = None) -> Any:
     """Run a runner call; known failures become one line and an exit code (naming
     ``thread``, the thread the call drives, in the way to continue it)."""
     hint = f"; continue with `mpm resume {render.escape(thread)}`" if thread else ""
-    from mpm.graph.runner import NotWaitingError, ThreadBusyError, UnknownThreadError
+    from mpm.graph.runner import (
+        DecisionRefused,
+        NotWaitingError,
+        ThreadBusyError,
+        UnknownThreadError,
+    )
     from mpm.graph.workspace import WorkspaceError
 
     try:
         return action()
+    except DecisionRefused:
+        raise  # the caller says how (and in which format) it was refused
     except (UnknownThreadError, NotWaitingError, WorkspaceError, ValueError) as exc:
         raise fail(str(exc)) from exc
     except ThreadBusyError as exc:

@@ -37,6 +37,34 @@ class NotWaitingError(LookupError):
     """The thread is not waiting for the answer or decision that was given."""
 
 
+class DecisionRefused(ValueError):
+    """A decision refused before the graph was resumed (:data:`DECISION_CHECKS`)."""
+
+
+DecisionCheck = Callable[[dict[str, Any], dict[str, Any]], "str | None"]
+"""``check(decision, pending)`` -> why ``decision`` is refused, or None. ``pending`` is the
+approval interrupt's payload as the thread holds it (``approval_id``, ``approver_groups``,
+``eligible_approvers``...)."""
+
+
+def _eligible(decision: dict[str, Any], pending: dict[str, Any]) -> str | None:
+    """The approver must be one of the role accounts mpm listed for this approval when it
+    asked for it; the approval node checks again, against the directory, when it runs."""
+    approver = str(decision.get("approver") or "").strip()
+    eligible = pending.get("eligible_approvers")
+    if isinstance(eligible, list) and approver not in eligible:
+        groups = ", ".join(map(str, pending.get("approver_groups") or [])) or "its groups"
+        return f"{approver} is not a member of {groups}"
+    return None
+
+
+DECISION_CHECKS: list[DecisionCheck] = [_eligible]
+"""Checks a decision must pass before the graph is resumed with it. They only *refuse*:
+a decision they let through is still checked by the approval node (authoritative, audited).
+Cheap refusals are the point -- a refused ``mpm approve`` answers without running the
+graph. Another check (e.g. a signature verification) is added by appending to this list."""
+
+
 @dataclass
 class RunOutcome:
     thread_id: str
@@ -185,14 +213,23 @@ class Runner:
             return self._drive(g, thread_id, None)
 
     def answer(
-        self, thread_id: str, kind: str, value: Any, *, key: str | None = None, wait: float = 600.0
+        self,
+        thread_id: str,
+        kind: str,
+        value: Any,
+        *,
+        key: str | None = None,
+        wait: float = 600.0,
+        precheck: bool = False,
     ) -> RunOutcome:
         """Answer the pending interrupt of type ``kind`` (an approval: the one whose
         ``approval_id`` is ``key``) and continue the run.
 
         Waits for another process driving the thread to finish first, and looks the
         interrupt up only once it holds the lock, so two approvers deciding parallel
-        approvals at the same moment both land."""
+        approvals at the same moment both land. With ``precheck``, a decision that one of
+        :data:`DECISION_CHECKS` refuses raises :class:`DecisionRefused` before the graph
+        runs (the CLI's fast refusal; the approval node would refuse it too)."""
         from langgraph.types import Command
 
         with self.graph() as g, thread_lock(self.workspace, thread_id, wait=wait):
@@ -205,6 +242,11 @@ class Runner:
                     if kind == "approval" and isinstance(value, dict):
                         from mpm.graph.nodes.approvals import SEEN_DECISIONS
 
+                        if precheck:
+                            for check in DECISION_CHECKS:
+                                reason = check(value, payload)
+                                if reason:
+                                    raise DecisionRefused(reason)
                         value = {**value, SEEN_DECISIONS: sorted(_used_decision_ids(snapshot))}
                     return self._drive(g, thread_id, Command(resume={item.id: value}))
             pending = [

@@ -139,7 +139,12 @@ def test_refused_decision_json_says_why_and_exits_2(tmp_path: Path) -> None:
         path.write_text(yaml.safe_dump({q["key"]: auto_answer(q) for q in pending["questions"]}))
         cli("answer", "r", "--file", str(path), "--json", *ws)
     row = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"][0]
+    before = len(cli("history", "r", "--json", "-w", str(tmp_path / "ws"))["checkpoints"])
     refused = cli(*row["command"][1:], "--as", "mallory", "-c", "x", "--json", *ws, code=2)
-    assert refused["decision"]["accepted"] is False and refused["decision"]["reason"]
+    assert refused["decision"]["accepted"] is False
+    assert refused["decision"]["reason"].startswith("mallory is not a member of")
+    # refused before the graph was resumed: not one checkpoint more
+    after = len(cli("history", "r", "--json", "-w", str(tmp_path / "ws"))["checkpoints"])
+    assert after == before
     still = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"]
     assert row["approval_id"] in {r["approval_id"] for r in still}
