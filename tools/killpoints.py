@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections import Counter
 
 KILL_VAR = "MPM_KILL_AT"
@@ -87,8 +88,8 @@ def kill_signal() -> signal.Signals:
 
 def maybe_die(point: str) -> None:
     """Count a visit of ``point``; signal this process (``MPM_KILL_SIGNAL``, default
-    SIGKILL) if ``MPM_KILL_AT`` names this visit. After SIGINT/SIGTERM the caller goes on
-    until the process stops itself, as it would after a real Ctrl-C."""
+    SIGKILL) if ``MPM_KILL_AT`` names this visit. After SIGINT/SIGTERM the calling thread
+    waits here until the stop it asked for ends the process (``graph/stopping.py``)."""
     env = os.environ
     if KILL_VAR not in env and TRACE_VAR not in env:
         return
@@ -100,4 +101,10 @@ def maybe_die(point: str) -> None:
         with open(trace, "a", encoding="utf-8") as fh:
             fh.write(f"{os.getpid()} {point} {n}\n")
     if parse(env.get(KILL_VAR, "")).get(point) == n:
-        os.kill(os.getpid(), kill_signal())
+        sig = kill_signal()
+        os.kill(os.getpid(), sig)
+        if sig != signal.SIGKILL:
+            # the signal is handled in the main thread, a moment later; this thread goes no
+            # further, so the stop lands exactly here whichever thread reached the point
+            while True:
+                time.sleep(0.05)
