@@ -92,18 +92,16 @@ def load_requirements(path: str | Path) -> ProjectRequirements:
 
 
 def _unknown_key(data: dict[object, object]) -> str | None:
-    """A key that is not a requirement field, with the likely intended one: a typo is
-    reported as itself ("did you mean target_metric?"), not as the field it left missing."""
+    """A key that looks like a misspelt requirement field, with the field it likely means:
+    a typo is reported as itself ("did you mean target_metric?"), not as the required field
+    it left missing. Keys like no field at all are left to the model's own "extra inputs
+    are not permitted"."""
     import difflib
 
-    known = set(ProjectRequirements.model_fields)
+    known = sorted(ProjectRequirements.model_fields)
     for key in data:
         if str(key) not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
-            hint = (
-                f"did you mean {close[0]}?"
-                if close
-                else "expected one of " + ", ".join(sorted(known))
-            )
-            return f"{key}: unknown key; {hint}"
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+            if close:
+                return f"{key}: unknown key; did you mean {close[0]}?"
     return None
