@@ -11,7 +11,8 @@ killed anywhere resumes to the same result.
 
 So a stop is made to be exactly a kill at a known moment, minus the surprise:
 
-1. the first SIGINT/SIGTERM prints at once what is being stopped and sets :data:`STOP`;
+1. the first SIGINT/SIGTERM prints at once what is being stopped and sets :data:`STOP`
+   (a watcher thread does it, woken by the signal, whatever the main thread is doing);
 2. from then on nothing more is saved: the next checkpoint write ends the process instead
    (:func:`guard_saver`), a stage waiting on its agent ends it at once (``nodes/stage.py``
    polls :func:`requested`), and a watchdog ends it after :data:`GRACE_S` whatever it is
@@ -42,6 +43,7 @@ GRACE_S = 1.0
 STOP = threading.Event()
 _code = 130
 _installed = False
+_wakeup: tuple[int, int, int] | None = None
 
 
 def requested() -> bool:
@@ -58,34 +60,65 @@ def exit_now(code: int | None = None) -> None:
 
 def install(describe: Callable[[], str], say: Callable[[str], None]) -> None:
     """Handle SIGINT and SIGTERM as stops. ``describe()`` says what is running now (the
-    thread, its stages and tools); ``say`` prints one line for the person."""
-    global _installed
+    thread, its stages and tools); ``say`` prints one line for the person.
+
+    The stop is acted on by a watcher thread woken through :func:`signal.set_wakeup_fd`,
+    not by the Python-level handler: that one only runs in the main thread once it is back
+    in Python code, and the main thread may be blocked in C (a SQLite busy wait, a long
+    library call) for far longer than the promised second."""
+    global _installed, _wakeup
     if _installed or threading.current_thread() is not threading.main_thread():
         return
-
-    def handler(signum: int, _frame: Any) -> None:
-        global _code
-        if STOP.is_set():
-            exit_now()
-        _code = 128 + signum
-        STOP.set()
-        name = signal.Signals(signum).name
-        with contextlib.suppress(Exception):  # the stop happens even if printing fails
-            say(f"{name}: stopping {describe()} (again to exit immediately)")
-        watchdog = threading.Timer(GRACE_S, exit_now)
-        watchdog.daemon = True
-        watchdog.start()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.signal(signal.SIGINT, _ignore)
+    signal.signal(signal.SIGTERM, _ignore)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    _wakeup = (read_fd, write_fd, previous_fd)
+    watcher = threading.Thread(
+        target=_watch, args=(read_fd, describe, say), daemon=True, name="mpm-stop-watcher"
+    )
+    watcher.start()
     _installed = True
+
+
+def _ignore(_signum: int, _frame: Any) -> None:
+    """The Python-level handler: nothing to do here (the watcher thread acts), but it
+    replaces the default actions (KeyboardInterrupt, termination)."""
+
+
+def _watch(read_fd: int, describe: Callable[[], str], say: Callable[[str], None]) -> None:
+    while True:
+        try:
+            data = os.read(read_fd, 64)
+        except OSError:
+            return  # uninstalled
+        if not data:
+            return
+        for signum in data:
+            _on_signal(signum, describe, say)
+
+
+def _on_signal(signum: int, describe: Callable[[], str], say: Callable[[str], None]) -> None:
+    global _code
+    if signum not in (signal.SIGINT, signal.SIGTERM):
+        return
+    if STOP.is_set():
+        exit_now()
+    _code = 128 + signum
+    STOP.set()
+    watchdog = threading.Timer(GRACE_S, exit_now)
+    watchdog.daemon = True
+    watchdog.start()
+    with contextlib.suppress(Exception):  # the stop happens even if printing fails
+        say(f"{signal.Signals(signum).name}: stopping {describe()} (again to exit immediately)")
 
 
 @contextlib.contextmanager
 def scope() -> Iterator[None]:
     """Undo :func:`install` afterwards: a CLI invocation inside another program (tests
     with typer's CliRunner) leaves that program's own signal handling as it was."""
-    global _installed
+    global _installed, _wakeup
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
@@ -93,7 +126,12 @@ def scope() -> Iterator[None]:
         if _installed and threading.current_thread() is threading.main_thread():
             for sig, handler in before.items():
                 signal.signal(sig, handler)
-        _installed = False
+            if _wakeup is not None:
+                read_fd, write_fd, previous_fd = _wakeup
+                signal.set_wakeup_fd(previous_fd)
+                os.close(write_fd)
+                os.close(read_fd)
+        _installed, _wakeup = False, None
         STOP.clear()
 
 

@@ -130,6 +130,7 @@ def test_kill_points_are_visited_in_every_kind_of_node(reference: dict[str, Any]
     assert any("approval.decided" in trace[p] for p in trace if p.startswith("approve"))
 
 
+@pytest.mark.timeout(1800)  # two drives of ~15 processes each; a shared machine is slow
 @pytest.mark.parametrize("signal_name", ["KILL", "INT", "TERM"])
 def test_runs_killed_anywhere_end_exactly_like_the_uninterrupted_run(
     reference: dict[str, Any], tmp_path: Path, mlflow_template: Path, signal_name: str
