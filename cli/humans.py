@@ -35,6 +35,13 @@ from mpm.cli.options import (
     store_options,
 )
 
+PRECHECK = False
+"""Put decisions to ``runner.DECISION_CHECKS`` before resuming the graph. Off: a refusal
+made there would not reach the thread's audit trail (the approval node records every
+refused attempt, `tests/graph/test_governed_runs.py`), and a refused decision's resume is
+cheap anyway (the approval task re-asks at once; nothing else runs). On once refusals have
+an audit path of their own (e.g. a signature check refusing a forged decision)."""
+
 
 @app.command()
 @store_options
@@ -111,7 +118,7 @@ def approve(
 
     try:
         outcome = _guarded(
-            lambda: runner.answer(thread, "approval", decision, key=approval, precheck=True),
+            lambda: runner.answer(thread, "approval", decision, key=approval, precheck=PRECHECK),
             thread,
         )
     except DecisionRefused as exc:  # refused before the graph was resumed

@@ -139,12 +139,57 @@ def test_refused_decision_json_says_why_and_exits_2(tmp_path: Path) -> None:
         path.write_text(yaml.safe_dump({q["key"]: auto_answer(q) for q in pending["questions"]}))
         cli("answer", "r", "--file", str(path), "--json", *ws)
     row = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"][0]
-    before = len(cli("history", "r", "--json", "-w", str(tmp_path / "ws"))["checkpoints"])
     refused = cli(*row["command"][1:], "--as", "mallory", "-c", "x", "--json", *ws, code=2)
     assert refused["decision"]["accepted"] is False
     assert refused["decision"]["reason"].startswith("mallory is not a member of")
-    # refused before the graph was resumed: not one checkpoint more
-    after = len(cli("history", "r", "--json", "-w", str(tmp_path / "ws"))["checkpoints"])
-    assert after == before
+    # the refusal is recorded with the pending request (the audit trail gets it once the
+    # approval is decided): the graph resumed for it, through the audited path
+    snap = runner(tmp_path / "ws").snapshot("r")
+    request = next(
+        i["value"] for i in snap.interrupts if i["value"]["approval_id"] == row["approval_id"]
+    )
+    assert [x["approver"] for x in request["refusals"]] == ["mallory"]
     still = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"]
     assert row["approval_id"] in {r["approval_id"] for r in still}
+
+
+def test_decision_checks_refuse_before_the_graph_is_resumed(tmp_path: Path) -> None:
+    """``Runner.answer(precheck=True)``: a decision one of ``DECISION_CHECKS`` refuses
+    raises ``DecisionRefused`` and the thread does not move (not one checkpoint more); a
+    check appended to the list (as a signature verification would be) is consulted."""
+    import pytest
+
+    from mpm.graph import runner as runner_module
+    from tests.graph.helpers import decision
+
+    ws = tmp_path / "ws"
+    r = runner(ws)
+    req = yaml.safe_load((REPO / "reference" / "examples" / "breast_cancer.yaml").read_text())
+    outcome = r.start("p", {"requirements": req})
+    while outcome.interrupts[0]["value"]["type"] == "open_questions":
+        questions = outcome.interrupts[0]["value"]["questions"]
+        outcome = r.answer("p", "open_questions", {q["key"]: auto_answer(q) for q in questions})
+    pending = outcome.interrupts[0]["value"]
+    steps = len(r.history("p"))
+    with pytest.raises(runner_module.DecisionRefused, match="mallory is not a member of"):
+        r.answer(
+            "p", "approval", decision(pending, "mallory"), key=pending["approval_id"], precheck=True
+        )
+    member = next(u for u in pending["eligible_approvers"] if u != req["requested_by"])
+    runner_module.DECISION_CHECKS.append(lambda d, p: "signature missing")
+    try:
+        with pytest.raises(runner_module.DecisionRefused, match="signature missing"):
+            r.answer(
+                "p",
+                "approval",
+                decision(pending, member),
+                key=pending["approval_id"],
+                precheck=True,
+            )
+    finally:
+        runner_module.DECISION_CHECKS.pop()
+    assert len(r.history("p")) == steps
+    accepted = r.answer(
+        "p", "approval", decision(pending, member), key=pending["approval_id"], precheck=True
+    )
+    assert pending["approval_id"] in accepted.values["approvals"]
