@@ -106,12 +106,14 @@ def _on_signal(signum: int, describe: Callable[[], str], say: Callable[[str], No
     if STOP.is_set():
         exit_now()
     _code = 128 + signum
-    STOP.set()
+    # the watchdog first: the process ends in GRACE_S even if printing blocks; the line
+    # before STOP: once STOP is set, any thread's next checkpoint write ends the process
     watchdog = threading.Timer(GRACE_S, exit_now)
     watchdog.daemon = True
     watchdog.start()
     with contextlib.suppress(Exception):  # the stop happens even if printing fails
         say(f"{signal.Signals(signum).name}: stopping {describe()} (again to exit immediately)")
+    STOP.set()
 
 
 @contextlib.contextmanager
