@@ -315,7 +315,7 @@ def _finish(
         print_json(render.outcome_json(outcome) | (extra or {}))
     else:
         render.outcome(console, outcome)
-    if outcome.status in {"failed", "partial"}:
+    if outcome.status in {"failed", "partial", "failed_governance", "failed_criteria"}:
         raise typer.Exit(EXIT_RUN_FAILED)
 
 

@@ -17,6 +17,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from mpm.governance.answers import check_approval_answers
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
 from mpm.graph.nodes.governance import governance_context
@@ -37,6 +38,7 @@ def check_decision(
     requested_by: str | None,
     separation_of_duties: bool,
     used_decision_ids: set[str],
+    policy: Any = None,
 ) -> str | None:
     """None when the decision may count, else why it is refused (one line)."""
     if not isinstance(value, dict):
@@ -56,7 +58,15 @@ def check_decision(
         return f"{approver} requested this project and may not approve it (separation of duties)"
     if not any(directory.can_act_as(approver, name) for name in approval["approvers"]):
         return f"{approver} is not a member of {', '.join(approval['approvers'])}"
-    return None
+    # the approver's own evidence answers must not contradict the decision (governance/answers.py)
+    return check_approval_answers(policy, approval["name"], decision, value.get("answers"))[1]
+
+
+def _policy_of(context: Any, item: dict[str, Any]) -> Any:
+    """The policy whose approval this is (None for a risk acceptance: it has no questions)."""
+    if item.get("kind", "approval") != "approval" or item["framework"] not in context.library:
+        return None
+    return context.library.get(item["framework"]).policy
 
 
 def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -81,6 +91,7 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
             requested_by=payload.get("requested_by"),
             separation_of_duties=context.workflow.separation_of_duties,
             used_decision_ids=used | {str(i) for i in seen or []},
+            policy=_policy_of(context, item),
         )
         value = value if isinstance(value, dict) else {}
         entry = {
@@ -107,7 +118,10 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
         "comment": entry["comment"],
         "decided_at": entry["ts"],
         "round": item["round"],
-        "answers": value.get("answers") or {},
+        # only answers to this approval's own questions count (governance/answers.py)
+        "answers": check_approval_answers(
+            _policy_of(context, item), item["name"], entry["decision"], value.get("answers")
+        )[0],
     }
     events = [
         event("approvals", "approval_refused", e["reason"], approval=item["id"])
