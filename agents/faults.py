@@ -111,10 +111,19 @@ def apply_tool_fault(name: str) -> Any:
     if mode == "raise":
         raise InjectedFault(f"injected fault in tool {name}")
     if mode == "hang":
-        time.sleep(HANG_S)
+        hang()
     if mode == "malformed":
         return "<<not a dict>>"
     return None
+
+
+def hang() -> None:
+    """Sleep past any timeout, in small steps: a stage that stops its timed-out worker
+    (``graph/nodes/stage.py``) reaches it between two of them, as it would a real tool's
+    Python loop (one long ``time.sleep`` cannot be interrupted in a thread)."""
+    end = time.monotonic() + HANG_S
+    while time.monotonic() < end:
+        time.sleep(0.02)
 
 
 def raise_model_fault(mode: str, where: str) -> None:
@@ -124,4 +133,4 @@ def raise_model_fault(mode: str, where: str) -> None:
     if mode == "timeout":
         raise InjectedTimeout(f"injected: the model call timed out ({where})")
     if mode == "hang":
-        time.sleep(HANG_S)
+        hang()

@@ -38,9 +38,10 @@ def governed_run(workspace: Path, name: str, thread: str) -> dict[str, Any]:
 
     r = runner(workspace, toolset="noop", tracking=False)
     before = STUB_USAGE.snapshot()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     outcome = drive_to_completion(r, r.start(thread, {"requirements": example(name)}))
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     after = STUB_USAGE.snapshot()
     steps = len(r.history(thread))
     with sqlite3.connect(workspace / "checkpoints.db") as conn:
@@ -58,6 +59,7 @@ def governed_run(workspace: Path, name: str, thread: str) -> dict[str, Any]:
         ).fetchone()[0]
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "super_steps": steps,
         "resumes": sum(
             1
@@ -77,7 +79,7 @@ class BareState(TypedDict):
     items: Annotated[list[int], operator.add]
 
 
-def bare_run(workspace: Path, nodes: int, thread: str) -> float:
+def bare_run(workspace: Path, nodes: int, thread: str) -> tuple[float, float]:
     from langgraph.graph import END, START, StateGraph
 
     from mpm.graph.checkpointing import open_checkpointer
@@ -90,13 +92,13 @@ def bare_run(workspace: Path, nodes: int, thread: str) -> float:
     builder.add_edge(f"n{nodes - 1}", END)
     with open_checkpointer("sqlite", Workspace.resolve(workspace)) as saver:
         graph = builder.compile(checkpointer=saver)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         graph.invoke(
             {"items": []},
             {"configurable": {"thread_id": thread}, "recursion_limit": nodes + 10},
             durability="sync",
         )
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def main() -> None:
@@ -114,13 +116,16 @@ def main() -> None:
         bare = [bare_run(root / f"b{i}", steps, f"b{i}") for i in range(args.runs)]
 
     wall = statistics.median(r["wall_s"] for r in runs)
-    bare_wall = statistics.median(bare)
+    cpu = statistics.median(r["cpu_s"] for r in runs)
+    bare_wall = statistics.median(b[0] for b in bare)
+    bare_cpu = statistics.median(b[1] for b in bare)
     result = {
         "benchmark": "overhead",
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": __import__("os").cpu_count(),
+            "load_avg_1m": round(__import__("os").getloadavg()[0], 2),
         },
         "example": args.example,
         "runs": args.runs,
@@ -128,6 +133,7 @@ def main() -> None:
             "wall_s_per_run": round(wall, 4),
             "super_steps_per_run": steps,
             "ms_per_super_step": round(1000 * wall / steps, 3),
+            "cpu_ms_per_super_step": round(1000 * cpu / steps, 3),
             "human_resumes_per_run": runs[0]["resumes"],
             "last_checkpoint_bytes": runs[0]["last_checkpoint_bytes"],
             "all_checkpoint_bytes_per_run": runs[0]["all_checkpoints_bytes"],
@@ -140,8 +146,12 @@ def main() -> None:
             "nodes": steps,
             "wall_s_per_run": round(bare_wall, 4),
             "ms_per_super_step": round(1000 * bare_wall / steps, 3),
+            "cpu_ms_per_super_step": round(1000 * bare_cpu / steps, 3),
         },
         "ratio_per_super_step": round(wall / bare_wall, 2),
+        # process CPU time (all threads): what the code costs, less sensitive than wall
+        # time to other work on a shared machine
+        "cpu_ratio_per_super_step": round(cpu / bare_cpu, 2),
     }
     print(json.dumps(result, indent=2))
 

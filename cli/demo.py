@@ -19,8 +19,6 @@ import typer
 
 from mpm.cli import render
 from mpm.cli.main import (
-    CheckpointerOpt,
-    WorkspaceOpt,
     _context,
     _guarded,
     _runner,
@@ -28,6 +26,7 @@ from mpm.cli.main import (
     console,
     fail,
 )
+from mpm.cli.options import GIVEN_STORE, StoreOptions, store_options
 
 EXAMPLES = ("credit_risk", "breast_cancer", "diabetes_progression")
 
@@ -37,6 +36,7 @@ def example_path(name: str) -> Path:
 
 
 @app.command()
+@store_options
 def demo(
     example: Annotated[
         str, typer.Option("--example", "-e", help=f"Bundled example: {', '.join(EXAMPLES)}.")
@@ -44,8 +44,7 @@ def demo(
     thread: Annotated[
         str | None, typer.Option("--thread", "-t", help="Thread id (default: generated).")
     ] = None,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
+    store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Run a bundled example end to end, approvals decided openly by reference role accounts."""
     from mpm.graph.requirements_file import RequirementsError, load_requirements
@@ -58,14 +57,14 @@ def demo(
         req = load_requirements(example_path(example))
     except RequirementsError as exc:
         raise fail(str(exc)) from exc
-    ctx = _context(workspace)
-    runner = _runner(ctx, checkpointer)
+    ctx = _context(store)
+    runner = _runner(ctx, store.checkpointer)
     thread_id = thread or new_thread_id()
     console.print(
         f"[bold]mpm demo[/]: {render.escape(req.project_name)} — thread [bold]{thread_id}[/], workspace {ctx.ws.root}"
     )
     outcome = _guarded(
-        lambda: runner.start(thread_id, {"requirements": req.model_dump(mode="json")})
+        lambda: runner.start(thread_id, {"requirements": req.model_dump(mode="json")}), thread_id
     )
     while outcome.interrupts:
         value = outcome.interrupts[0]["value"]
@@ -92,7 +91,8 @@ def demo(
         outcome = _guarded(
             lambda d=decision, a=value["approval_id"]: runner.answer(
                 thread_id, "approval", d, key=a
-            )
+            ),
+            thread_id,
         )
     render.outcome(console, outcome)
     _predict(outcome.values)

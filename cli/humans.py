@@ -14,29 +14,46 @@ from mpm.cli import render
 from mpm.cli.main import (
     EXIT_BAD_INPUT,
     EXIT_RUN_FAILED,
-    CheckpointerOpt,
-    ModelOpt,
-    PoliciesOpt,
-    ToolsetOpt,
-    TracingOpt,
-    TrackingOpt,
-    WorkspaceOpt,
-    _context,
     _finish,
     _guarded,
+    _out,
+    _reader,
     _runner,
     _thread_context,
     app,
     console,
     fail,
+    print_json,
 )
+from mpm.cli.options import (
+    GIVEN_RUN,
+    GIVEN_STORE,
+    JsonOpt,
+    RunOptions,
+    StoreOptions,
+    run_options,
+    store_options,
+)
+
+PRECHECK = False
+"""Put decisions to ``runner.DECISION_CHECKS`` before resuming the graph. Off: a refusal
+made there would not reach the thread's audit trail (the approval node records every
+refused attempt, `tests/graph/test_governed_runs.py`), and a refused decision's resume is
+cheap anyway (the approval task re-asks at once; nothing else runs). On once refusals have
+an audit path of their own (e.g. a signature check refusing a forged decision)."""
 
 
 @app.command()
-def approvals(workspace: WorkspaceOpt = None, checkpointer: CheckpointerOpt = None) -> None:
+@store_options
+def approvals(as_json: JsonOpt = False, store: StoreOptions = GIVEN_STORE) -> None:
     """Everything waiting for an approval, across all threads: who may approve, since when."""
-    runner = _runner(_context(workspace), checkpointer)
+    runner = _reader(store)
     rows = _guarded(runner.pending_approvals)
+    if as_json:
+        print_json(
+            {"version": render.JSON_VERSION, "approvals": [render.approval_json(r) for r in rows]}
+        )
+        return
     if not rows:
         console.print("no approvals are pending")
         return
@@ -68,6 +85,7 @@ def approvals(workspace: WorkspaceOpt = None, checkpointer: CheckpointerOpt = No
 
 
 @app.command()
+@run_options
 def approve(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     approval: Annotated[str, typer.Argument(help="Approval id, as `mpm approvals` lists it.")],
@@ -87,13 +105,8 @@ def approve(
         Path | None,
         typer.Option("--answers", help="YAML with answers to the approval's own questions."),
     ] = None,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = None,
-    toolset: ToolsetOpt = None,
-    tracking: TrackingOpt = None,
-    policies: PoliciesOpt = None,
-    tracing: TracingOpt = None,
+    as_json: JsonOpt = False,
+    run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Record a decision on a pending approval and resume the run."""
     if not as_.strip():
@@ -112,24 +125,47 @@ def approve(
         "submitted_at": _now(),
         "answers": _read_answers(answers) if answers else {},
     }
-    runner = _runner(
-        _thread_context(
-            workspace, checkpointer, thread, model, toolset, tracking, policies, tracing
-        ),
-        checkpointer,
-    )
-    outcome = _guarded(lambda: runner.answer(thread, "approval", decision, key=approval))
+    runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
+    from mpm.graph.runner import DecisionRefused
+
+    try:
+        outcome = _guarded(
+            lambda: runner.answer(thread, "approval", decision, key=approval, precheck=PRECHECK),
+            thread,
+        )
+    except DecisionRefused as exc:  # refused before the graph was resumed
+        if as_json:
+            verdict = {
+                "approval_id": approval,
+                "decision": decision["decision"],
+                "approver": decision["approver"],
+                "accepted": False,
+                "reason": str(exc),
+            }
+            print_json({"version": render.JSON_VERSION, "thread_id": thread, "decision": verdict})
+        raise fail(f"decision refused: {exc}; approval {approval} is still pending") from None
     refusal = _refusal_for(outcome, approval, decision)
+    verdict = {
+        "approval_id": approval,
+        "decision": decision["decision"],
+        "approver": decision["approver"],
+        "accepted": refusal is None,
+        "reason": refusal,
+    }
     if refusal:
-        render.outcome(console, outcome)
+        if as_json:
+            print_json(render.outcome_json(outcome) | {"decision": verdict})
+        else:
+            render.outcome(console, outcome)
         raise fail(f"decision refused: {refusal}; approval {approval} is still pending")
-    console.print(
+    _out(as_json).print(
         f"[green]recorded[/]: {render.escape(decision['decision'])} on {render.escape(approval)} by {render.escape(as_)}"
     )
-    _finish(runner, outcome, interactive=False)
+    _finish(runner, outcome, interactive=False, as_json=as_json, extra={"decision": verdict})
 
 
 @app.command()
+@run_options
 def answer(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     file: Annotated[
@@ -140,21 +176,11 @@ def answer(
         Path | None,
         typer.Option("--template", help="Write the open questions as an answers file to fill in."),
     ] = None,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = None,
-    toolset: ToolsetOpt = None,
-    tracking: TrackingOpt = None,
-    policies: PoliciesOpt = None,
-    tracing: TracingOpt = None,
+    as_json: JsonOpt = False,
+    run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
-    runner = _runner(
-        _thread_context(
-            workspace, checkpointer, thread, model, toolset, tracking, policies, tracing
-        ),
-        checkpointer,
-    )
+    runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
     snapshot = _guarded(lambda: runner.snapshot(thread))
     pending = [i["value"] for i in snapshot.interrupts if isinstance(i["value"], dict)]
     kinds = [
@@ -178,15 +204,16 @@ def answer(
             raise fail(
                 f"{file}: {unknown[0]}: not one of the questions asked; expected one of {', '.join(sorted(k for k in known if k))}"
             )
-    elif sys.stdin.isatty():
+    elif sys.stdin.isatty() and not as_json:
         given = render.ask_questions(console, questions, kind)
     else:
         raise fail("no --file given and no terminal to ask in")
-    outcome = _guarded(lambda: runner.answer(thread, kind, given))
-    _finish(runner, outcome, interactive=sys.stdin.isatty())
+    outcome = _guarded(lambda: runner.answer(thread, kind, given), thread)
+    _finish(runner, outcome, interactive=sys.stdin.isatty(), as_json=as_json)
 
 
 @app.command()
+@store_options
 def audit(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     verify: Annotated[
@@ -198,8 +225,8 @@ def audit(
     export: Annotated[
         Path | None, typer.Option("--export", help="Write the trail as JSONL to this file.")
     ] = None,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Show the thread's audit trail of approval decisions; verify its hash chain."""
     from mpm.graph import audit as trail
@@ -210,8 +237,11 @@ def audit(
         except (OSError, ValueError) as exc:
             raise fail(f"{file}: not a readable JSONL audit trail: {exc}") from exc
     else:
-        runner = _runner(_context(workspace), checkpointer)
+        runner = _reader(store)
         entries = _guarded(lambda: runner.snapshot(thread)).values.get("audit") or []
+    if as_json:
+        _audit_json(thread, entries, export, verify)
+        return
     table = Table(title=f"Audit trail of {render.escape(thread)}")
     for col in (
         "#",
@@ -249,14 +279,14 @@ def audit(
 
 
 @app.command()
+@store_options
 def dashboard(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     open_: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
+    store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Write the thread's current governance dashboard and print where it is."""
-    runner = _runner(_context(workspace), checkpointer)
+    runner = _reader(store)
     values = _guarded(lambda: runner.snapshot(thread)).values
     path = ((values.get("governance") or {}).get("files") or {}).get("dashboard")
     if not path or not Path(path).is_file():
@@ -266,6 +296,25 @@ def dashboard(
         import webbrowser
 
         webbrowser.open(Path(path).as_uri())
+
+
+def _audit_json(thread: str, entries: list[Any], export: Path | None, verify: bool) -> None:
+    from mpm.graph import audit as trail
+
+    if export is not None:
+        export.write_text(trail.to_jsonl(entries), encoding="utf-8")
+    ok, problems = trail.verify(entries) if verify else (None, [])
+    print_json(
+        {
+            "version": render.JSON_VERSION,
+            "thread_id": thread,
+            "entries": entries,
+            "verified": ok,
+            "problems": problems,
+        }
+    )
+    if verify and not ok:
+        raise typer.Exit(EXIT_RUN_FAILED)
 
 
 def _now() -> str:

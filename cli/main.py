@@ -13,11 +13,67 @@ import typer
 from rich.console import Console
 
 from mpm.cli import render
+from mpm.cli.options import (
+    GIVEN_RUN,
+    GIVEN_STORE,
+    JsonOpt,
+    RunOptions,
+    StoreOptions,
+    run_options,
+    store_options,
+)
+
+
+class _LazyGroup(typer.core.TyperGroup):
+    """A sub-command group imported only when it is run (``mpm policies`` pulls in the
+    whole policy engine; ``mpm --help`` and every other command need none of it)."""
+
+    def __init__(self, name: str, help: str, load: Any) -> None:  # noqa: A002 - click's name
+        super().__init__(name=name, help=help)
+        self._load = load
+        self._real: Any = None
+
+    def real(self) -> Any:
+        if self._real is None:
+            self._real = typer.main.get_group(self._load())
+            self._real.name = self.name
+        return self._real
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        return self.real().make_context(info_name, args, parent=parent, **extra)
+
+
+def _policies_app() -> Any:
+    from mpm.cli import policies
+
+    return policies.app
+
+
+def _model_app() -> Any:
+    from mpm.cli import model
+
+    return model.app
+
+
+LAZY_GROUPS = {
+    "policies": ("Validate, list and explain governance policies.", _policies_app),
+    "model": ("Fetch, verify and serve the pinned local model.", _model_app),
+}
 
 
 class _OneLineErrors(typer.core.TyperGroup):
     """Usage errors (missing option, unknown command...) as one line on stderr, exit 2,
-    like every other bad input, instead of click's usage block."""
+    like every other bad input, instead of click's usage block. Also lists and resolves
+    the :data:`LAZY_GROUPS`."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in LAZY_GROUPS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY_GROUPS and cmd_name not in self.commands:
+            help_text, load = LAZY_GROUPS[cmd_name]
+            self.commands[cmd_name] = _LazyGroup(cmd_name, help_text, load)
+        return super().get_command(ctx, cmd_name)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
@@ -25,8 +81,11 @@ class _OneLineErrors(typer.core.TyperGroup):
         from typer import _click
         from typer.exceptions import Abort
 
+        from mpm.graph import stopping
+
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            with stopping.scope():
+                code = super().main(*args, standalone_mode=False, **kwargs)
         except _click.exceptions.NoArgsIsHelpError as exc:  # the help was the answer
             sys.exit(exc.exit_code)
         except _click.exceptions.ClickException as exc:
@@ -59,53 +118,6 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 
-WorkspaceOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        help="Workspace directory (env MPM_WORKSPACE; default ./mpm-workspace).",
-    ),
-]
-CheckpointerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--checkpointer",
-        help="sqlite (default), sqlite:///path.db, memory, or postgresql://... (env MPM_CHECKPOINTER).",
-    ),
-]
-# Run settings: kickoff records them in the thread; resume, approve and answer reuse the
-# thread's settings unless given again (so a run never silently switches model or tools).
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        help="'stub' (deterministic, offline; default), 'local' (the pinned local model, see `mpm model`) or provider:model (env MPM_MODEL).",
-        envvar="MPM_MODEL",
-    ),
-]
-ToolsetOpt = Annotated[
-    str | None,
-    typer.Option("--toolset", help="real (default) or noop (benchmarks).", envvar="MPM_TOOLSET"),
-]
-TrackingOpt = Annotated[
-    bool | None, typer.Option("--tracking/--no-tracking", help="Log to MLflow (default on).")
-]
-TracingOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--tracing/--no-tracing",
-        help="Trace nodes, model and tool calls in MLflow (env MPM_TRACING; default on with tracking).",
-    ),
-]
-PoliciesOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--policies",
-        help="Governance policy directory (env MPM_POLICIES; default: the packaged reference library).",
-    ),
-]
-
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     message = " ".join(message.splitlines())  # one line, whatever the cause's text holds
@@ -113,29 +125,24 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _context(
-    workspace: Path | None,
-    model: str | None = None,
-    toolset: str | None = None,
-    tracking: bool | None = None,
-    policies: Path | str | None = None,
-    tracing: bool | None = None,
-) -> Any:
+def _context(opts: StoreOptions) -> Any:
+    """The run context for these options; settings not given take their defaults."""
     import os
 
     from mpm.graph.context import RunContext
     from mpm.graph.workspace import Workspace, WorkspaceError
 
+    given = opts if isinstance(opts, RunOptions) else RunOptions(**vars(opts))
     try:
-        ws = Workspace.resolve(workspace)
+        ws = Workspace.resolve(given.workspace)
     except WorkspaceError as exc:
         raise fail(str(exc)) from exc
-    model = model or "stub"
-    toolset = toolset or "real"
-    tracking = True if tracking is None else tracking
+    model = given.model or "stub"
+    toolset = given.toolset or "real"
+    tracking = True if given.tracking is None else given.tracking
     if toolset not in {"real", "noop"}:
         raise fail(f"--toolset {toolset!r}: expected 'real' or 'noop'")
-    policy_dir = policies or os.environ.get("MPM_POLICIES")
+    policy_dir = given.policies or os.environ.get("MPM_POLICIES")
     if policy_dir is not None and not Path(policy_dir).is_dir():
         raise fail(f"--policies {policy_dir}: not a directory")
     from mpm.graph.llm import ModelSpecError, get_chat_model
@@ -150,30 +157,42 @@ def _context(
         toolset=toolset,
         tracking=tracking,
         policies=str(policy_dir) if policy_dir else None,
-        **({} if tracing is None else {"tracing": tracing}),  # None: env MPM_TRACING
+        **({} if given.tracing is None else {"tracing": given.tracing}),  # None: env MPM_TRACING
     )
 
 
-def _thread_context(
-    workspace: Path | None,
-    checkpointer: str | None,
-    thread: str,
-    model: str | None,
-    toolset: str | None,
-    tracking: bool | None,
-    policies: Path | None,
-    tracing: bool | None = None,
-) -> Any:
+def _store_context(store: StoreOptions) -> Any:
+    """The context a read command needs: only where the workspace is (nothing is created,
+    no model or policy library is checked)."""
+    from mpm.graph.context import RunContext
+    from mpm.graph.workspace import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace.locate(store.workspace)
+    except WorkspaceError as exc:
+        raise fail(str(exc)) from exc
+    return RunContext(workspace=str(ws.root), model="stub", toolset="noop", tracking=False)
+
+
+def _reader(store: StoreOptions) -> Any:
+    """A runner for read commands: it inspects, it never creates a workspace or a store."""
+    return _runner(_store_context(store), store.checkpointer, read_only=True)
+
+
+def _thread_context(run: RunOptions, thread: str) -> Any:
     """Options given now win; otherwise the settings the thread was started with."""
-    probe = _runner(_context(workspace), checkpointer)
+    probe = _reader(run)
     recorded = _guarded(lambda: probe.snapshot(thread)).values.get("settings") or {}
     return _context(
-        workspace,
-        model or recorded.get("model"),
-        toolset or recorded.get("toolset"),
-        tracking if tracking is not None else recorded.get("tracking"),
-        policies or recorded.get("policies"),
-        tracing if tracing is not None else recorded.get("tracing"),
+        RunOptions(
+            workspace=run.workspace,
+            checkpointer=run.checkpointer,
+            model=run.model or recorded.get("model"),
+            toolset=run.toolset or recorded.get("toolset"),
+            tracking=run.tracking if run.tracking is not None else recorded.get("tracking"),
+            policies=run.policies or recorded.get("policies"),
+            tracing=run.tracing if run.tracing is not None else recorded.get("tracing"),
+        )
     )
 
 
@@ -189,13 +208,21 @@ def _check_policy_library(ctx: Any) -> None:
         raise fail(f"--policies: {first}") from exc
 
 
-def _runner(ctx: Any, checkpointer: str | None) -> Any:
-    from mpm.graph.checkpointing import CheckpointerError, describe
+def _runner(
+    ctx: Any, checkpointer: str | None, *, read_only: bool = False, progress: Any = None
+) -> Any:
+    """A runner on the checkpoint store; progress lines go to ``progress`` (stdout unless
+    ``--json`` keeps stdout for the JSON)."""
+    from mpm.graph.checkpointing import CheckpointerError
     from mpm.graph.runner import Runner
 
     try:
-        describe(checkpointer, ctx.ws)
-        runner = Runner(ctx, checkpointer, on_event=render.ProgressPrinter(console))
+        runner = Runner(
+            ctx,
+            checkpointer,
+            on_event=render.ProgressPrinter(progress or console),
+            read_only=read_only,
+        )
         with runner.graph():
             pass
     except CheckpointerError as exc:
@@ -206,36 +233,73 @@ def _runner(ctx: Any, checkpointer: str | None) -> Any:
         shown = re.sub(r"//[^@/]*@", "//***@", checkpointer or "sqlite")  # no credentials
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise fail(f"--checkpointer {shown}: cannot open the checkpoint store: {first}") from exc
+    if not read_only:
+        from mpm.graph import stopping
+
+        stopping.install(runner.activity, _say)
     return runner
 
 
-def _guarded(action: Any) -> Any:
-    """Run a runner call; known failures become one line and an exit code."""
-    from mpm.graph.runner import NotWaitingError, ThreadBusyError, UnknownThreadError
+def _say(line: str) -> None:
+    """One line on stderr from a signal handler: plain writes, no console lock to wait on."""
+    sys.stderr.write(render.plain(line) + "\n")
+    sys.stderr.flush()
+
+
+def _guarded(action: Any, thread: str | None = None) -> Any:
+    """Run a runner call; known failures become one line and an exit code (naming
+    ``thread``, the thread the call drives, in the way to continue it)."""
+    hint = f"; continue with `mpm resume {render.escape(thread)}`" if thread else ""
+    from mpm.graph.runner import (
+        DecisionRefused,
+        NotWaitingError,
+        ThreadBusyError,
+        UnknownThreadError,
+    )
     from mpm.graph.workspace import WorkspaceError
 
     try:
         return action()
+    except DecisionRefused:
+        raise  # the caller says how (and in which format) it was refused
     except (UnknownThreadError, NotWaitingError, WorkspaceError, ValueError) as exc:
         raise fail(str(exc)) from exc
     except ThreadBusyError as exc:
         raise fail(str(exc), code=3) from exc
     except KeyboardInterrupt:
-        err.print(
-            "interrupted: the last completed step is checkpointed; continue with `mpm resume THREAD`"
-        )
+        err.print(f"interrupted: the last completed step is checkpointed{hint}")
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - the user gets a line, the checkpoint keeps the run
         err.print(
             f"[bold red]run stopped:[/] {render.escape(type(exc).__name__)}: {render.escape(str(exc).splitlines()[0] if str(exc) else '')}\n"
-            "The last completed step is checkpointed; fix the cause and continue with `mpm resume THREAD`."
+            f"The last completed step is checkpointed; fix the cause{hint}."
         )
         raise typer.Exit(EXIT_RUN_FAILED) from exc
 
 
-def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
+def print_json(data: Any) -> None:
+    """One JSON object on one line of stdout (plain print: rich would wrap or style it)."""
+    import json
+
+    sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _out(as_json: bool) -> Console:
+    """Where human-readable lines go: stderr while stdout is kept for ``--json``."""
+    return err if as_json else console
+
+
+def _finish(
+    runner: Any,
+    outcome: Any,
+    interactive: bool,
+    as_json: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """At a terminal, ask the questions the run waits for (kickoff, then governance) while
     there are any; approvals are left to the approvers. Then report and exit."""
+    interactive = interactive and not as_json
     asked_once: set[str] = set()
     while interactive and outcome.waiting:
         questions = [
@@ -251,13 +315,19 @@ def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
         asked_once.add(item["id"])
         answers = render.ask_questions(console, item["value"]["questions"], item["value"]["type"])
         thread_id, key = outcome.thread_id, item["id"]
-        outcome = _guarded(lambda t=thread_id, k=key, a=answers: runner.resume(t, {k: a}))
-    render.outcome(console, outcome)
+        outcome = _guarded(
+            lambda t=thread_id, k=key, a=answers: runner.resume(t, {k: a}), thread_id
+        )
+    if as_json:
+        print_json(render.outcome_json(outcome) | (extra or {}))
+    else:
+        render.outcome(console, outcome)
     if outcome.status in {"failed", "partial", "failed_governance", "failed_criteria"}:
         raise typer.Exit(EXIT_RUN_FAILED)
 
 
 @app.command()
+@run_options
 def kickoff(
     requirements: Annotated[
         Path | None,
@@ -273,13 +343,8 @@ def kickoff(
         str | None,
         typer.Option("--message", "-m", help="Opening message for the conversational kickoff."),
     ] = None,
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = None,
-    toolset: ToolsetOpt = None,
-    tracking: TrackingOpt = None,
-    policies: PoliciesOpt = None,
-    tracing: TracingOpt = None,
+    as_json: JsonOpt = False,
+    run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Start a project: from a requirements file, or by talking it through."""
     from mpm.graph.requirements_file import RequirementsError, load_requirements
@@ -308,71 +373,77 @@ def kickoff(
         validate_thread_id(thread_id)
     except WorkspaceError as exc:
         raise fail(str(exc)) from exc
-    ctx = _context(workspace, model, toolset, tracking, policies, tracing)
+    ctx = _context(run)
     _check_policy_library(ctx)
-    runner = _runner(ctx, checkpointer)
-    console.print(f"thread: [bold]{thread_id}[/]  workspace: {ctx.ws.root}")
-    outcome = _guarded(lambda: runner.start(thread_id, graph_input))
-    _finish(runner, outcome, interactive=requirements is None and sys.stdin.isatty())
+    runner = _runner(ctx, run.checkpointer, progress=_out(as_json))
+    _out(as_json).print(f"thread: [bold]{thread_id}[/]  workspace: {render.escape(ctx.ws.root)}")
+    outcome = _guarded(lambda: runner.start(thread_id, graph_input), thread_id)
+    _finish(
+        runner, outcome, interactive=requirements is None and sys.stdin.isatty(), as_json=as_json
+    )
 
 
 @app.command()
+@run_options
 def resume(
     thread: Annotated[str, typer.Argument(help="Thread id to continue.")],
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
-    model: ModelOpt = None,
-    toolset: ToolsetOpt = None,
-    tracking: TrackingOpt = None,
-    policies: PoliciesOpt = None,
-    tracing: TracingOpt = None,
+    as_json: JsonOpt = False,
+    run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Continue a thread where it stopped (after a crash, or once answers or approvals are in)."""
-    ctx = _thread_context(
-        workspace, checkpointer, thread, model, toolset, tracking, policies, tracing
-    )
-    runner = _runner(ctx, checkpointer)
-    outcome = _guarded(lambda: runner.resume(thread))
-    _finish(runner, outcome, interactive=sys.stdin.isatty())
+    runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
+    outcome = _guarded(lambda: runner.resume(thread), thread)
+    _finish(runner, outcome, interactive=sys.stdin.isatty(), as_json=as_json)
 
 
 @app.command()
+@store_options
 def status(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Stages, results, deliverables, and anything the run is waiting for."""
-    runner = _runner(_context(workspace), checkpointer)
+    runner = _reader(store)
     outcome = _guarded(lambda: runner.snapshot(thread))
-    render.status(console, outcome)
+    if as_json:
+        print_json(render.outcome_json(outcome))
+    else:
+        render.status(console, outcome)
 
 
 @app.command()
-def runs(workspace: WorkspaceOpt = None, checkpointer: CheckpointerOpt = None) -> None:
+@store_options
+def runs(as_json: JsonOpt = False, store: StoreOptions = GIVEN_STORE) -> None:
     """List the threads in the workspace's checkpoints."""
-    runner = _runner(_context(workspace), checkpointer)
-    render.threads(console, _guarded(runner.threads))
+    runner = _reader(store)
+    rows = _guarded(runner.threads)
+    if as_json:
+        print_json({"version": render.JSON_VERSION, "threads": rows})
+    else:
+        render.threads(console, rows)
 
 
 @app.command()
+@store_options
 def history(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
-    workspace: WorkspaceOpt = None,
-    checkpointer: CheckpointerOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """List a thread's checkpoints, newest first."""
-    runner = _runner(_context(workspace), checkpointer)
-    render.history(console, thread, _guarded(lambda: runner.history(thread)))
+    runner = _reader(store)
+    rows = _guarded(lambda: runner.history(thread))
+    if as_json:
+        print_json({"version": render.JSON_VERSION, "thread_id": thread, "checkpoints": rows})
+    else:
+        render.history(console, thread, rows)
 
 
 def _mount_subcommands() -> None:
-    from mpm.cli import demo, humans, model, policies  # noqa: F401 - demo, humans register commands on app
-
-    app.add_typer(
-        policies.app, name="policies", help="Validate, list and explain governance policies."
-    )
-    app.add_typer(model.app, name="model", help="Fetch, verify and serve the pinned local model.")
+    """``demo`` and ``humans`` register their commands on ``app``; ``policies`` is a lazy
+    group (:data:`LAZY_GROUPS`)."""
+    from mpm.cli import demo, humans  # noqa: F401
 
 
 _mount_subcommands()

@@ -30,6 +30,11 @@ def escape(text: Any) -> str:
     return _escape(visible_controls(str(text)))
 
 
+def plain(text: Any) -> str:
+    """For plain (non-rich) output: control characters made visible."""
+    return visible_controls(str(text))
+
+
 def last_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
     return lines[-1] if lines else ""
@@ -75,6 +80,8 @@ class ProgressPrinter:
         elif kind == "message":
             self.console.print(escape(ev.get("text", "")))
 
+
+DIRECTION_SIGN = {">=": "≥", "<=": "≤"}
 
 QUESTION_INTROS = {
     "kickoff_questions": "I still need a few things before I can plan the project.",
@@ -153,7 +160,7 @@ def stage_table(values: dict[str, Any]) -> Table:
     return table
 
 
-def waiting(console: Console, interrupts: list[dict[str, Any]]) -> None:
+def waiting(console: Console, interrupts: list[dict[str, Any]], thread_id: str) -> None:
     for item in interrupts:
         value = (
             item["value"]
@@ -173,7 +180,7 @@ def waiting(console: Console, interrupts: list[dict[str, Any]]) -> None:
             )
         elif kind == "open_questions":
             console.print(
-                f"[cyan]waiting for answers to {len(value.get('questions', []))} governance questions[/] (mpm answer THREAD)"
+                f"[cyan]waiting for answers to {len(value.get('questions', []))} governance questions[/] (mpm answer {escape(thread_id)})"
             )
             open_questions(console, value.get("questions", []))
         else:
@@ -185,7 +192,7 @@ def outcome(console: Console, result: Any) -> None:
     if values.get("plan"):
         console.print(stage_table(values))
     if result.interrupts:
-        waiting(console, result.interrupts)
+        waiting(console, result.interrupts, result.thread_id)
     deliverables = values.get("deliverables") or {}
     for name, path in (deliverables.get("files") or {}).items():
         console.print(f"  {escape(name)}: {escape(path)}")
@@ -209,7 +216,8 @@ def status(console: Console, result: Any) -> None:
     if req:
         console.print(
             f"[bold]{escape(req.get('project_name'))}[/] — {escape(req.get('model_type'))}, "
-            f"{escape(req.get('target_metric'))} ≥/≤ {escape(req.get('success_threshold'))}, risk {escape(req.get('risk_level'))}"
+            f"{escape(req.get('target_metric'))} {DIRECTION_SIGN.get(metric_direction(req) or '', '?')} "
+            f"{escape(req.get('success_threshold'))}, risk {escape(req.get('risk_level'))}"
         )
     gov = values.get("governance") or {}
     if gov:
@@ -283,3 +291,102 @@ def history(console: Console, thread_id: str, rows: list[dict[str, Any]]) -> Non
             escape(r["checkpoint_id"]),
         )
     console.print(table)
+
+
+# --------------------------------------------------------------------------- --json output
+# Stable keys, documented in the README ("Machine-readable output"). Values are the
+# run's own (JSON-escaped by the encoder), never rich markup.
+
+JSON_VERSION = 1
+
+
+def _interrupt_json(item: dict[str, Any], thread_id: str) -> dict[str, Any]:
+    value = item["value"] if isinstance(item["value"], dict) else {"type": "question"}
+    kind = value.get("type")
+    out: dict[str, Any] = {"type": kind, "interrupt_id": item.get("id")}
+    if kind == "approval":
+        out |= approval_json({"thread_id": thread_id, **value})
+    elif kind in {"open_questions", "kickoff_questions"}:
+        out["questions"] = [
+            q.get("key") or q.get("field")
+            for q in value.get("questions", [])
+            if isinstance(q, dict)
+        ]
+        out["command"] = ["mpm", "answer", thread_id]
+    return out
+
+
+def approval_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One pending approval. ``thread_id`` and ``approval_id`` are exactly the two
+    arguments of ``mpm approve``; ``command`` is that command without ``--as``."""
+    thread_id, approval_id = str(row.get("thread_id")), str(row.get("approval_id"))
+    return {
+        "thread_id": thread_id,
+        "approval_id": approval_id,
+        "name": row.get("name"),
+        "framework": row.get("framework_title") or row.get("framework"),
+        "approver_groups": list(row.get("approver_groups") or []),
+        "eligible_approvers": list(row.get("eligible_approvers") or []),
+        "requested_at": row.get("requested_at"),
+        "command": ["mpm", "approve", thread_id, approval_id],
+    }
+
+
+def outcome_json(result: Any) -> dict[str, Any]:
+    """The final state of a run command (kickoff, resume, approve, answer) or ``status``."""
+    values = result.values
+    req = values.get("requirements") or {}
+    plan = values.get("plan") or {}
+    results = values.get("results") or {}
+    stages = []
+    for spec in plan.get("stages", []):
+        r = results.get(spec["name"]) or {}
+        stages.append(
+            {
+                "name": spec["name"],
+                "agent": spec["agent"],
+                "status": r.get("status") or "pending",
+                "duration_s": r.get("duration_s"),
+                "attempts": r.get("attempts"),
+                "error": r.get("error"),
+            }
+        )
+    gov = values.get("governance") or {}
+    deliverables = values.get("deliverables") or {}
+    reg = deliverables.get("registered_model") or {}
+    return {
+        "version": JSON_VERSION,
+        "thread_id": result.thread_id,
+        "status": result.status,
+        "project": req.get("project_name"),
+        "target_metric": req.get("target_metric"),
+        "metric_direction": metric_direction(req),
+        "success_threshold": req.get("success_threshold"),
+        "risk_level": req.get("risk_level"),
+        "governance": {
+            "overall_status": gov.get("overall_status"),
+            "frameworks": list(gov.get("frameworks") or []),
+            "error": gov.get("error"),
+        }
+        if gov
+        else None,
+        "stages": stages,
+        "waiting_for": [_interrupt_json(i, result.thread_id) for i in result.interrupts],
+        "deliverables": dict(deliverables.get("files") or {}),
+        "registered_model": {
+            "name": reg.get("registered_model_name"),
+            "version": reg.get("registered_model_version"),
+            "model_uri": reg.get("model_uri"),
+        }
+        if reg.get("model_uri")
+        else None,
+    }
+
+
+def metric_direction(req: dict[str, Any]) -> str | None:
+    """``>=`` when a higher target metric is better, ``<=`` when lower is."""
+    if not req.get("target_metric"):
+        return None
+    from mpm.tools.metrics import lower_is_better
+
+    return "<=" if lower_is_better(str(req["target_metric"])) else ">="

@@ -80,8 +80,13 @@ def setup_postgres(saver: Any, timeout_s: float = 120.0) -> None:
 
 
 @contextmanager
-def open_checkpointer(url: str | None, workspace: Workspace) -> Iterator[BaseCheckpointSaver]:
-    """Yield a ready saver for ``url`` (``--checkpointer``, ``MPM_CHECKPOINTER``, or sqlite)."""
+def open_checkpointer(
+    url: str | None, workspace: Workspace, *, read_only: bool = False
+) -> Iterator[BaseCheckpointSaver]:
+    """Yield a ready saver for ``url`` (``--checkpointer``, ``MPM_CHECKPOINTER``, or sqlite).
+
+    ``read_only``: a SQLite file that does not exist is not created; an empty in-memory
+    saver stands for it (no threads), so read commands leave the disk as they found it."""
     url = (url or os.environ.get(ENV_VAR) or "sqlite").strip()
     if url == "memory":
         from langgraph.checkpoint.memory import InMemorySaver
@@ -99,6 +104,11 @@ def open_checkpointer(url: str | None, workspace: Workspace) -> Iterator[BaseChe
             raise CheckpointerError(
                 f"--checkpointer {url!r}: expected 'sqlite' or sqlite:///<path>"
             )
+        if read_only and not path.is_file():
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            yield InMemorySaver()
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = open_sqlite(path)
         try:

@@ -93,10 +93,29 @@ def load_requirements(path: str | Path) -> ProjectRequirements:
         raise RequirementsError(
             f"{path}: expected a mapping of requirement fields at the top level; got {type(data).__name__}"
         )
+    unknown = _unknown_key(data)
+    if unknown:
+        raise RequirementsError(f"{path}: {unknown}")
     try:
         return ProjectRequirements.model_validate(data)
     except ValidationError as exc:
         raise RequirementsError(format_validation_error(str(path), exc)) from exc
+
+
+def _unknown_key(data: dict[object, object]) -> str | None:
+    """A key that looks like a misspelt requirement field, with the field it likely means:
+    a typo is reported as itself ("did you mean target_metric?"), not as the required field
+    it left missing. Keys like no field at all are left to the model's own "extra inputs
+    are not permitted"."""
+    import difflib
+
+    known = sorted(ProjectRequirements.model_fields)
+    for key in data:
+        if str(key) not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+            if close:
+                return f"{key}: unknown key; did you mean {close[0]}?"
+    return None
 
 
 def load_yaml_unique(text: str) -> object:

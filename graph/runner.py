@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from mpm.graph import stopping
 from mpm.graph.checkpointing import DURABILITY, open_checkpointer
 from mpm.graph.context import RunContext
 from mpm.graph.tracing import traced_invocation, tracing_enabled
@@ -34,6 +35,34 @@ class UnknownThreadError(LookupError):
 
 class NotWaitingError(LookupError):
     """The thread is not waiting for the answer or decision that was given."""
+
+
+class DecisionRefused(ValueError):
+    """A decision refused before the graph was resumed (:data:`DECISION_CHECKS`)."""
+
+
+DecisionCheck = Callable[[dict[str, Any], dict[str, Any]], "str | None"]
+"""``check(decision, pending)`` -> why ``decision`` is refused, or None. ``pending`` is the
+approval interrupt's payload as the thread holds it (``approval_id``, ``approver_groups``,
+``eligible_approvers``...)."""
+
+
+def _eligible(decision: dict[str, Any], pending: dict[str, Any]) -> str | None:
+    """The approver must be one of the role accounts mpm listed for this approval when it
+    asked for it; the approval node checks again, against the directory, when it runs."""
+    approver = str(decision.get("approver") or "").strip()
+    eligible = pending.get("eligible_approvers")
+    if isinstance(eligible, list) and approver not in eligible:
+        groups = ", ".join(map(str, pending.get("approver_groups") or [])) or "its groups"
+        return f"{approver} is not a member of {groups}"
+    return None
+
+
+DECISION_CHECKS: list[DecisionCheck] = [_eligible]
+"""Checks a decision must pass before the graph is resumed with it. They only *refuse*:
+a decision they let through is still checked by the approval node (authoritative, audited).
+Cheap refusals are the point -- a refused ``mpm approve`` answers without running the
+graph. Another check (e.g. a signature verification) is added by appending to this list."""
 
 
 @dataclass
@@ -99,18 +128,49 @@ class Runner:
         context: RunContext,
         checkpointer: str | None = None,
         on_event: EventSink | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         self.context = context
-        self.workspace = context.ws
+        self.read_only = read_only
+        """Inspect only: create no workspace and no checkpoint file (read commands)."""
+        self.workspace = Workspace.locate(context.workspace) if read_only else context.ws
         self.checkpointer_url = checkpointer
         self.on_event = on_event or (lambda _e: None)
+        self.thread_id: str | None = None
+        """The thread being driven now, if any (what a Ctrl-C stops)."""
+        self.running: dict[str, str] = {}
+        """Stage -> its latest tool, for the stages running now."""
 
     @contextmanager
     def graph(self) -> Iterator[Any]:
         from mpm.graph.builder import graph_with
 
-        with open_checkpointer(self.checkpointer_url, self.workspace) as saver:
-            yield graph_with(saver)
+        with open_checkpointer(
+            self.checkpointer_url, self.workspace, read_only=self.read_only
+        ) as saver:
+            yield graph_with(stopping.guard_saver(saver))
+
+    def activity(self) -> str:
+        """What is running now, in words: the thread and its stages' current tools."""
+        if self.thread_id is None:
+            return "mpm (no run is being driven)"
+        stages = ", ".join(
+            f"stage {name}" + (f" (tool {tool})" if tool else "")
+            for name, tool in self.running.items()
+        )
+        return f"thread {self.thread_id}" + (f": {stages}" if stages else "")
+
+    def _track(self, ev: dict[str, Any]) -> None:
+        stage, kind = ev.get("stage"), ev.get("event")
+        if not stage:
+            return
+        if kind == "started":
+            self.running[stage] = ""
+        elif kind == "tool":
+            self.running[stage] = str(ev.get("tool") or "")
+        elif kind == "finished":
+            self.running.pop(stage, None)
 
     @staticmethod
     def config(thread_id: str) -> dict[str, Any]:
@@ -145,19 +205,31 @@ class Runner:
             snapshot = self._existing(g, thread_id)
             if resume is not None:
                 return self._drive(g, thread_id, Command(resume=resume))
-            if snapshot.interrupts or not snapshot.next:
+            if snapshot.interrupts or not snapshot.tasks:
                 return self._outcome(thread_id, snapshot)
+            # tasks left: some may have no writes yet (``next``), or all may have written
+            # and the process stopped before the step's checkpoint; either way the graph
+            # applies what was saved and runs what was not
             return self._drive(g, thread_id, None)
 
     def answer(
-        self, thread_id: str, kind: str, value: Any, *, key: str | None = None, wait: float = 600.0
+        self,
+        thread_id: str,
+        kind: str,
+        value: Any,
+        *,
+        key: str | None = None,
+        wait: float = 600.0,
+        precheck: bool = False,
     ) -> RunOutcome:
         """Answer the pending interrupt of type ``kind`` (an approval: the one whose
         ``approval_id`` is ``key``) and continue the run.
 
         Waits for another process driving the thread to finish first, and looks the
         interrupt up only once it holds the lock, so two approvers deciding parallel
-        approvals at the same moment both land."""
+        approvals at the same moment both land. With ``precheck``, a decision that one of
+        :data:`DECISION_CHECKS` refuses raises :class:`DecisionRefused` before the graph
+        runs (the CLI's fast refusal; the approval node would refuse it too)."""
         from langgraph.types import Command
 
         with self.graph() as g, thread_lock(self.workspace, thread_id, wait=wait):
@@ -170,6 +242,11 @@ class Runner:
                     if kind == "approval" and isinstance(value, dict):
                         from mpm.graph.nodes.approvals import SEEN_DECISIONS
 
+                        if precheck:
+                            for check in DECISION_CHECKS:
+                                reason = check(value, payload)
+                                if reason:
+                                    raise DecisionRefused(reason)
                         value = {**value, SEEN_DECISIONS: sorted(_used_decision_ids(snapshot))}
                     return self._drive(g, thread_id, Command(resume={item.id: value}))
             pending = [
@@ -190,7 +267,10 @@ class Runner:
 
     def _drive(self, g: Any, thread_id: str, graph_input: Any) -> RunOutcome:
         """Stream the graph until it ends or waits; the caller holds the thread's lock."""
+        if self.read_only:
+            raise RuntimeError("a read-only runner inspects threads; it does not drive them")
         config = self.config(thread_id)
+        self.thread_id, self.running = thread_id, {}
         before = g.get_state(config).values if tracing_enabled(self.context) else {}
         with traced_invocation(self.context, thread_id, before or {}, graph_input) as trace:
             run_config = {**config, "callbacks": trace.callbacks} if trace.callbacks else config
@@ -202,6 +282,7 @@ class Runner:
                 durability=DURABILITY,
             ):
                 if mode == "custom":
+                    self._track(chunk)
                     self.on_event(chunk)
                 elif mode == "updates":
                     for node, update in chunk.items():
@@ -281,7 +362,7 @@ class Runner:
         interrupts = [{"id": i.id, "value": i.value} for i in snapshot.interrupts]
         if interrupts:
             status = "waiting"
-        elif snapshot.next:
+        elif snapshot.next or snapshot.tasks:
             status = "running"  # cut off mid-run: resume continues it
         else:
             status = values.get("status") or "running"

@@ -49,6 +49,16 @@ class Workspace:
         root.mkdir(parents=True, exist_ok=True)
         return cls(root)
 
+    @classmethod
+    def locate(cls, path: str | os.PathLike[str] | None = None) -> Workspace:
+        """Like :meth:`resolve`, but never creates anything: read-only commands use it, so
+        ``mpm status`` in the wrong directory leaves no empty workspace behind."""
+        chosen = Path(path or os.environ.get("MPM_WORKSPACE") or DEFAULT_WORKSPACE)
+        root = chosen.expanduser().resolve()
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"workspace {root}: exists and is not a directory")
+        return cls(root)
+
     @property
     def checkpoint_db(self) -> Path:
         return self.root / "checkpoints.db"

@@ -6,7 +6,8 @@
 # Idempotent: installs the Debian `postgresql` package if no server binaries are found,
 # starts a server on 127.0.0.1 if none is running (port 5432, or a free port when 5432 is
 # taken by something else), and creates the login role `mpm` (password `mpm`, CREATEDB, so
-# tests can make a fresh database each) and the database `mpm` if they are missing.
+# tests can make a fresh database each), the database `mpm` (checkpoints) and the database
+# `mlflow` (the README's PostgreSQL MLflow recipe) if they are missing.
 # Only the DSN goes to stdout; progress goes to stderr; nothing is exported.
 #
 # As root it uses the Debian cluster `<version>/main` (pg_ctlcluster); as any other user it
@@ -16,6 +17,7 @@ set -euo pipefail
 ROLE=mpm
 PASSWORD=mpm
 DATABASE=mpm
+MLFLOW_DATABASE=mlflow
 
 log() { echo "start_postgres: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -100,9 +102,11 @@ elif [ "$(as_superuser -c "SELECT rolcanlogin AND rolcreatedb FROM pg_roles WHER
   log "letting role $ROLE log in and create databases"
   as_superuser -c "ALTER ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
 fi
-if [ "$(as_superuser -c "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")" != 1 ]; then
-  log "creating database $DATABASE"
-  as_superuser -c "CREATE DATABASE $DATABASE OWNER $ROLE"
-fi
+for db in "$DATABASE" "$MLFLOW_DATABASE"; do
+  if [ "$(as_superuser -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+    log "creating database $db"
+    as_superuser -c "CREATE DATABASE $db OWNER $ROLE"
+  fi
+done
 
 echo "postgresql://$ROLE:$PASSWORD@127.0.0.1:$PORT/$DATABASE"

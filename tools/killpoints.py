@@ -11,6 +11,10 @@ call of a sub-agent and after every MLflow write (:data:`POINTS`). They live in 
 because ``tools/tracking.py`` calls them and ``tools/`` may import nothing from ``graph/``
 or ``agents/``; the graph and the agents import them from here.
 
+``MPM_KILL_SIGNAL=KILL|INT|TERM`` (default ``KILL``) is the signal sent: ``INT`` and
+``TERM`` are what Ctrl-C and a service manager send, which mpm handles as a stop
+(``graph/stopping.py``) -- the torture test delivers all three at every point.
+
 With neither variable set, :func:`maybe_die` is one dictionary lookup.
 """
 
@@ -19,10 +23,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections import Counter
 
 KILL_VAR = "MPM_KILL_AT"
 TRACE_VAR = "MPM_KILL_TRACE"
+SIGNAL_VAR = "MPM_KILL_SIGNAL"
+SIGNALS = {"KILL": signal.SIGKILL, "INT": signal.SIGINT, "TERM": signal.SIGTERM}
 
 POINTS: dict[str, str] = {
     "kickoff": "kickoff node, requirements validated, before its update is saved",
@@ -71,8 +78,18 @@ def reset() -> None:
         _hits.clear()
 
 
+def kill_signal() -> signal.Signals:
+    """The signal ``MPM_KILL_SIGNAL`` names (SIGKILL if unset)."""
+    name = os.environ.get(SIGNAL_VAR, "KILL").strip().upper().removeprefix("SIG")
+    if name not in SIGNALS:
+        raise KillPointError(f"{SIGNAL_VAR}={name!r}: expected one of {', '.join(SIGNALS)}")
+    return SIGNALS[name]
+
+
 def maybe_die(point: str) -> None:
-    """Count a visit of ``point``; SIGKILL this process if ``MPM_KILL_AT`` names this visit."""
+    """Count a visit of ``point``; signal this process (``MPM_KILL_SIGNAL``, default
+    SIGKILL) if ``MPM_KILL_AT`` names this visit. After SIGINT/SIGTERM the calling thread
+    waits here until the stop it asked for ends the process (``graph/stopping.py``)."""
     env = os.environ
     if KILL_VAR not in env and TRACE_VAR not in env:
         return
@@ -84,4 +101,10 @@ def maybe_die(point: str) -> None:
         with open(trace, "a", encoding="utf-8") as fh:
             fh.write(f"{os.getpid()} {point} {n}\n")
     if parse(env.get(KILL_VAR, "")).get(point) == n:
-        os.kill(os.getpid(), signal.SIGKILL)
+        sig = kill_signal()
+        os.kill(os.getpid(), sig)
+        if sig != signal.SIGKILL:
+            # the signal is handled in the main thread, a moment later; this thread goes no
+            # further, so the stop lands exactly here whichever thread reached the point
+            while True:
+                time.sleep(0.05)

@@ -71,14 +71,43 @@ def evaluate(state: GraphState, ctx: RunContext) -> tuple[dict[str, Any], Any]:
     return compact(report, context, state), report
 
 
+def _digest(payload: dict[str, Any], audit: list[dict[str, Any]]) -> str:
+    """What the output files are made of, minus the report's own timestamp: equal digests
+    mean equal files, so an evaluation that changed nothing rewrites nothing."""
+    import hashlib
+
+    body = {k: v for k, v in payload.items() if k != "generated_at"}
+    text = json.dumps([body, audit], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _write_outputs(
-    ctx: RunContext, thread_id: str, view: dict[str, Any], report: Any, audit: list[dict[str, Any]]
-) -> dict[str, Path]:
+    ctx: RunContext,
+    thread_id: str,
+    view: dict[str, Any],
+    report: Any,
+    audit: list[dict[str, Any]],
+    previous: dict[str, Any] | None = None,
+) -> tuple[dict[str, Path], str, bool]:
+    """Write the report, audit trail and dashboard; (files, digest, written).
+
+    Governance runs after every step, but most steps change nothing it reports: when the
+    digest equals the previous evaluation's and its files are all there, they are kept
+    as they are (rendering and writing them was most of the node's time)."""
     from mpm.governance import render_dashboard
 
     out = ctx.ws.stage_dir(thread_id, "governance")
     results = out / "governance_orchestration_results.json"
     payload = report.model_dump(mode="json") if report is not None else view
+    digest = _digest(payload, audit)
+    kept = {k: Path(v) for k, v in ((previous or {}).get("files") or {}).items()}
+    if (
+        previous
+        and previous.get("outputs_digest") == digest
+        and kept
+        and all(p.is_file() for p in kept.values())
+    ):
+        return kept, digest, False
     results.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     files = {"results": results}
     if audit:
@@ -91,11 +120,17 @@ def _write_outputs(
         dashboard = out / "governance_dashboard.html"
         dashboard.write_text(render_dashboard(report), encoding="utf-8")
         files["dashboard"] = dashboard
-    return files
+    return files, digest, True
 
 
 def _log(
-    ids: dict[str, Any], thread_id: str, view: dict[str, Any], files: dict[str, Path], step: int
+    ids: dict[str, Any],
+    thread_id: str,
+    view: dict[str, Any],
+    files: dict[str, Path],
+    step: int,
+    *,
+    log_files: bool = True,
 ) -> str:
     c = tracking.client(ids["tracking_uri"])
     run_id = tracking.find_or_create_run(
@@ -116,8 +151,9 @@ def _log(
         },
         step=step,
     )
-    for path in files.values():
-        tracking.log_file(c, run_id, path)
+    if log_files:  # unchanged files are already the run's artifacts
+        for path in files.values():
+            tracking.log_file(c, run_id, path)
     tracking.set_tags(c, run_id, {"governance_status": view["overall_status"]})
     if view.get("error"):
         tracking.set_tags(c, run_id, {"governance_orchestration_error": view["error"][:5000]})
@@ -129,14 +165,17 @@ def governance(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     ctx = run_context(runtime)
     thread_id = get_config()["configurable"]["thread_id"]
     view, report = evaluate(state, ctx)
-    files = _write_outputs(ctx, thread_id, view, report, state.get("audit") or [])
-    view["files"] = {k: str(v) for k, v in files.items()}
     previous = state.get("governance") or {}
+    files, digest, written = _write_outputs(
+        ctx, thread_id, view, report, state.get("audit") or [], previous
+    )
+    view["files"] = {k: str(v) for k, v in files.items()}
+    view["outputs_digest"] = digest
     step = int(previous.get("evaluations", 0)) + 1
     view["evaluations"] = step
     ids = state.get("mlflow") or {}
     if ctx.tracking and ids.get("parent_run_id"):
-        view["mlflow_run_id"] = _log(ids, thread_id, view, files, step)
+        view["mlflow_run_id"] = _log(ids, thread_id, view, files, step, log_files=written)
     changed = previous.get("overall_status") != view["overall_status"]
     events = [
         event(

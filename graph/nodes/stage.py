@@ -10,6 +10,8 @@ stage without one is recorded ``failed``. Nothing here raises into the graph.
 from __future__ import annotations
 
 import contextvars
+import ctypes
+import dataclasses
 import threading
 import time
 import traceback
@@ -21,12 +23,24 @@ from langgraph.runtime import Runtime
 
 from mpm.agents.base import AgentOutcome, StageContext, StageTimeout, run_agent
 from mpm.agents.registry import agent_for
-from mpm.graph import run_tracking
+from mpm.graph import run_tracking, stopping
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
 from mpm.graph.llm import get_chat_model
 from mpm.graph.state import StageResult, StageSpec, StageStatus
 from mpm.tools.killpoints import maybe_die
+
+POLL_S = 0.05
+"""How often a stage waiting on its agent looks for a stop request or its deadline."""
+ABANDON_GRACE_S = 2.0
+"""How long a timed-out worker gets to unwind after it was told to stop."""
+
+
+class StageAbandoned(BaseException):  # noqa: N818 - it is a signal to a thread, not an error
+    """Raised inside a timed-out stage's worker thread to stop it.
+
+    A ``BaseException``: the agent loop and the tools report every ``Exception`` to the
+    model and carry on; this must not be caught there."""
 
 
 def _attempt(
@@ -37,17 +51,24 @@ def _attempt(
     fallback: bool,
     emit: Callable[[dict[str, Any]], None],
 ) -> AgentOutcome:
-    """One run of the agent, bounded by the stage timeout (the loop also checks a deadline)."""
+    """One run of the agent, bounded by the stage timeout.
+
+    The agent runs in a worker thread so the timeout holds even in a tool that never
+    returns. A worker that outlives its timeout is stopped, not left behind: its own
+    context's deadline is moved to now (the loop checks it before every model and tool
+    call) and :class:`StageAbandoned` is raised inside it (Python code, a tool's loop or a
+    sleep in small steps, stops within one bytecode); the retry that follows gets a fresh
+    context, so a late worker cannot write into it."""
     agent = agent_for(spec.agent.value, ctx.toolset)
     model = get_chat_model(ctx.model)
-    stage_ctx.deadline = time.monotonic() + spec.timeout_s
+    mine = dataclasses.replace(stage_ctx, deadline=time.monotonic() + spec.timeout_s)
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
             box["outcome"] = _timed_agent_run(
                 agent,
-                stage_ctx,
+                mine,
                 model,
                 spec.task,
                 fallback=fallback,
@@ -56,21 +77,37 @@ def _attempt(
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting node
             box["error"] = exc
 
-    # A daemon thread, not an executor: a tool that hangs past the timeout must not keep
-    # the process alive at exit (executor threads are joined at interpreter shutdown).
+    # A daemon thread, not an executor: a tool stuck in C code past the timeout must not
+    # keep the process alive at exit (executor threads are joined at interpreter shutdown).
     worker = threading.Thread(
         target=contextvars.copy_context().run,
         args=(target,),
         daemon=True,
         name=f"stage-{spec.name}",
     )
+    deadline = time.monotonic() + spec.timeout_s
     worker.start()
-    worker.join(spec.timeout_s)
+    while worker.is_alive() and time.monotonic() < deadline:
+        if stopping.requested():
+            stopping.exit_now()  # Ctrl-C/SIGTERM: nothing of this attempt is saved
+        worker.join(min(POLL_S, max(0.0, deadline - time.monotonic())))
     if worker.is_alive():
+        stop_worker(worker, mine)
         raise StageTimeout(f"stage {spec.name!r} exceeded its timeout of {spec.timeout_s:g}s")
     if "error" in box:
         raise box["error"]
     return box["outcome"]
+
+
+def stop_worker(worker: threading.Thread, stage_ctx: StageContext) -> bool:
+    """Stop a timed-out stage worker; True once it has ended."""
+    stage_ctx.deadline = float("-inf")  # the loop's next check raises StageTimeout
+    if worker.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(worker.ident), ctypes.py_object(StageAbandoned)
+        )
+    worker.join(ABANDON_GRACE_S)
+    return not worker.is_alive()
 
 
 def _timed_agent_run(*args: Any, **kwargs: Any) -> AgentOutcome:

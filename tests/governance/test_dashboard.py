@@ -15,7 +15,8 @@ from mpm.governance.dashboard import render_dashboard, write_dashboard
 from mpm.governance.testing import credit_project_state, llm_project_state
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS_SCREENSHOT = REPO / "docs" / "img" / "governance_dashboard.png"
+# The README's picture (docs/img/governance_dashboard.png) is refreshed by
+# `python scripts/refresh_dashboard_image.py`, never by a test: tests leave tracked files alone.
 XSS = "<script>alert(1)</script>"
 
 
@@ -143,5 +144,3 @@ def test_dashboard_renders_in_headless_chromium(tmp_path: Path, report: Governan
         assert background == (244, 246, 248), background  # page background, not a blank white page
         colours = rgb.resize((320, 500)).getcolors(maxcolors=1_000_000)
         assert colours is not None and len(colours) > 300  # text, pills, bars: a real rendering
-    DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, DOCS_SCREENSHOT)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +15,19 @@ import yaml
 from tests.graph.helpers import REPO, drive_to_completion, example, mpm, runner
 
 
-def _kill_during(stage: str, args: list[str], delay: float) -> str:
-    """Run ``mpm`` until ``stage`` has started, wait ``delay`` s, SIGKILL it; return its output."""
-    proc = subprocess.Popen(
+def _kill_at(point: str, args: list[str]) -> str:
+    """Run ``mpm ARGS`` until it SIGKILLs itself at the kill point ``point`` (``MPM_KILL_AT``,
+    ``tools/killpoints.py``): the moment is exact, not a guess after a sleep."""
+    proc = subprocess.run(
         [sys.executable, "-m", "mpm", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        capture_output=True,
         text=True,
         cwd=REPO,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", "MPM_KILL_AT": point},
+        timeout=300,
     )
-    seen = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 240
-    for line in proc.stdout:
-        seen.append(line)
-        if f"▶ {stage}" in line:
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            break
-        assert time.monotonic() < deadline, "the stage never started"
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)
-    return "".join(seen)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
 
 
 def _facts(values: dict[str, Any]) -> dict[str, Any]:
@@ -72,12 +61,17 @@ def test_sigkill_mid_stage_resumes_to_the_uninterrupted_result(tmp_path: Path) -
     clean = drive_to_completion(r, r.start("same", {"requirements": example("breast_cancer")}))
 
     crash_ws = tmp_path / "crash"
-    out = _kill_during(
-        "model_development",
+    # the process dies right after model development's first tool (training) returned:
+    # its nested candidate runs exist, the stage has not finished. The visit is counted
+    # from the clean run: every tool call of the stages before it comes first.
+    before = ["business_analysis", "data_acquisition", "exploratory_analysis"]
+    visit = sum(len(clean.values["results"][s]["tool_calls"]) for s in before) + 1
+    assert clean.values["results"]["model_development"]["tool_calls"][0] == "train_candidates"
+    out = _kill_at(
+        f"tool.after:{visit}",
         ["kickoff", "-r", str(req), "-w", str(crash_ws), "--thread", "same"],
-        delay=1.0,
     )
-    assert "▶ model_development" in out
+    assert "· train_candidates" in out
     cut = runner(crash_ws).snapshot("same")
     assert cut.status == "running" and "model_development" not in cut.values.get("results", {})
 

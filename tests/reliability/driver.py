@@ -32,6 +32,9 @@ from tests.conftest import MPM_ENV_VARS
 from tests.graph.helpers import REPO, approver_for, auto_answer, decision, runner
 
 KILLED = -signal.SIGKILL
+STOPPED = {"KILL": KILLED, "INT": 128 + signal.SIGINT, "TERM": 128 + signal.SIGTERM}
+"""How a command ends when its kill point sends each ``MPM_KILL_SIGNAL``: SIGKILL kills it;
+SIGINT and SIGTERM are handled as a stop, which exits with 128 + the signal number."""
 BOUNDARIES = frozenset({"kickoff", "plan", "supervisor", "governance"})
 """Kill points in nodes that run alone in their super-step: a point visited after one of
 them (in the same process) belongs to a later super-step than anything visited before it."""
@@ -53,10 +56,12 @@ class Command:
     stdout: str
     stderr: str
     kill_at: str | None = None
+    signal: str = "KILL"
 
     @property
     def killed(self) -> bool:
-        return self.returncode == KILLED
+        """Ended by its kill point (killed, or stopped by the signal it sent itself)."""
+        return self.returncode == STOPPED[self.signal]
 
 
 @dataclass
@@ -163,8 +168,10 @@ def drive(
     env: dict[str, str] | None = None,
     in_process: bool = False,
     max_commands: int = 80,
+    signal_name: str = "KILL",
 ) -> Drive:
-    """Run the thread to its end, SIGKILLing the commands ``kills`` names.
+    """Run the thread to its end, SIGKILLing the commands ``kills`` names (or sending
+    them ``signal_name``: ``INT`` as Ctrl-C does, ``TERM`` as a service manager does).
 
     After a kill, ``mpm resume`` continues the phase (and takes the phase's next kill, if
     the thread has steps left to run); when the kill lost a decision or answers that were
@@ -190,16 +197,21 @@ def drive(
             run_env = dict(env or {})
             if kill_at:
                 run_env["MPM_KILL_AT"] = kill_at
+                run_env["MPM_KILL_SIGNAL"] = signal_name
             if trace_dir is not None:
                 run_env["MPM_KILL_TRACE"] = str(trace_dir / f"{index:03d}.trace")
                 (trace_dir / f"{index:03d}.phase").write_text(phase)
             proc = run_mpm(args, run_env)
-            command = Command(phase, args, proc.returncode, proc.stdout, proc.stderr, kill_at)
+            command = Command(
+                phase, args, proc.returncode, proc.stdout, proc.stderr, kill_at, signal_name
+            )
             result.commands.append(command)
             output = proc.stdout + proc.stderr
             assert "Traceback" not in output, output
             if command.killed:
                 assert kill_at, f"{args} was killed without being asked to:\n{output}"
+                if signal_name != "KILL":  # a stop says what it stops, naming the thread
+                    assert f"SIG{signal_name}: stopping thread {thread}" in proc.stderr, output
                 plan[phase].pop(0)
                 # a kill ends a process, never a run: resume it. A thread that is waiting
                 # for people (the kill lost what was being recorded) has nothing to run.

@@ -165,14 +165,18 @@ def test_overlong_free_text_is_refused_with_the_limit(tmp_path: Path, workspace:
 
 def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
     r = runner(workspace)
-    req = example("breast_cancer")
+    # the requester holds a role account of modeling-review, which the intake triage
+    # names: only separation of duties stands between them and approving their own project
+    requester = "mr-reviewer-1"
+    req = example("breast_cancer", requested_by=requester)
     outcome = r.start("forge", {"requirements": req})
     while outcome.interrupts[0]["value"]["type"] == "open_questions":
         questions = outcome.interrupts[0]["value"]["questions"]
         outcome = r.answer("forge", "open_questions", {q["key"]: auto_answer(q) for q in questions})
     pending = [i["value"] for i in outcome.interrupts]
     assert len(pending) >= 2, "two approvals pending together"
-    first, second = pending[0], pending[1]
+    second = next(p for p in pending if requester in p["eligible_approvers"])
+    first = next(p for p in pending if p is not second)
     member = approver_for(first, req["requested_by"])
 
     def send(target: dict[str, Any], forged: dict[str, Any]) -> Any:
@@ -197,7 +201,7 @@ def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
         "another approval": f"decision is for approval {first['approval_id']!r}",
         "replayed": "was already used (replayed decision)",
         "non-member": "intruder-42 is not a member of",
-        "requester": "",  # not a member, or separation of duties: refused either way
+        "requester": f"{requester} requested this project and may not approve it (separation of duties)",
         "unknown verb": "expected one of approve, reject, request_changes",
         "hostile approver": "is not a member of",
         "not an object": "a decision must be an object",

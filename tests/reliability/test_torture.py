@@ -6,15 +6,16 @@ command. First an uninterrupted drive records where every kill point is visited
 (``MPM_KILL_TRACE``). Then seeded random kills are chosen among those real visits: inside
 the kickoff, the plan, the supervisor, a sub-agent's tool calls, every MLflow write,
 governance evaluation, an approval being asked or decided, answers being recorded and
-synthesis; the process SIGKILLs itself there (``MPM_KILL_AT``), ``mpm resume`` continues,
-and sometimes the resume is killed again. Every killed run must end exactly as the
+synthesis; the process SIGKILLs itself there (``MPM_KILL_AT``) -- or sends itself SIGINT
+(Ctrl-C) or SIGTERM, which mpm handles as a stop (``graph/stopping.py``) --, ``mpm resume``
+continues, and sometimes the resume is killed again. Every killed run must end exactly as the
 uninterrupted one: the same stage statuses, model, scores, registered model (one version),
 approvals and deliverables; the same MLflow runs, one each, none left RUNNING; intact
 SQLite files.
 
 A *trial* is one kill and the resume after it; one run chains several trials. The default
-run covers every kill point once; ``MPM_TORTURE_TRIALS=30`` runs the full set (any count),
-``MPM_TORTURE_SEED`` picks another seeded set.
+run covers every kill point once with each signal; ``MPM_TORTURE_TRIALS=30`` runs the full
+set per signal (any count), ``MPM_TORTURE_SEED`` picks another seeded set.
 """
 
 from __future__ import annotations
@@ -129,16 +130,25 @@ def test_kill_points_are_visited_in_every_kind_of_node(reference: dict[str, Any]
     assert any("approval.decided" in trace[p] for p in trace if p.startswith("approve"))
 
 
+@pytest.mark.timeout(1800)  # two drives of ~15 processes each; a shared machine is slow
+@pytest.mark.parametrize("signal_name", ["KILL", "INT", "TERM"])
 def test_runs_killed_anywhere_end_exactly_like_the_uninterrupted_run(
-    reference: dict[str, Any], tmp_path: Path, mlflow_template: Path
+    reference: dict[str, Any], tmp_path: Path, mlflow_template: Path, signal_name: str
 ) -> None:
+    """SIGKILL, SIGINT or SIGTERM at every kill point, then resume: the same result."""
     plans = _plans(reference["trace"])
 
     def trial_run(i_plan: tuple[int, KillPlan]) -> tuple[KillPlan, Drive]:
         i, plan = i_plan
         workspace = seed_workspace(tmp_path / f"run{i}", mlflow_template)
         return plan, drive(
-            workspace, THREAD, reference["requirements"], kills=plan, env=ENV, in_process=True
+            workspace,
+            THREAD,
+            reference["requirements"],
+            kills=plan,
+            env=ENV,
+            in_process=True,
+            signal_name=signal_name,
         )
 
     with ThreadPoolExecutor(WORKERS) as pool:

@@ -1,0 +1,138 @@
+"""Benchmark: how long a person waits for ``mpm`` between runs.
+
+Wall time of whole processes (interpreter start included), the way a person or a script
+runs them, on the default SQLite checkpointer with MLflow tracking on: ``mpm --help``,
+``status``, ``approvals``, ``runs``, an accepted ``approve``, a refused ``approve`` (an
+account no group names) and ``answer``. The threads are set up first (kickoff with the
+stub model and no-op tools, so the decisions measure mpm, not ML work); each decision is
+made on its own thread, ``--repeat`` times; the median is reported.
+
+    python benchmarks/cli_latency.py [--repeat 3]
+
+Targets (issue 14, 2 cores): --help < 0.3 s; read commands < 0.5 s; accepted decision
+< 1.5 s; refused decision < 0.5 s. Prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import MPM_ENV_VARS  # noqa: E402
+from tests.graph.helpers import auto_answer, runner  # noqa: E402
+
+EXAMPLE = ROOT / "reference" / "examples" / "breast_cancer.yaml"
+TARGETS = {
+    "help": 0.3,
+    "status": 0.5,
+    "approvals": 0.5,
+    "runs": 0.5,
+    "approve_accepted": 1.5,
+    "approve_refused": 0.5,
+    "answer": 1.5,
+}
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in MPM_ENV_VARS}
+    return env | {"COLUMNS": "200", "MPM_TOOLSET": "noop"}
+
+
+def timed(args: list[str], ok: tuple[int, ...] = (0,)) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpm", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=600,
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode not in ok:
+        raise SystemExit(f"mpm {' '.join(args)}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+    return wall
+
+
+def setup(ws: Path, thread: str) -> None:
+    """A thread waiting for its open governance questions (the no-op tools produce no
+    evidence, so governance asks the owner)."""
+    timed(["kickoff", "-r", str(EXAMPLE), "-w", str(ws), "-t", thread])
+
+
+def answers_file(ws: Path, thread: str, scratch: Path) -> Path:
+    pending = runner(ws).snapshot(thread).interrupts[0]["value"]
+    assert pending["type"] == "open_questions", pending["type"]
+    path = scratch / f"{thread}-answers.yaml"
+    path.write_text(yaml.safe_dump({q["key"]: auto_answer(q) for q in pending["questions"]}))
+    return path
+
+
+def approval(ws: Path, thread: str) -> tuple[str, str]:
+    """(approval id, an eligible approver who is not the requester) of a pending approval."""
+    snap = runner(ws).snapshot(thread)
+    requested_by = snap.values["requirements"].get("requested_by")
+    value = next(i["value"] for i in snap.interrupts if i["value"].get("type") == "approval")
+    who = next(u for u in value["eligible_approvers"] if u != requested_by)
+    return value["approval_id"], who
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    samples: dict[str, list[float]] = {k: [] for k in TARGETS}
+    with tempfile.TemporaryDirectory() as tmp:
+        ws, scratch = Path(tmp) / "ws", Path(tmp)
+        threads = [f"lat{i}" for i in range(args.repeat)]
+        for thread in threads:
+            setup(ws, thread)
+        w = ["-w", str(ws)]
+        for thread in threads:
+            samples["help"].append(timed(["--help"]))
+            samples["status"].append(timed(["status", thread, *w]))
+            samples["approvals"].append(timed(["approvals", *w]))
+            samples["runs"].append(timed(["runs", *w]))
+            path = answers_file(ws, thread, scratch)
+            samples["answer"].append(timed(["answer", thread, "--file", str(path), *w]))
+            approval_id, who = approval(ws, thread)
+            samples["approve_refused"].append(
+                timed(["approve", thread, approval_id, "--as", "mallory", "-c", "x", *w], (2,))
+            )
+            samples["approve_accepted"].append(
+                timed(["approve", thread, approval_id, "--as", who, "-c", "ok", *w])
+            )
+    result: dict[str, Any] = {
+        "benchmark": "cli_latency",
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
+        "settings": "SQLite checkpointer, MLflow tracking on (workspace SQLite store), stub model, no-op tools",
+        "repeat": args.repeat,
+        "median_s": {k: round(statistics.median(v), 3) for k, v in samples.items()},
+        "samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()},
+        "targets_s": TARGETS,
+    }
+    result["meets_targets"] = {k: result["median_s"][k] < t for k, t in TARGETS.items()}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

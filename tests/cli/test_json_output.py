@@ -1,0 +1,195 @@
+"""``--json``: one JSON object on the last line of stdout with the documented keys, and
+``mpm approvals --json`` rows that go straight back into ``mpm approve``.
+
+A real governed run (stub model, noop tools) is driven through the CLI only: kickoff,
+answer, then every approval exactly as a script would, from the approvals JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from mpm.cli.main import app
+from tests.graph.helpers import REPO, auto_answer, runner
+
+OUTCOME_KEYS = {
+    "version",
+    "thread_id",
+    "status",
+    "project",
+    "target_metric",
+    "metric_direction",
+    "success_threshold",
+    "risk_level",
+    "governance",
+    "stages",
+    "waiting_for",
+    "deliverables",
+    "registered_model",
+}
+APPROVAL_KEYS = {
+    "thread_id",
+    "approval_id",
+    "name",
+    "framework",
+    "approver_groups",
+    "eligible_approvers",
+    "requested_at",
+    "command",
+}
+
+
+def cli(*args: str, code: int = 0) -> dict[str, Any]:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == code, (args, result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    return json.loads(last)
+
+
+def test_json_round_trip_from_kickoff_to_the_last_approval(tmp_path: Path) -> None:
+    ws = ["-w", str(tmp_path / "ws"), "--toolset", "noop", "--no-tracking"]
+    req = REPO / "reference" / "examples" / "breast_cancer.yaml"
+    started = cli("kickoff", "-r", str(req), "-t", "j", "--json", *ws)
+    assert set(started) == OUTCOME_KEYS
+    assert started["thread_id"] == "j" and started["status"] == "waiting"
+    assert started["metric_direction"] == ">="  # accuracy: higher is better
+    assert {s["name"] for s in started["stages"]} >= {"business_analysis", "model_development"}
+    assert started["waiting_for"], "the noop run waits for people"
+
+    status = cli("status", "j", "--json", "-w", str(tmp_path / "ws"))
+    assert set(status) == OUTCOME_KEYS and status["stages"] == started["stages"]
+
+    # open questions: the first wait of a noop run (no tool produced the evidence)
+    waiting = started["waiting_for"][0]
+    if waiting["type"] == "open_questions":
+        assert waiting["command"] == ["mpm", "answer", "j"]
+        pending = runner(tmp_path / "ws").snapshot("j").interrupts[0]["value"]
+        answers = {q["key"]: auto_answer(q) for q in pending["questions"]}
+        assert sorted(answers) == sorted(waiting["questions"])
+        path = tmp_path / "answers.yaml"
+        path.write_text(yaml.safe_dump(answers))
+        answered = cli("answer", "j", "--file", str(path), "--json", *ws)
+        assert set(answered) == OUTCOME_KEYS
+
+    requested_by = yaml.safe_load(req.read_text()).get("requested_by")
+    decided = 0
+    for _ in range(10):
+        rows = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"]
+        if not rows:
+            break
+        row = rows[0]
+        assert set(row) == APPROVAL_KEYS
+        assert row["command"] == ["mpm", "approve", row["thread_id"], row["approval_id"]]
+        who = next(u for u in row["eligible_approvers"] if u != requested_by)
+        out = cli(*row["command"][1:], "--as", who, "-c", "ok", "--json", *ws)
+        assert set(out) == OUTCOME_KEYS | {"decision"}
+        assert out["decision"] == {
+            "approval_id": row["approval_id"],
+            "decision": "approve",
+            "approver": who,
+            "accepted": True,
+            "reason": None,
+        }
+        assert row["approval_id"] not in {
+            w.get("approval_id") for w in out["waiting_for"] if w["type"] == "approval"
+        }
+        decided += 1
+    assert decided >= 2
+    final = cli("status", "j", "--json", "-w", str(tmp_path / "ws"))
+    assert final["status"] in {"completed", "partial", "waiting"}
+
+    trail = cli("audit", "j", "--json", "--verify", "-w", str(tmp_path / "ws"))
+    assert set(trail) == {"version", "thread_id", "entries", "verified", "problems"}
+    assert trail["verified"] is True and len(trail["entries"]) >= decided
+
+    runs = cli("runs", "--json", "-w", str(tmp_path / "ws"))
+    assert [r["thread_id"] for r in runs["threads"]] == ["j"]
+    assert set(runs["threads"][0]) == {
+        "thread_id",
+        "project",
+        "status",
+        "updated_at",
+        "waiting_for",
+    }
+    history = cli("history", "j", "--json", "-w", str(tmp_path / "ws"))
+    assert history["thread_id"] == "j" and history["checkpoints"]
+    assert set(history["checkpoints"][0]) == {
+        "step",
+        "checkpoint_id",
+        "created_at",
+        "source",
+        "next",
+    }
+
+
+def test_refused_decision_json_says_why_and_exits_2(tmp_path: Path) -> None:
+    """A decision by someone no group names: exit 2, ``accepted: false`` with the reason,
+    and the approval is still pending."""
+    ws = ["-w", str(tmp_path / "ws"), "--toolset", "noop", "--no-tracking"]
+    req = REPO / "reference" / "examples" / "breast_cancer.yaml"
+    out = cli("kickoff", "-r", str(req), "-t", "r", "--json", *ws)
+    if out["waiting_for"][0]["type"] == "open_questions":
+        pending = runner(tmp_path / "ws").snapshot("r").interrupts[0]["value"]
+        path = tmp_path / "answers.yaml"
+        path.write_text(yaml.safe_dump({q["key"]: auto_answer(q) for q in pending["questions"]}))
+        cli("answer", "r", "--file", str(path), "--json", *ws)
+    row = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"][0]
+    refused = cli(*row["command"][1:], "--as", "mallory", "-c", "x", "--json", *ws, code=2)
+    assert refused["decision"]["accepted"] is False
+    assert refused["decision"]["reason"].startswith("mallory is not a member of")
+    # the refusal is recorded with the pending request (the audit trail gets it once the
+    # approval is decided): the graph resumed for it, through the audited path
+    snap = runner(tmp_path / "ws").snapshot("r")
+    request = next(
+        i["value"] for i in snap.interrupts if i["value"]["approval_id"] == row["approval_id"]
+    )
+    assert [x["approver"] for x in request["refusals"]] == ["mallory"]
+    still = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"]
+    assert row["approval_id"] in {r["approval_id"] for r in still}
+
+
+def test_decision_checks_refuse_before_the_graph_is_resumed(tmp_path: Path) -> None:
+    """``Runner.answer(precheck=True)``: a decision one of ``DECISION_CHECKS`` refuses
+    raises ``DecisionRefused`` and the thread does not move (not one checkpoint more); a
+    check appended to the list (as a signature verification would be) is consulted."""
+    import pytest
+
+    from mpm.graph import runner as runner_module
+    from tests.graph.helpers import decision
+
+    ws = tmp_path / "ws"
+    r = runner(ws)
+    req = yaml.safe_load((REPO / "reference" / "examples" / "breast_cancer.yaml").read_text())
+    outcome = r.start("p", {"requirements": req})
+    while outcome.interrupts[0]["value"]["type"] == "open_questions":
+        questions = outcome.interrupts[0]["value"]["questions"]
+        outcome = r.answer("p", "open_questions", {q["key"]: auto_answer(q) for q in questions})
+    pending = outcome.interrupts[0]["value"]
+    steps = len(r.history("p"))
+    with pytest.raises(runner_module.DecisionRefused, match="mallory is not a member of"):
+        r.answer(
+            "p", "approval", decision(pending, "mallory"), key=pending["approval_id"], precheck=True
+        )
+    member = next(u for u in pending["eligible_approvers"] if u != req["requested_by"])
+    runner_module.DECISION_CHECKS.append(lambda d, p: "signature missing")
+    try:
+        with pytest.raises(runner_module.DecisionRefused, match="signature missing"):
+            r.answer(
+                "p",
+                "approval",
+                decision(pending, member),
+                key=pending["approval_id"],
+                precheck=True,
+            )
+    finally:
+        runner_module.DECISION_CHECKS.pop()
+    assert len(r.history("p")) == steps
+    accepted = r.answer(
+        "p", "approval", decision(pending, member), key=pending["approval_id"], precheck=True
+    )
+    assert pending["approval_id"] in accepted.values["approvals"]
