@@ -107,6 +107,16 @@ PoliciesOpt = Annotated[
 ]
 
 
+IdentityOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--identity",
+        help="Identity directory: allowed_signers (+ members.yaml) binding member ids to keys "
+        "(env MPM_IDENTITY; default: <policies>/identity).",
+    ),
+]
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     message = " ".join(message.splitlines())  # one line, whatever the cause's text holds
     err.print(f"[bold red]error:[/] {render.escape(message)}")
@@ -120,6 +130,7 @@ def _context(
     tracking: bool | None = None,
     policies: Path | str | None = None,
     tracing: bool | None = None,
+    identity: Path | str | None = None,
 ) -> Any:
     import os
 
@@ -138,6 +149,9 @@ def _context(
     policy_dir = policies or os.environ.get("MPM_POLICIES")
     if policy_dir is not None and not Path(policy_dir).is_dir():
         raise fail(f"--policies {policy_dir}: not a directory")
+    identity_dir = identity or os.environ.get("MPM_IDENTITY")
+    if identity_dir is not None and not Path(identity_dir).is_dir():
+        raise fail(f"--identity {identity_dir}: not a directory")
     from mpm.graph.llm import ModelSpecError, get_chat_model
 
     try:
@@ -150,6 +164,7 @@ def _context(
         toolset=toolset,
         tracking=tracking,
         policies=str(policy_dir) if policy_dir else None,
+        identity=str(Path(identity_dir).resolve()) if identity_dir else None,
         **({} if tracing is None else {"tracing": tracing}),  # None: env MPM_TRACING
     )
 
@@ -163,6 +178,7 @@ def _thread_context(
     tracking: bool | None,
     policies: Path | None,
     tracing: bool | None = None,
+    identity: Path | None = None,
 ) -> Any:
     """Options given now win; otherwise the settings the thread was started with."""
     probe = _runner(_context(workspace), checkpointer)
@@ -174,6 +190,7 @@ def _thread_context(
         tracking if tracking is not None else recorded.get("tracking"),
         policies or recorded.get("policies"),
         tracing if tracing is not None else recorded.get("tracing"),
+        identity or recorded.get("identity"),
     )
 
 
@@ -280,6 +297,7 @@ def kickoff(
     tracking: TrackingOpt = None,
     policies: PoliciesOpt = None,
     tracing: TracingOpt = None,
+    identity: IdentityOpt = None,
 ) -> None:
     """Start a project: from a requirements file, or by talking it through."""
     from mpm.graph.requirements_file import RequirementsError, load_requirements
@@ -308,7 +326,7 @@ def kickoff(
         validate_thread_id(thread_id)
     except WorkspaceError as exc:
         raise fail(str(exc)) from exc
-    ctx = _context(workspace, model, toolset, tracking, policies, tracing)
+    ctx = _context(workspace, model, toolset, tracking, policies, tracing, identity)
     _check_policy_library(ctx)
     runner = _runner(ctx, checkpointer)
     console.print(f"thread: [bold]{thread_id}[/]  workspace: {ctx.ws.root}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,18 @@ from mpm.governance.applicability import (
     determine_applicability,
     load_applicability_rules,
 )
+from mpm.governance.decisions import derive_decisions
 from mpm.governance.evaluation import (
     EvaluationStatus,
     Finding,
     FrameworkEvaluation,
     OpenQuestion,
+    approval_id,
     evaluate_policy,
 )
 from mpm.governance.evidence import EvidenceBundle
 from mpm.governance.evidence_map import EvidenceMap, load_evidence_map, resolve_evidence
+from mpm.governance.identity import IdentityDirectory, unresolved_names
 from mpm.governance.library import PolicyLibrary
 from mpm.governance.workflow import (
     ApprovalWorkflow,
@@ -59,18 +62,37 @@ __all__ = [
 
 @dataclass(frozen=True)
 class GovernanceContext:
-    """Everything read from a governance directory: policies, approvers and the configs."""
+    """Everything read from a governance directory: policies, approvers, identities, configs."""
 
     library: PolicyLibrary
     rules: ApplicabilityRules
     evidence_map: EvidenceMap
     workflow: WorkflowConfig
+    identity: IdentityDirectory = field(default_factory=IdentityDirectory)
 
     @classmethod
-    def load(cls, directory: str | Path | None = None) -> GovernanceContext:
-        """Load a governance directory (default: the reference one); errors name the file."""
+    def load(
+        cls, directory: str | Path | None = None, identity: str | Path | None = None
+    ) -> GovernanceContext:
+        """Load a governance directory (default: the reference one) and its identity
+        directory (default ``<directory>/identity``); errors name the file.
+
+        A name a policy uses as approver that is neither a group (Approvers.md or the
+        identity directory's members.yaml) nor a member id anywhere fails the load: nobody
+        could ever be verified as that approver, so the approval could never be granted."""
         folder = Path(directory) if directory is not None else reference_dir()
         library = PolicyLibrary.load(folder)
+        people = IdentityDirectory.load(Path(identity) if identity else folder / "identity")
+        library.approvers = library.approvers.merged(people)
+        unknown = unresolved_names(
+            {u.name for u in library.unknown_approvers()}, library.approvers, people
+        )
+        if unknown:
+            first = next(u for u in library.unknown_approvers() if u.name == unknown[0])
+            raise ValueError(
+                f"{first.policy}: approver {first.name!r} resolves to no group or member "
+                "(Approvers.md, identity members.yaml or allowed_signers)"
+            )
         rules = load_applicability_rules(
             folder / "applicability.yaml", known_frameworks=library.frameworks
         )
@@ -79,6 +101,7 @@ class GovernanceContext:
             rules=rules,
             evidence_map=load_evidence_map(folder / "evidence_map.yaml"),
             workflow=load_workflow_config(folder / "workflow.yaml"),
+            identity=people,
         )
 
 
@@ -131,6 +154,30 @@ def _requirements(project_state: Mapping[str, Any]) -> Mapping[str, Any]:
     return requirements
 
 
+def _verified_decisions(
+    project_state: Mapping[str, Any],
+    context: GovernanceContext,
+    frameworks: list[str],
+    requirements: Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Approval id -> standing decision, from the signed audit entries alone."""
+    groups = {
+        approval_id(f, a.name): list(a.approver_names)
+        for f in frameworks
+        for _, a in context.library.get(f).policy.approvals()
+    }
+    return derive_decisions(
+        project_state.get("audit") or [],
+        thread_id=project_state.get("thread_id"),
+        approvals=groups,
+        directory=context.library.approvers,
+        identity=context.identity,
+        requested_by=requirements.get("requested_by"),
+        separation_of_duties=context.workflow.separation_of_duties,
+        revoked=project_state.get("approvals") or {},
+    )
+
+
 def assess_project(
     project_state: Mapping[str, Any],
     *,
@@ -140,11 +187,13 @@ def assess_project(
     """Evaluate every applicable framework for ``project_state`` and merge the approvals.
 
     ``project_state`` is the graph state or any mapping with ``requirements`` (required),
-    ``results``, ``human_answers`` and ``approvals`` (approval id -> decision record).
+    ``results``, ``human_answers``, ``thread_id`` and ``audit`` (the signed decision trail).
+    Which approvals stand is derived from ``audit`` entries whose signatures verify now
+    (:func:`~mpm.governance.decisions.derive_decisions`); an ``approvals`` map grants
+    nothing (it can only mark a decision superseded).
     """
     context = context if context is not None else load_governance_context()
     requirements = _requirements(project_state)
-    decisions = project_state.get("approvals") or {}
     applicability = determine_applicability(requirements, context.rules)
     warnings: list[str] = []
     frameworks: list[str] = []
@@ -158,6 +207,7 @@ def assess_project(
             continue
         frameworks.append(decision.framework)
 
+    decisions = _verified_decisions(project_state, context, frameworks, requirements)
     evaluations: dict[str, FrameworkEvaluation] = {}
     evidence: dict[str, EvidenceBundle] = {}
     titles = {loaded.framework: loaded.title for loaded in context.library}

@@ -3,7 +3,7 @@
 The CLI passes a :class:`RunContext` explicitly; when the graph is served by LangGraph
 Server, no context is passed and :func:`run_context` builds one from the environment
 (``MPM_WORKSPACE``, ``MPM_MODEL``, ``MPM_TOOLSET``, ``MPM_TRACKING``, ``MPM_POLICIES``,
-``MPM_TRACING``).
+``MPM_IDENTITY``, ``MPM_TRACING``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ class RunContext:
     )
     policies: str | None = field(default_factory=lambda: os.environ.get("MPM_POLICIES"))
     """Policy library directory; None means the packaged ``reference/governance``."""
+    identity: str | None = field(default_factory=lambda: os.environ.get("MPM_IDENTITY"))
+    """Identity directory (allowed_signers, members.yaml); None means ``<policies>/identity``."""
     tracing: bool = field(
         default_factory=lambda: os.environ.get("MPM_TRACING", "1") not in {"0", "false", "off"}
     )
@@ -41,6 +43,11 @@ class RunContext:
         from importlib.resources import files
 
         return Path(str(files("mpm.reference") / "governance"))
+
+    def identity_dir(self) -> Path:
+        if self.identity:
+            return Path(self.identity).expanduser().resolve()
+        return self.policy_dir() / "identity"
 
 
 def run_context(runtime: Any) -> RunContext:

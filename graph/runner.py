@@ -134,6 +134,7 @@ class Runner:
             "toolset": c.toolset,
             "tracking": c.tracking,
             "policies": c.policies,
+            "identity": c.identity,
             "tracing": c.tracing,
         }
 

@@ -2,11 +2,13 @@
 
 Each pending approval is its own task (the supervisor fans them out with ``Send``), so
 approvals that may run in parallel are pending at the same time and each is resumed on
-its own: ``Command(resume={interrupt_id: decision})``. A decision counts only if the
-approver may act for one of the groups the approval names (``Approvers.md``), is not the
-person who requested the project (separation of duties), is meant for this thread and
-this approval, and has not been used before. A refused decision is audited and the
-approval stays pending in the same task: the node interrupts again.
+its own: ``Command(resume={interrupt_id: decision})``. A decision counts only if it is a
+well-formed :class:`~mpm.governance.decisions.Decision`, signed (SSHSIG) by the key the
+identity directory binds to its approver, over this thread, this approval and the request
+shown; the approver may act for a group the approval names and is not the requester
+(separation of duties, canonical ids); its decision id is new. Every judgement, accepted or
+refused, is appended to the durable audit trail (``graph/audit.py``) the moment it is made;
+a refused decision leaves the approval pending in the same task: the node asks again.
 """
 
 from __future__ import annotations
@@ -17,97 +19,70 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from mpm.governance.decisions import SEEN_DECISIONS, judge, parse_decision
+from mpm.governance.signatures import request_digest
+from mpm.graph import audit
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
 from mpm.graph.nodes.governance import governance_context
 from mpm.graph.state import now_iso
 from mpm.tools.killpoints import maybe_die
 
-DECISIONS = ("approve", "reject", "request_changes")
-SEEN_DECISIONS = "seen_decision_ids"
-"""Resume-value key: decision ids the thread has recorded, as the runner read them."""
+__all__ = ["SEEN_DECISIONS", "approval", "approval_request", "questions"]
 
 
-def check_decision(
-    value: Any,
-    approval: dict[str, Any],
-    thread_id: str,
-    *,
-    directory: Any,
-    requested_by: str | None,
-    separation_of_duties: bool,
-    used_decision_ids: set[str],
-) -> str | None:
-    """None when the decision may count, else why it is refused (one line)."""
-    if not isinstance(value, dict):
-        return f"a decision must be an object with decision, approver and comment; got {type(value).__name__}"
-    decision, approver = value.get("decision"), str(value.get("approver") or "").strip()
-    if decision not in DECISIONS:
-        return f"decision {decision!r}: expected one of {', '.join(DECISIONS)}"
-    if not approver:
-        return "approver: the approver's id is required"
-    if value.get("thread_id") not in (None, thread_id):
-        return f"decision is for thread {value.get('thread_id')!r}, not {thread_id!r}"
-    if value.get("approval_id") not in (None, approval["id"]):
-        return f"decision is for approval {value.get('approval_id')!r}, not {approval['id']!r}"
-    if value.get("decision_id") and value["decision_id"] in used_decision_ids:
-        return f"decision {value['decision_id']} was already used (replayed decision)"
-    if separation_of_duties and requested_by and approver == requested_by:
-        return f"{approver} requested this project and may not approve it (separation of duties)"
-    if not any(directory.can_act_as(approver, name) for name in approval["approvers"]):
-        return f"{approver} is not a member of {', '.join(approval['approvers'])}"
-    return None
+def approval_request(payload: dict[str, Any], thread_id: str) -> dict[str, Any]:
+    """What the approver is shown (and what the signed request hash covers)."""
+    return {**payload["request"], "thread_id": thread_id}
+
+
+def _text(value: Any, limit: int) -> str:
+    return (value if isinstance(value, str) else "" if value is None else repr(value))[:limit]
 
 
 def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = run_context(runtime)
-    thread_id = get_config()["configurable"]["thread_id"]
+    configurable = get_config()["configurable"]
+    thread_id = configurable["thread_id"]
+    task = str(configurable.get("checkpoint_ns") or "approval")
     item = payload["approval"]
     context = governance_context(ctx)
-    used = set(payload.get("used_decision_ids") or [])
+    request = approval_request(payload, thread_id)
+    digest = request_digest(request)
+    trail = audit.trail_path(ctx.ws, thread_id)
     entries: list[dict[str, Any]] = []
     refusals: list[dict[str, Any]] = []
+    asked = 0
     while True:  # each refusal re-asks in the same task, so the approval stays pending
         maybe_die("approval.ask")
-        value = interrupt({**payload["request"], "refusals": refusals})
-        # ids recorded since the approvals were requested (a parallel approval decided
-        # first), as the runner read them from the thread: they can only refuse more
-        seen = value.get(SEEN_DECISIONS) if isinstance(value, dict) else None
-        problem = check_decision(
-            value,
-            item,
-            thread_id,
-            directory=context.library.approvers,
-            requested_by=payload.get("requested_by"),
-            separation_of_duties=context.workflow.separation_of_duties,
-            used_decision_ids=used | {str(i) for i in seen or []},
-        )
-        value = value if isinstance(value, dict) else {}
-        entry = {
-            "ts": value.get("submitted_at") or now_iso(),
-            "thread_id": thread_id,
-            "approval_id": item["id"],
-            "approver": str(value.get("approver") or ""),
-            "decision": value.get("decision"),
-            "comment": str(value.get("comment") or "")[:2000],
-            "accepted": problem is None,
-            "reason": problem
-            or f"{value.get('approver')} may act for {', '.join(item['approvers'])}",
-            "decision_id": value.get("decision_id"),
-        }
+        chain = audit.read_trail(trail)
+        value = interrupt({**request, "refusals": refusals, "audit_head": audit.head(chain)})
+        slot = f"{task}#{asked}"
+        asked += 1
+        entry = next((e for e in audit.read_trail(trail) if e.get("slot") == slot), None)
+        if entry is None:  # not judged before (a replay finds its own judgement instead)
+            entry = _judge(value, item, thread_id, digest, payload, context, chain)
+            entry, _ = audit.append(trail, entry, slot=slot)
         entries.append(entry)
-        if value.get("decision_id"):
-            used.add(value["decision_id"])
-        if problem is None:
+        if entry["accepted"]:
             break
-        refusals.append({"approver": entry["approver"], "reason": problem, "ts": entry["ts"]})
+        maybe_die("approval.refused")
+        refusals.append(
+            {
+                "approver": entry["approver"],
+                "reason": entry["reason"],
+                "ts": entry["ts"],
+                "decision_id": entry["decision_id"],
+            }
+        )
     record = {
         "decision": entry["decision"],
         "approver": entry["approver"],
         "comment": entry["comment"],
         "decided_at": entry["ts"],
         "round": item["round"],
-        "answers": value.get("answers") or {},
+        "answers": entry["answers"],
+        "decision_id": entry["decision_id"],
     }
     events = [
         event("approvals", "approval_refused", e["reason"], approval=item["id"])
@@ -122,11 +97,83 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
             approval=item["id"],
         )
     )
-    update: dict[str, Any] = {"approvals": {item["id"]: record}, "audit": entries, "events": events}
+    update: dict[str, Any] = {
+        # a cache for people and the supervisor; governance derives approval state from
+        # the signed entries in ``audit`` and never trusts this map
+        "approvals": {item["id"]: record},
+        "audit": entries,
+        "audit_head": audit.head(audit.read_trail(trail)),
+        "events": events,
+    }
     maybe_die("approval.decided")
     if record["answers"]:
         update["human_answers"] = {item["framework"]: record["answers"]}
     return update
+
+
+def _judge(
+    value: Any,
+    item: dict[str, Any],
+    thread_id: str,
+    digest: str,
+    payload: dict[str, Any],
+    context: Any,
+    chain: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The audit entry for one resume value: accepted, or refused with the reason."""
+    raw = value if isinstance(value, dict) else {}
+    decision, problem = parse_decision(value)
+    signer = fingerprint = None
+    if decision is not None:
+        seen = {str(i) for i in decision.seen_decision_ids}
+        used = {str(e.get("decision_id")) for e in chain if e.get("decision_id")}
+        used |= {str(i) for i in payload.get("used_decision_ids") or []} | seen
+        problem, signer, fingerprint = judge(
+            decision,
+            thread_id=thread_id,
+            approval_id=item["id"],
+            approver_groups=item["approvers"],
+            request_sha256=digest,
+            directory=context.library.approvers,
+            identity=context.identity,
+            requested_by=payload.get("requested_by"),
+            separation_of_duties=context.workflow.separation_of_duties,
+            used_decision_ids=used,
+        )
+        if decision.signature:
+            maybe_die("signature.verified")
+    from mpm.governance.signatures import decision_payload
+
+    signed = None
+    if decision is not None and signer is not None and decision.signature:
+        signed = decision_payload(
+            thread_id=thread_id,
+            approval_id=item["id"],
+            request_sha256=digest,
+            decision=decision.decision,
+            comment=decision.comment,
+            answers=decision.answers,
+            signer=signer,
+            decision_id=decision.decision_id,
+        )
+    return {
+        "ts": now_iso(),  # the server's clock; the client's claim is kept apart
+        "claimed_at": _text(raw.get("submitted_at"), 64) or None,
+        "thread_id": thread_id,
+        "approval_id": item["id"],
+        "approver_groups": list(item["approvers"]),
+        "approver": signer or _text(raw.get("approver"), 128),
+        "decision": decision.decision if decision else _text(raw.get("decision"), 40),
+        "comment": decision.comment if decision else _text(raw.get("comment"), 2000),
+        "answers": decision.answers if decision and problem is None else {},
+        "accepted": problem is None,
+        "reason": problem or f"{signer} may act for {', '.join(item['approvers'])}",
+        "decision_id": decision.decision_id if decision else _text(raw.get("decision_id"), 128),
+        "request_sha256": digest,
+        "payload": signed,
+        "signature": decision.signature if decision else None,
+        "key_fingerprint": fingerprint,
+    }
 
 
 def questions(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
