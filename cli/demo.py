@@ -82,9 +82,7 @@ def demo(
                 f"the run needs answers only a person can give: `mpm answer {thread_id} -w {ctx.ws.root}`"
             )
             raise typer.Exit(0)
-        approver = next(
-            u for u in value["eligible_approvers"] if not same_id(u, req.requested_by)
-        )
+        approver = next(u for u in value["eligible_approvers"] if not same_id(u, req.requested_by))
         console.print(
             f"[magenta]demo approver[/] {render.escape(approver)} (member of {render.escape(', '.join(value['approver_groups']))}) "
             f"signs an approval of [bold]{render.escape(value['approval_id'])}[/] with {render.escape(keys / approver)}"

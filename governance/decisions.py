@@ -53,6 +53,10 @@ def parse_decision(value: Any) -> tuple[Decision | None, str | None]:
         json.dumps(value.get("answers", {}), allow_nan=False)
     except (TypeError, ValueError):
         return None, "answers: expected plain JSON values"
+    verb = value.get("decision")
+    if verb not in DECISIONS:
+        shown = repr(verb)[:80]
+        return None, f"decision {shown}: expected one of {', '.join(DECISIONS)}"
     try:
         return Decision.model_validate(dict(value)), None
     except ValidationError as exc:

@@ -189,9 +189,10 @@ def verify_signatures(entries: list[dict[str, Any]], identity: Any) -> list[str]
     for i, entry in enumerate(entries):
         where = f"entry {i} ({entry.get('approval_id')}, {entry.get('approver')})"
         payload, signature = entry.get("payload"), entry.get("signature")
+        if not entry.get("accepted"):
+            continue  # a refusal is evidence of an attempt; a bad signature is why it failed
         if not payload or not signature:
-            if entry.get("accepted"):
-                problems.append(f"{where}: accepted but carries no signed payload")
+            problems.append(f"{where}: accepted but carries no signed payload")
             continue
         fingerprint = verify_signature(payload, signature, str(entry.get("approver")), identity)
         if fingerprint is None:

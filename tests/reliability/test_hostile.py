@@ -189,7 +189,7 @@ def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
         "non-member": decision(second, "intruder-42"),
         "requester": decision(second, req["requested_by"]),
         "unknown verb": {**decision(second, member2), "decision": "approve; rm -rf /"},
-        "hostile approver": decision(second, NAME),
+        "hostile approver": {**decision(second, member2), "approver": NAME},
         "not an object": "approve",
     }
     reasons = {
@@ -199,7 +199,7 @@ def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
         "non-member": "intruder-42 is not a member of",
         "requester": "",  # not a member, or separation of duties: refused either way
         "unknown verb": "expected one of approve, reject, request_changes",
-        "hostile approver": "is not a member of",
+        "hostile approver": "ids may use only a-z, 0-9",
         "not an object": "a decision must be an object",
     }
     for label, forged in forgeries.items():
