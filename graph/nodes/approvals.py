@@ -36,6 +36,14 @@ def approval_request(payload: dict[str, Any], thread_id: str) -> dict[str, Any]:
     return {**payload["request"], "thread_id": thread_id}
 
 
+def _value_digest(value: Any) -> str:
+    import hashlib
+
+    from mpm.governance.signatures import canonical_json
+
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:16]
+
+
 def _text(value: Any, limit: int) -> str:
     return (value if isinstance(value, str) else "" if value is None else repr(value))[:limit]
 
@@ -57,7 +65,9 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
         maybe_die("approval.ask")
         chain = audit.read_trail(trail)
         value = interrupt({**request, "refusals": refusals, "audit_head": audit.head(chain)})
-        slot = f"{task}#{asked}"
+        # the slot: this task, this position, this value. A replay (resume or crash) meets
+        # its own judgement again; a different value in the same position is a new one
+        slot = f"{task}#{asked}#{_value_digest(value)}"
         asked += 1
         entry = next((e for e in audit.read_trail(trail) if e.get("slot") == slot), None)
         if entry is None:  # not judged before (a replay finds its own judgement instead)
