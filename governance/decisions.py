@@ -21,6 +21,7 @@ from mpm.governance.signatures import decision_payload, verify
 
 DECISIONS = ("approve", "reject", "request_changes")
 SEEN_DECISIONS = "seen_decision_ids"
+MAX_COMMENT = 2000
 """Resume-value key the runner adds: decision ids the thread has recorded."""
 
 
@@ -30,8 +31,8 @@ class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     decision: Literal["approve", "reject", "request_changes"]
-    approver: str = Field(min_length=1, max_length=128)
-    comment: str = Field(default="", max_length=2000)
+    approver: str = Field(min_length=1, max_length=300)
+    comment: str = Field(default="", max_length=MAX_COMMENT)
     answers: dict[str, Any] = Field(default_factory=dict)
     thread_id: str | None = Field(default=None, max_length=200)
     approval_id: str = Field(min_length=1, max_length=300)
@@ -289,6 +290,7 @@ def make_decision(
     from mpm.governance.signatures import request_digest, sign, signing_key_for
 
     signer = canonical_id(approver, what="--as")
+    comment = comment[:MAX_COMMENT]  # what is signed is what the trail keeps
     digest = request_digest(dict(request))
     decision_id = decision_id or uuid.uuid4().hex
     payload = decision_payload(

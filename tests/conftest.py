@@ -28,10 +28,15 @@ MPM_ENV_VARS = (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def signing_identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(identity directory, key directory) for the whole session: a real ed25519 key per
-    reference role account (more are made on demand by ``tests.graph.helpers.key_for``)."""
+    reference role account (more are made on demand by ``tests.graph.helpers.key_for``).
+
+    Also set in the environment for the whole session, so module-scoped fixtures (set up
+    before any function-scoped one) run with it too; ``_clean_env`` re-asserts it."""
+    import os
+
     from tests.graph import helpers
 
     root = tmp_path_factory.mktemp("signing")
@@ -42,6 +47,7 @@ def signing_identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     reference = ApproverDirectory.load(REPO / "reference" / "governance" / "Approvers.md")
     for member in sorted(reference.known_users):
         helpers.key_for(member)
+    os.environ["MPM_IDENTITY"], os.environ["MPM_SIGNING_KEY"] = str(identity), str(keys)
     return identity, keys
 
 

@@ -41,10 +41,6 @@ def _to_first_approval(ws: Path, thread: str, **overrides: Any) -> Any:
 @pytest.fixture(scope="module")
 def waiting(tmp_path_factory: pytest.TempPathFactory, signing_identity: Any) -> Path:
     """A workspace whose thread ``sig`` waits for its first approvals (made once)."""
-    import os
-
-    identity, keys = signing_identity
-    os.environ["MPM_IDENTITY"], os.environ["MPM_SIGNING_KEY"] = str(identity), str(keys)
     ws = tmp_path_factory.mktemp("signed") / "ws"
     ws.mkdir()
     _to_first_approval(ws, THREAD)
