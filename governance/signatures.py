@@ -5,7 +5,7 @@ can check any single decision with the stock ``ssh-keygen -Y verify`` and nothin
 Nothing here is home-made crypto: signing runs ``ssh-keygen -Y sign`` (with a private key
 file, or with ssh-agent when the key given is a public key and ``SSH_AUTH_SOCK`` is set);
 verifying uses the ``sshsig`` library (pure Python on ``cryptography``, in-process, so a
-decision is checked in well under a millisecond), which reproduces ``ssh-keygen -Y verify``.
+decision is checked without a process start), which reproduces ``ssh-keygen -Y verify``.
 
 The signed message is the canonical JSON of :func:`decision_payload`: it binds the thread,
 the approval, the SHA-256 of the request the approver was shown, the decision, comment,
