@@ -215,7 +215,7 @@ def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
         assert still is not None, f"{label}: the forged decision was accepted"
         assert reasons[label] in still["refusals"][-1]["reason"], (label, still["refusals"][-1])
         assert second["approval_id"] not in (after.values.get("approvals") or {}), label
-    final = send(second, {**decision(second, member2), "decision_id": uuid.uuid4().hex})
+    final = send(second, decision(second, member2, decision_id=uuid.uuid4().hex))
     trail = [e for e in final.values["audit"] if e["approval_id"] == second["approval_id"]]
     assert [e["accepted"] for e in trail] == [False] * len(forgeries) + [True]
     assert all(e["reason"] for e in trail)
