@@ -12,9 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import operator
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import (
+    TypedDict,  # typing.TypedDict on 3.11 gives LangGraph Server null schemas
+)
 
 from mpm.graph.audit import chain_entries
 from mpm.tools.naming import project_slug
