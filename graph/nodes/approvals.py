@@ -36,6 +36,10 @@ def approval_request(payload: dict[str, Any], thread_id: str) -> dict[str, Any]:
     return {**payload["request"], "thread_id": thread_id}
 
 
+def _of_task(entries: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    return [e for e in entries if str(e.get("slot", "")).startswith(f"{task}#")]
+
+
 def _value_digest(value: Any) -> str:
     import hashlib
 
@@ -69,7 +73,12 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
         # its own judgement again; a different value in the same position is a new one
         slot = f"{task}#{asked}#{_value_digest(value)}"
         asked += 1
-        entry = next((e for e in audit.read_trail(trail) if e.get("slot") == slot), None)
+        recorded = audit.read_trail(trail)
+        entry = next((e for e in recorded if e.get("slot") == slot), None)
+        if entry is None:
+            # a process that died after this task's decision was accepted, before the task
+            # was saved, already decided it: that signed decision stands, not a second one
+            entry = next((e for e in _of_task(recorded, task) if e.get("accepted")), None)
         if entry is None:  # not judged before (a replay finds its own judgement instead)
             entry = _judge(value, item, thread_id, digest, payload, context, chain)
             entry, _ = audit.append(trail, entry, slot=slot)
@@ -107,12 +116,15 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
             approval=item["id"],
         )
     )
+    recorded = audit.read_trail(trail)
     update: dict[str, Any] = {
         # a cache for people and the supervisor; governance derives approval state from
         # the signed entries in ``audit`` and never trusts this map
         "approvals": {item["id"]: record},
-        "audit": entries,
-        "audit_head": audit.head(audit.read_trail(trail)),
+        # every judgement this task made, also those of a process killed before saving it,
+        # so the checkpoint's copy of the chain has no gaps
+        "audit": _of_task(recorded, task) or entries,
+        "audit_head": audit.head(recorded),
         "events": events,
     }
     maybe_die("approval.decided")
