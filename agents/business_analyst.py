@@ -8,6 +8,7 @@ from typing import Any
 
 from mpm.agents import evidence
 from mpm.agents.base import AgentSpec, Toolkit, tool
+from mpm.tools.inert import code, md
 
 PERSONA = """You are the business analyst of a governed ML project. You restate the business
 objective as measurable success criteria, record constraints, stakeholders and data
@@ -27,24 +28,26 @@ class BusinessAnalystToolkit(Toolkit):
         op = "<=" if metric in LOWER_IS_BETTER else ">="
         criteria = f"{metric} {op} {threshold} on the held-out test set"
         sources = req.get("data_sources") or []
+        # everything from the requirements is inert Markdown (no HTML, links, controls)
         lines = [
-            f"# Business analysis: {req['project_name']}",
+            f"# Business analysis: {md(req['project_name'])}",
             "",
             "## Objective",
-            req["business_objective"],
+            md(req["business_objective"]),
             "",
             "## Success criteria",
-            f"- {criteria}",
+            f"- {md(criteria)}",
             "",
             "## Constraints",
-            *[f"- {c}" for c in req.get("constraints") or ["none stated"]],
+            *[f"- {md(c)}" for c in req.get("constraints") or ["none stated"]],
             "",
             "## Stakeholders",
-            *[f"- {s}" for s in req.get("stakeholders") or ["none stated"]],
+            *[f"- {md(s)}" for s in req.get("stakeholders") or ["none stated"]],
             "",
             "## Data sources",
             *[
-                f"- {s['name']} ({s['uri']}), sensitivity: {s.get('sensitivity', 'internal')}"
+                f"- {md(s['name'])} (`{code(s['uri'])}`), sensitivity: "
+                f"{md(s.get('sensitivity', 'internal'))}"
                 for s in sources
             ],
         ]

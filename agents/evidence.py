@@ -116,7 +116,16 @@ def data_lineage(
 
 
 def split_lineage(split: Mapping[str, Any]) -> str:
-    how = "stratified by the target, " if split.get("stratified") else ""
+    kind = split.get("split_kind")
+    how = (
+        f"ordered by {split.get('time_column')!r} (oldest rows train, newest test), "
+        if kind == "time_ordered"
+        else f"grouped by {split.get('group_column')!r} (a group in one split only), "
+        if kind == "grouped"
+        else "stratified by the target, "
+        if split.get("stratified")
+        else ""
+    )
     dropped = int(split.get("dropped_missing_target") or 0)
     return (
         f"Split reproducibly ({how}seed {split.get('seed')}) into train {split['train_rows']}, "
@@ -138,7 +147,16 @@ def methodology(result: Mapping[str, Any], *, cv_folds: int) -> str:
     candidates = list(result.get("candidates") or [])
     ok = [c for c in candidates if c.get("status") == "ok"]
     failed = [c for c in candidates if c.get("status") != "ok"]
-    stratified = "stratified " if result.get("model_type") == "classification" else ""
+    cv_kind = str(
+        result.get("cv_kind")
+        or ("stratified" if result.get("model_type") == "classification" else "shuffled")
+    )
+    cv_text = {
+        "stratified": "stratified ",
+        "grouped": "grouped ",
+        "time_ordered": "time-ordered ",
+        "shuffled": "",
+    }.get(cv_kind, "")
     searches = "; ".join(
         f"{c['name']}: {len(c.get('search') or [])} setting(s), best {c.get('params') or 'defaults'}"
         for c in ok
@@ -152,12 +170,30 @@ def methodology(result: Mapping[str, Any], *, cv_folds: int) -> str:
         f"({_names([c['name'] for c in candidates])}), each a scikit-learn pipeline of "
         f"preprocessing (imputation, encoding and scaling as recommended by the exploratory "
         f"analysis; {len(result.get('feature_columns') or [])} input features{dropped_text}) and "
-        f"the model. Hyper-parameters were chosen by {cv_folds}-fold {stratified}cross-validation "
-        f"on the training split ({result.get('n_train_rows')} rows) by {metric} ({searches}); "
-        f"the best setting was refitted on the whole training split and scored on a separate "
-        f"validation split ({result.get('n_val_rows')} rows). Champion: {result['best_model_name']} "
-        f"with validation {metric} {_f(result['best_model_score'])}, the {direction} of the candidates."
+        f"the model. Every family and setting was scored by {cv_folds}-fold {cv_text}"
+        f"cross-validation over train+validation ({_rows(result)} rows) by {metric} ({searches}); "
+        f"the family and its setting were both chosen on the cross-validation mean, and the "
+        f"chosen pipeline was refitted once on train+validation. The test split was not used. "
+        f"Champion: {result['best_model_name']} with cross-validated {metric} "
+        f"{_f(result['best_model_score'])} (+/- {_f(_champion(result).get('cv_std'))}), the "
+        f"{direction} of the candidates."
     )
+    protocol = result.get("protocol") or {}
+    if protocol.get("class_weighting"):
+        imb = protocol.get("imbalance") or {}
+        text += (
+            f" The target is imbalanced (smallest class {imb.get('min_class')!r} is "
+            f"{float(imb.get('min_share') or 0):.1%} of rows), so every family also had a "
+            "class-weighted (balanced) candidate setting."
+        )
+    tuned = result.get("threshold_tuning")
+    if tuned:
+        text += (
+            f" Decision threshold {tuned['threshold']:.2f} for the positive class "
+            f"{tuned.get('positive_label')!r}, tuned for {tuned['metric']} on the out-of-fold "
+            f"predictions ({tuned['metric']} {_f(tuned['default_score'])} at 0.50, "
+            f"{_f(tuned['tuned_score'])} at {tuned['threshold']:.2f})."
+        )
     if failed:
         text += (
             " Failed candidates: "
@@ -165,6 +201,23 @@ def methodology(result: Mapping[str, Any], *, cv_folds: int) -> str:
             + "."
         )
     return text
+
+
+def _rows(result: Mapping[str, Any]) -> Any:
+    if result.get("n_refit_rows") is not None:
+        return result["n_refit_rows"]
+    return result.get("n_train_rows")
+
+
+def _champion(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    return next(
+        (
+            c
+            for c in result.get("candidates") or []
+            if c.get("name") == result.get("best_model_name")
+        ),
+        {},
+    )
 
 
 def challenger_comparison(result: Mapping[str, Any]) -> str | None:
@@ -180,7 +233,7 @@ def challenger_comparison(result: Mapping[str, Any]) -> str | None:
     def describe(c: Mapping[str, Any]) -> str:
         return (
             f"{c['name']} validation {metric} {_f(c.get('val_score'))} "
-            f"(cross-validation {_f(c.get('cv_score'))} +/- {_f(c.get('cv_std'))})"
+            f"(cross-validation mean over the validation folds, +/- {_f(c.get('cv_std'))})"
         )
 
     best = challengers[0]
@@ -197,7 +250,7 @@ def challenger_comparison(result: Mapping[str, Any]) -> str | None:
         f"Champion {describe(champion)}. Challengers: "
         + "; ".join(describe(c) for c in challengers)
         + f". The champion leads the best challenger ({best['name']}) by {_f(margin)} "
-        f"validation {metric}."
+        f"cross-validated {metric}."
     )
 
 
@@ -231,7 +284,16 @@ def limitations(
             f"is {float(profile.get('max_column_missing_rate') or 0):.1%} missing)"
         )
     features = set(result.get("feature_columns") or [])
-    leaks = [str(h.get("column")) for h in profile.get("leakage_hints") or []]
+    leaks = list(
+        dict.fromkeys(
+            [str(h.get("column")) for h in profile.get("leakage_hints") or []]
+            + [
+                str(f.get("column"))
+                for f in profile.get("leakage_findings") or []
+                if f.get("severity") == "likely_leak"
+            ]
+        )
+    )
     if leaks:
         used = [c for c in leaks if c in features]
         items.append(
@@ -263,10 +325,16 @@ def limitations(
         )
     elif family == "dummy":
         items.append("the fallback dummy model predicts a constant and carries no signal")
-    items.append(
-        "validated on a random hold-out of the same data, not out-of-time: drift after "
-        "deployment is left to monitoring"
-    )
+    kind = result.get("cv_kind")
+    if kind == "time_ordered":
+        items.append(
+            "validated out-of-time on the newest rows; drift after deployment is left to monitoring"
+        )
+    else:
+        items.append(
+            "validated on a random hold-out of the same data, not out-of-time: drift after "
+            "deployment is left to monitoring"
+        )
     return "; ".join(items) + "."
 
 
@@ -286,12 +354,22 @@ def evaluation_approach(
     if split:
         total = sum(int(split.get(k) or 0) for k in ("train_rows", "val_rows", "test_rows"))
         share = f"{int(split['test_rows']) / total:.0%} of the data, " if total else ""
-        how = "stratified by the target, " if split.get("stratified") else ""
+        kind = split.get("split_kind")
+        how = (
+            f"the newest rows by {split.get('time_column')!r}, "
+            if kind == "time_ordered"
+            else f"grouped by {split.get('group_column')!r}, "
+            if kind == "grouped"
+            else "stratified by the target, "
+            if split.get("stratified")
+            else ""
+        )
         design = f"a held-out test split of {n_test} rows ({share}{how}seed {split.get('seed')})"
+        dev = int(split.get("train_rows") or 0) + int(split.get("val_rows") or 0)
         selection = (
-            f"Candidates were compared by {cv_folds}-fold cross-validation on the training split "
-            f"({split.get('train_rows')} rows) and selected on a separate validation split "
-            f"({split.get('val_rows')} rows)."
+            f"Candidates were compared and selected by the mean of {cv_folds}-fold "
+            f"cross-validation over train+validation ({dev} rows), and the chosen pipeline was "
+            "refitted there before this single test evaluation."
         )
     else:
         design, selection = f"a held-out test split of {n_test} rows", ""
@@ -350,11 +428,39 @@ def outcome_analysis(report: Mapping[str, Any]) -> str:
             f"under {float(rob.get('noise_level', 0)):.0%} input noise {metric} was "
             f"{_f(rob.get('noisy_score'))} (drop {_f(rob.get('drop'))}{flips})"
         )
+    if report.get("decision_threshold") is not None:
+        parts.append(
+            f"labels at the tuned decision threshold {float(report['decision_threshold']):.2f}"
+        )
+    per_class = report.get("per_class") or {}
+    if per_class:
+        parts.append(
+            "per class: "
+            + ", ".join(
+                f"{label} recall {_f(r.get('recall'))} precision {_f(r.get('precision'))} "
+                f"(n={int(r.get('support') or 0)})"
+                for label, r in per_class.items()
+            )
+        )
+    cm = report.get("confusion_matrix") or {}
+    if cm.get("matrix"):
+        parts.append(
+            f"confusion matrix (rows true, columns predicted, labels {cm.get('labels')}): {cm['matrix']}"
+        )
     fairness = (report.get("fairness") or {}).get("metrics") or {}
     if fairness:
         parts.append(
             "worst group gaps: " + ", ".join(f"{k} {_f(v)}" for k, v in sorted(fairness.items()))
         )
+    blocking = report.get("blocking_findings") or []
+    if blocking:
+        parts.append(
+            "validation FAILED on blocking findings: "
+            + "; ".join(f"{f.get('id')} ({f.get('reason')})" for f in blocking)
+        )
+    warnings = [f for f in report.get("findings") or [] if f.get("severity") == "warning"]
+    if warnings:
+        parts.append("warnings: " + "; ".join(str(f.get("reason")) for f in warnings))
     return "; ".join(parts) + "."
 
 

@@ -19,6 +19,67 @@ predictions, and write the serving and monitoring plan."""
 
 REGISTER_ACTION = "register_model"
 AUDIT_HEAD_TAG = "mpm.audit_head"  # graph/audit.py HEAD_TAG (agents may not import graph)
+CRITERIA_FINDING = "success_criteria:"
+
+
+class RegistrationRefused(RuntimeError):
+    """The last check before the registry call refused: governance does not clear it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{REGISTER_ACTION} refused (fail closed): {reason}")
+
+
+def registration_refusal(
+    governance: dict[str, Any], requirements: dict[str, Any], upstream: dict[str, Any]
+) -> str | None:
+    """Why registration must not happen now, or None; the last check before the registry.
+
+    Defence in depth beside the supervisor's guard: governance in ERROR, or a fail-closed
+    verdict in the stage's governance context, refuses; and the success criterion is
+    recomputed here from the validator's own measurement (direction-aware), so an unmet
+    threshold refuses unless the context lists a granted risk acceptance of it."""
+    from mpm.tools.metrics import meets_threshold
+
+    if governance.get("overall_status") == "ERROR":
+        return "governance is in ERROR"
+    registration = governance.get("registration")
+    if isinstance(registration, dict) and registration.get("blocked", True):
+        return "; ".join(registration.get("reasons") or []) or "governance blocks registration"
+    accepted = (registration or {}).get("accepted") if isinstance(registration, dict) else None
+    criteria_accepted = any(
+        str(a.get("finding_id", "")).startswith(CRITERIA_FINDING) for a in accepted or []
+    )
+    validation = upstream.get("model_validation")
+    if validation is None or criteria_accepted:
+        return None
+    score = (validation.get("outputs") or {}).get("test_score")
+    metric = str(requirements.get("target_metric") or "")
+    threshold = requirements.get("success_threshold")
+    if isinstance(score, bool) or not isinstance(score, int | float) or threshold is None:
+        return f"the success criterion ({metric}) was not measured by validation"
+    if not meets_threshold(float(score), float(threshold), metric):
+        return f"test {metric} = {float(score):.4g} does not meet the success threshold {threshold}"
+    return None
+
+
+def _tag_accepted_risks(tracking_uri: str, info: dict[str, Any], accepted: list[Any]) -> None:
+    """Say on the registered model version which findings were accepted, and by whom."""
+    from mlflow import MlflowClient
+
+    from mpm.tools.inert import tracked_text
+
+    text = "; ".join(
+        f"{a.get('finding_id')} (evidence {str(a.get('evidence_hash') or '')[:12]}) "
+        f"accepted by {a.get('accepted_by')}"
+        for a in accepted
+        if isinstance(a, dict)
+    )
+    MlflowClient(tracking_uri).set_model_version_tag(
+        info["registered_model_name"],
+        str(info["version"]),
+        "mpm.risk_accepted",
+        tracked_text(text)[:5000],
+    )
 
 
 class MLOpsToolkit(Toolkit):
@@ -31,6 +92,11 @@ class MLOpsToolkit(Toolkit):
         from mpm.tools.pipeline_model import build_pipeline_model
 
         self.ctx.ensure_open(REGISTER_ACTION)
+        refusal = registration_refusal(
+            self.ctx.governance, self.ctx.requirements, self.ctx.upstream
+        )
+        if refusal is not None:
+            raise RegistrationRefused(refusal)
         name = f"pipeline_{project_slug(self.ctx.requirements['project_name'])}"
         info = build_pipeline_model(
             self.ctx.upstream_output("model_path"),
@@ -40,10 +106,14 @@ class MLOpsToolkit(Toolkit):
             str(self.ctx.stage_dir),
             model_type=self.ctx.requirements["model_type"],
             registered_model_name=name,
+            decision_threshold=_tuned_threshold(self.ctx),
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
             tags=self._audit_anchor(),
         )
+        accepted = ((self.ctx.governance.get("registration") or {}).get("accepted")) or []
+        if accepted and self.ctx.tracking_uri:
+            _tag_accepted_risks(self.ctx.tracking_uri, info, accepted)
         self.publish(
             outputs={
                 "model_uri": info["model_uri"],
@@ -138,3 +208,13 @@ SPEC = AgentSpec(
         ("write_serving_plan", {}),
     ),
 )
+
+
+def _tuned_threshold(ctx: Any) -> float:
+    """The decision threshold model development tuned on its validation folds (0.5, the
+    conventional cut-off, when none was tuned), so serving predicts what was validated."""
+    try:
+        value = ctx.upstream_output("decision_threshold")
+    except AgentFailure:
+        return 0.5
+    return 0.5 if value is None else float(value)

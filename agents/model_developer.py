@@ -10,9 +10,10 @@ from mpm.agents import evidence
 from mpm.agents.base import AgentFailure, AgentSpec, Toolkit, tool
 
 PERSONA = """You are the model developer of a governed ML project. You train several candidate
-model families suited to the model type, with cross-validation and a small
-hyper-parameter search, track every candidate in MLflow, and pick the best by the
-project's target metric on the validation set. You then explain the champion (permutation
+model families suited to the model type, with cross-validation over train+validation and a
+small hyper-parameter search (class-weighted candidates and a tuned decision threshold for
+imbalanced targets), track every candidate in MLflow, pick the best by the cross-validation
+mean of the project's target metric and refit it on train+validation. You then explain the champion (permutation
 importance of each input) so reviewers can see what drives its predictions."""
 
 
@@ -35,9 +36,13 @@ class ModelDeveloperToolkit(Toolkit):
             "tracking_uri": self.ctx.tracking_uri,
             "run_id": self.ctx.run_id,
             "experiment_id": self.ctx.experiment_id,
+            "group_column": self.ctx.requirements.get("group_column"),
+            "time_column": self.ctx.requirements.get("time_column"),
         }
 
     def _publish_training(self, result: dict[str, Any]) -> dict[str, Any]:
+        if result.get("protocol_path"):
+            self.record_file(result["protocol_path"], name="selection_protocol")
         self.publish(
             outputs={
                 "model_path": result["model_path"],
@@ -45,6 +50,9 @@ class ModelDeveloperToolkit(Toolkit):
                 "best_model_run_id": result["best_model_run_id"],
                 "best_model_score": result["best_model_score"],
                 "feature_columns": result.get("feature_columns"),
+                "decision_threshold": result.get("decision_threshold"),
+                "threshold_tuning": result.get("threshold_tuning"),
+                "selection_protocol_path": result.get("protocol_path"),
                 "candidates": [
                     {k: c.get(k) for k in ("name", "run_id", "cv_score", "val_score")}
                     for c in result["candidates"]
@@ -53,13 +61,25 @@ class ModelDeveloperToolkit(Toolkit):
             metrics={
                 "best_model_score": result["best_model_score"],
                 "n_candidates": len(result["candidates"]),
+                **(
+                    {"decision_threshold": result["decision_threshold"]}
+                    if result.get("decision_threshold") is not None
+                    else {}
+                ),
             },
             evidence=self._evidence(result),
         )
+        tuned = result.get("threshold_tuning")
         return {
             "summary": f"best {result['best_model_name']} "
-            f"({self.ctx.requirements['target_metric']}={result['best_model_score']:.4f}) "
-            f"of {len(result['candidates'])} candidates",
+            f"(cross-validated {self.ctx.requirements['target_metric']}={result['best_model_score']:.4f}) "
+            f"of {len(result['candidates'])} candidates, refitted on train+validation"
+            + (
+                f"; decision threshold {tuned['threshold']:.2f} ({tuned['metric']} "
+                f"{tuned['default_score']:.4f} -> {tuned['tuned_score']:.4f} on the validation folds)"
+                if tuned and tuned["threshold"] != 0.5
+                else ""
+            ),
             "best_model_name": result["best_model_name"],
             "best_model_score": result["best_model_score"],
         }

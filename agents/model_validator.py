@@ -15,7 +15,7 @@ attributes the requirements name. Your numbers are evidence for the policies' ch
 
 
 class ModelValidatorToolkit(Toolkit):
-    required_outputs = ("meets_threshold", "test_score")
+    required_outputs = ("meets_threshold", "test_score", "validation_passed")
 
     def _evidence(self, result: dict[str, Any]) -> dict[str, Any]:
         """Evaluation design and outcomes from the validation report; conceptual soundness
@@ -28,7 +28,9 @@ class ModelValidatorToolkit(Toolkit):
         except AgentFailure:
             split = None
         found = {
-            "meets_success_threshold": "Yes" if result["meets_threshold"] else "No",
+            # a score that blocking findings (a leak, a failed data gate) make untrustworthy
+            # does not show the criterion holds: fail closed
+            "meets_success_threshold": "Yes" if result["validation_passed"] else "No",
             "validation_summary": f"test {req['target_metric']}={result['test_score']:.4f} "
             f"vs threshold {req['success_threshold']}",
             "evaluation_approach": evidence.evaluation_approach(
@@ -66,15 +68,26 @@ class ModelValidatorToolkit(Toolkit):
             seed=self.ctx.seed,
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
+            decision_threshold=self._optional("decision_threshold"),
+            train_path=self.ctx.upstream_output("train_path"),
+            findings=self._data_findings(),
         )
         metrics = result["metrics"]
         meets = bool(result["meets_threshold"])
+        blocking = result["blocking_findings"]
         self.publish(
             outputs={
                 "meets_threshold": meets,
+                "validation_passed": bool(result["validation_passed"]),
+                "verdict": result["verdict"],
+                "blocking_findings": blocking,
+                "findings": result["findings"],
                 "test_score": result["test_score"],
                 "validation_report_path": result.get("report_path"),
                 "fairness": result.get("fairness", {}),
+                "per_class": result.get("per_class"),
+                "confusion_matrix": result.get("confusion_matrix"),
+                "decision_threshold": result.get("decision_threshold"),
             },
             metrics=metrics,
             evidence=self._evidence(result),
@@ -89,9 +102,72 @@ class ModelValidatorToolkit(Toolkit):
             )
         return {
             "summary": f"test {req['target_metric']}={result['test_score']:.4f}; "
-            f"threshold {'met' if meets else 'NOT met'}",
+            f"threshold {'met' if meets else 'NOT met'}; validation "
+            + (
+                "passed"
+                if result["validation_passed"]
+                else "FAILED"
+                + (
+                    ": " + "; ".join(f"{f['id']}: {f['reason']}" for f in blocking)
+                    if blocking
+                    else ""
+                )
+            ),
             "meets_threshold": meets,
+            "validation_passed": bool(result["validation_passed"]),
+            "blocking_findings": [f["id"] for f in blocking],
         }
+
+    def _data_findings(self) -> list[dict[str, Any]]:
+        """What data acquisition found, and a blocking finding for every gate it could not
+        show was evaluated (fail closed: an unchecked gate is not a passed one)."""
+        from mpm.tools.data_quality import GATES
+
+        findings = list(self._optional("data_findings") or [])
+        checks = self._optional("quality_checks") or {}
+        profile = self._profile()
+        special = dict.fromkeys(
+            [*(profile.get("constant_columns") or []), *(profile.get("id_like_columns") or [])]
+        )
+        for column in special:  # the constant / ID-like gate, on the trained model's inputs
+            findings.append(
+                {
+                    "id": f"data_quality.constant_or_id_columns.{column}",
+                    "category": "data_quality",
+                    "kind": "constant_or_id_columns",
+                    "column": column,
+                    "severity": "blocking_if_input",
+                    "reason": f"{column!r} is constant or ID-like and is a model input",
+                    "evidence": {},
+                }
+            )
+        for gate in GATES:
+            if gate not in checks:
+                findings.append(
+                    {
+                        "id": f"data_quality.{gate}",
+                        "category": "data_quality",
+                        "kind": gate,
+                        "column": None,
+                        "severity": "blocking",
+                        "reason": f"data-quality gate {gate} was not evaluated",
+                        "evidence": {},
+                    }
+                )
+        return findings
+
+    def _profile(self) -> dict[str, Any]:
+        import json
+        from pathlib import Path
+
+        path = self._optional("profile_path")
+        return json.loads(Path(path).read_text()) if path and Path(path).is_file() else {}
+
+    def _optional(self, key: str) -> Any:
+        try:
+            return self.ctx.upstream_output(key)
+        except AgentFailure:
+            return None
 
 
 SPEC = AgentSpec(

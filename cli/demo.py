@@ -101,7 +101,7 @@ def demo(
         )
     render.outcome(console, outcome)
     _predict(outcome.values)
-    if outcome.status in {"failed", "partial"}:
+    if outcome.status in {"failed", "partial", "failed_governance", "failed_criteria"}:
         raise typer.Exit(1)
 
 

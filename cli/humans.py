@@ -411,12 +411,29 @@ def _now() -> str:
 
 
 def _read_answers(path: Path) -> dict[str, Any]:
+    """An answers file: a YAML mapping, at most 1 MB, aliases within the node budget, no
+    key given twice (the person meant one of the two answers)."""
     import yaml
 
+    from mpm.governance._files import MAX_YAML_BYTES, yaml_budget_problem
+    from mpm.graph.requirements_file import DuplicateKeyError, load_yaml_unique
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.is_file() and path.stat().st_size > MAX_YAML_BYTES:
+            raise fail(
+                f"{path}: file of {path.stat().st_size:,} bytes exceeds the limit of {MAX_YAML_BYTES:,} bytes"
+            )
+        text = path.read_text(encoding="utf-8")
+        problem = yaml_budget_problem(text, ruamel=False)
+        if problem is not None:
+            raise fail(f"{path}: {problem}")
+        data = load_yaml_unique(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"{path}: cannot read: {exc}") from exc
+    except DuplicateKeyError as exc:
+        raise fail(
+            f"{path}: line {exc.line}: {exc.key}: duplicate key (first at line {exc.first})"
+        ) from exc
     except yaml.YAMLError as exc:
         raise fail(f"{path}: YAML syntax error: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):

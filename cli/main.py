@@ -270,7 +270,7 @@ def _finish(runner: Any, outcome: Any, interactive: bool) -> None:
         thread_id, key = outcome.thread_id, item["id"]
         outcome = _guarded(lambda t=thread_id, k=key, a=answers: runner.resume(t, {k: a}))
     render.outcome(console, outcome)
-    if outcome.status in {"failed", "partial"}:
+    if outcome.status in {"failed", "partial", "failed_governance", "failed_criteria"}:
         raise typer.Exit(EXIT_RUN_FAILED)
 
 

@@ -28,6 +28,7 @@ from mpm.governance.policy import (
     MonitoringCheckArtifact,
     ScriptedCheckArtifact,
 )
+from mpm.graph.safe_text import visible_controls
 
 app = typer.Typer(
     help="Validate, list and explain Domino governance policies.",
@@ -43,8 +44,17 @@ def _console() -> Console:
 
 
 def _line(text: str, *, err: bool = False) -> None:
-    """One unwrapped, unstyled line: messages must stay greppable whatever the width."""
-    typer.echo(text, err=err)
+    """One unwrapped, unstyled line: messages must stay greppable whatever the width.
+
+    Policy text (names, labels, rules, error excerpts) may hold terminal escape sequences
+    or bidirectional overrides: they are printed as visible ``\\xNN`` escapes, and a line
+    break in a message cannot start a forged line."""
+    typer.echo(" ".join(visible_controls(str(text)).splitlines()), err=err)
+
+
+def _text(value: object, **style: object) -> Text:
+    """Policy text for a rich table or heading: never markup, control characters visible."""
+    return Text(visible_controls(str(value)), **style)  # type: ignore[arg-type]
 
 
 def default_policy_dir() -> Path:
@@ -121,7 +131,7 @@ def list_policies(
     """Show every policy of a directory: framework, stages, approvals, classification, gates."""
     directory = directory or default_policy_dir()
     library = PolicyLibrary.load(directory, strict=False)
-    table = Table(title=f"Policies in {directory}", show_lines=False)
+    table = Table(title=_text(f"Policies in {directory}"), show_lines=False)
     for column in (
         "framework",
         "title / file",
@@ -136,11 +146,11 @@ def list_policies(
         policy = loaded.policy
         kind = policy.classification.kind if policy.classification else "none"
         table.add_row(
-            Text(loaded.framework),
-            Text(f"{loaded.title}\n{loaded.source.name}"),
+            _text(loaded.framework),
+            _text(f"{loaded.title}\n{loaded.source.name}"),
             str(len(policy.stages)),
             str(sum(1 for _ in policy.approvals())),
-            Text(kind),
+            _text(kind),
             str(len(policy.gates)),
             str(len(loaded.warnings)),
         )
@@ -172,14 +182,14 @@ def explain(file: Annotated[Path, typer.Argument(help="One policy file.")]) -> N
     console = _console()
     policy = loaded.policy
     console.print(
-        Text(
+        _text(
             f"{loaded.source.name}  framework: {loaded.framework}  stages: {len(policy.stages)}  "
             f"sequential: {'yes' if policy.enforce_sequential_order else 'no'}",
             style="bold",
         )
     )
     if policy.approvers:
-        console.print(Text("policy approvers: " + ", ".join(a.name for a in policy.approvers)))
+        console.print(_text("policy approvers: " + ", ".join(a.name for a in policy.approvers)))
     console.print(_evidence_table(loaded))
     console.print(_approvals_table(loaded))
     console.print(_classification_table(loaded))
@@ -247,15 +257,15 @@ def _evidence_table(loaded: LoadedPolicy) -> Table:
             where += "\n(reused by reference)"
         for index, artifact in enumerate(es.definition or []):
             table.add_row(
-                Text(placed.stage.name),
-                Text(where if index == 0 else ""),
-                Text(es.artifact_key(index)),
-                Text(_artifact_kind(artifact)),
-                Text(_artifact_text(artifact)),
+                _text(placed.stage.name),
+                _text(where if index == 0 else ""),
+                _text(es.artifact_key(index)),
+                _text(_artifact_kind(artifact)),
+                _text(_artifact_text(artifact)),
             )
     for stage in loaded.policy.stages:
         if not stage.evidence_set and not any(a.evidence for a in stage.approvals):
-            table.add_row(Text(stage.name), Text("(no evidence)"), "", "", "")
+            table.add_row(_text(stage.name), _text("(no evidence)"), "", "", "")
     return table
 
 
@@ -266,11 +276,11 @@ def _approvals_table(loaded: LoadedPolicy) -> Table:
     for stage, approval in loaded.policy.approvals():
         extra = approval.allow_additional_approvers
         table.add_row(
-            Text(stage.name),
-            Text(approval.name),
-            Text(", ".join(approval.approver_names)),
+            _text(stage.name),
+            _text(approval.name),
+            _text(", ".join(approval.approver_names)),
             "allowed" if extra else ("not allowed" if extra is False else "unspecified"),
-            Text(approval.evidence.id if approval.evidence else "-"),
+            _text(approval.evidence.id if approval.evidence else "-"),
         )
     return table
 
@@ -287,13 +297,13 @@ def _classification_table(loaded: LoadedPolicy) -> Table:
         return table
     rule = (classification.rule or "").strip() or "(empty rule: no classification is computed)"
     table.add_row(
-        Text(rule), Text("listed aliases: " + (", ".join(classification.artifacts) or "none"))
+        _text(rule), _text("listed aliases: " + (", ".join(classification.artifacts) or "none"))
     )
     aliases = policy.classification_aliases()
     for alias, placed in aliases.items():
         table.add_row(
-            Text(f"alias {alias}"),
-            Text(f"{placed.key} ({placed.stage.name}): {placed.artifact.label}"),
+            _text(f"alias {alias}"),
+            _text(f"{placed.key} ({placed.stage.name}): {placed.artifact.label}"),
         )
     return table
 
@@ -305,9 +315,9 @@ def _visibility_table(loaded: LoadedPolicy) -> Table:
     for placed in loaded.policy.evidence_sets():
         if placed.evidence_set.visibility_rule:
             table.add_row(
-                Text(placed.stage.name),
-                Text(placed.evidence_set.id),
-                Text(placed.evidence_set.visibility_rule),
+                _text(placed.stage.name),
+                _text(placed.evidence_set.id),
+                _text(placed.evidence_set.visibility_rule),
             )
     return table
 
@@ -319,12 +329,12 @@ def _metrics_table(loaded: LoadedPolicy) -> Table:
     for placed in loaded.policy.metrics():
         metric = placed.metric
         table.add_row(
-            Text(metric.name),
-            Text(metric.label or ""),
-            Text(", ".join(metric.aliases)),
-            Text(str(metric.threshold) if metric.threshold else "(none: shown for review)"),
-            Text(placed.artifact_key),
-            Text(placed.stage.name),
+            _text(metric.name),
+            _text(metric.label or ""),
+            _text(", ".join(metric.aliases)),
+            _text(str(metric.threshold) if metric.threshold else "(none: shown for review)"),
+            _text(placed.artifact_key),
+            _text(placed.stage.name),
         )
     return table
 
@@ -336,18 +346,18 @@ def _checks_table(loaded: LoadedPolicy) -> Table:
     for placed in loaded.policy.scripted_checks():
         details = placed.artifact.details  # type: ignore[union-attr]
         table.add_row(
-            Text(details.label or details.name or placed.key),
+            _text(details.label or details.name or placed.key),
             "scripted",
-            Text(details.command or "(no command)"),
-            Text(details.environment or details.environment_id or "-"),
-            Text(details.hardware_tier or details.hardware_tier_id or "-"),
+            _text(details.command or "(no command)"),
+            _text(details.environment or details.environment_id or "-"),
+            _text(details.hardware_tier or details.hardware_tier_id or "-"),
         )
     for placed in loaded.policy.monitoring_checks():
         details = placed.artifact.details  # type: ignore[union-attr]
         table.add_row(
-            Text(details.label or details.name or placed.key),
+            _text(details.label or details.name or placed.key),
             "monitoring",
-            Text(", ".join(details.alert_types) or "-"),
+            _text(", ".join(details.alert_types) or "-"),
             "-",
             "-",
         )
@@ -360,7 +370,7 @@ def _gates_table(loaded: LoadedPolicy) -> Table:
         table.add_column(column, overflow="fold")
     for gate in loaded.policy.gates:
         actions = "; ".join(rule.action + _parameters_text(rule.parameters) for rule in gate.rules)
-        table.add_row(Text(gate.name), Text(actions), Text(", ".join(gate.approvals)))
+        table.add_row(_text(gate.name), _text(actions), _text(", ".join(gate.approvals)))
     return table
 
 

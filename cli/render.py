@@ -18,6 +18,8 @@ STATUS_STYLE = {
     "waiting": "bold cyan",
     "running": "cyan",
     "failed": "bold red",
+    "failed_governance": "bold red",
+    "failed_criteria": "bold red",
     "revision_requested": "magenta",
 }
 
@@ -188,6 +190,16 @@ def status(console: Console, result: Any) -> None:
         )
         if gov.get("error"):
             console.print(f"  [red]{escape(gov['error'])}[/]")
+        guarded = gov.get("fail_closed") or {}
+        if guarded.get("blocked"):
+            console.print(f"  [red]registration refused ({escape(guarded.get('status'))}):[/]")
+            for reason in guarded.get("reasons") or []:
+                console.print(f"    [red]{escape(reason)}[/]")
+        for b in guarded.get("accepted") or []:
+            console.print(
+                f"  [yellow]risk accepted:[/] {escape(b.get('finding_id'))} "
+                f"(evidence {escape(str(b.get('evidence_hash', ''))[:12])}) by {escape(b.get('accepted_by'))}"
+            )
     outcome(console, result)
     events = values.get("events") or []
     failures = [

@@ -7,6 +7,14 @@ The condition language is deliberately tiny (``all_of`` / ``any_of`` / ``not``, 
 rule file can be read by someone who does not program, and every decision can explain
 itself: each :class:`Applicability` carries the field and value that decided it.
 
+Rules key only on **controlled fields** -- values mpm validates against a fixed set
+(:data:`CONTROLLED_FIELDS`: model type, risk level, regulatory impact, the explicit
+ethical-AI request, the data sources' sensitivity) -- never on free text such as
+``project_type``: a rule file loaded for a governance directory (``controlled=True``)
+that tests any other field is refused. Its ``always`` list names the frameworks every
+model project gets whatever the conditions say (at least intake), so no wording of the
+requirements can leave a model with no framework at all.
+
 A rule file that does not follow the format is rejected when it is loaded, with a
 pydantic-style location (``applicability.yaml: frameworks.ethical_ai.when.any_of[1].in:
 expected a non-empty list of values; got 'pii'``), never half-applied.
@@ -25,6 +33,7 @@ from pydantic import BaseModel
 from mpm.governance._files import read_yaml_mapping, reference_dir
 
 __all__ = [
+    "CONTROLLED_FIELDS",
     "Applicability",
     "ApplicabilityRules",
     "ApplicabilityRulesError",
@@ -36,6 +45,12 @@ __all__ = [
 ]
 
 _FRAMEWORK_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+CONTROLLED_FIELDS = frozenset(
+    {"model_type", "risk_level", "regulatory_impact", "ethical_ai_required"}
+)
+"""Top-level requirement fields a controlled rule may test (validated enums / booleans)."""
+CONTROLLED_ITEM_FIELDS = {"data_sources": frozenset({"sensitivity"})}
+"""List fields a controlled rule may test with ``any_item``, and the item fields it may read."""
 _OPERATORS = ("equals", "in", "contains", "is", "exists")
 _COMBINATORS = ("all_of", "any_of", "not", "any_item")
 
@@ -220,13 +235,31 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float | bool)
 
 
-def _parse_condition(node: Any, loc: str, source: str) -> _Condition:
+def _check_controlled(field: str, allowed: frozenset[str] | None, loc: str, source: str) -> None:
+    if allowed is not None and field not in allowed:
+        raise _fail(
+            source,
+            loc,
+            f"{field!r} is not a controlled field; applicability may key only on "
+            f"{', '.join(sorted(allowed))}",
+        )
+
+
+_TOP = object()
+
+
+def _parse_condition(node: Any, loc: str, source: str, allowed: Any = None) -> _Condition:
     if not isinstance(node, Mapping):
         raise _fail(source, loc, f"expected a condition mapping; got {node!r}")
     keys = set(node)
     combinators = keys & set(_COMBINATORS)
     if "field" in keys and not combinators:
-        return _parse_field_test(node, loc, source)
+        test = _parse_field_test(node, loc, source)
+        fields = (
+            CONTROLLED_FIELDS if allowed is _TOP else allowed
+        )  # None: uncontrolled (tests of the engine)
+        _check_controlled(test.field, fields, f"{loc}.field", source)
+        return test
     if len(combinators) != 1 or keys - combinators:
         raise _fail(
             source,
@@ -242,11 +275,11 @@ def _parse_condition(node: Any, loc: str, source: str) -> _Condition:
                 source, f"{loc}.{kind}", f"expected a non-empty list of conditions; got {value!r}"
             )
         parsed = tuple(
-            _parse_condition(c, f"{loc}.{kind}[{i}]", source) for i, c in enumerate(value)
+            _parse_condition(c, f"{loc}.{kind}[{i}]", source, allowed) for i, c in enumerate(value)
         )
         return _AllOf(parsed) if kind == "all_of" else _AnyOf(parsed)
     if kind == "not":
-        return _Not(_parse_condition(value, f"{loc}.not", source))
+        return _Not(_parse_condition(value, f"{loc}.not", source, allowed))
     # any_item
     if not isinstance(value, Mapping) or set(value) != {"field", "where"}:
         raise _fail(
@@ -255,7 +288,17 @@ def _parse_condition(node: Any, loc: str, source: str) -> _Condition:
     field = value["field"]
     if not isinstance(field, str) or not field.strip():
         raise _fail(source, f"{loc}.any_item.field", f"expected a field path; got {field!r}")
-    return _AnyItem(field, _parse_condition(value["where"], f"{loc}.any_item.where", source))
+    inner = None
+    if allowed is not None:
+        if allowed is not _TOP or field not in CONTROLLED_ITEM_FIELDS:
+            names = ", ".join(sorted(CONTROLLED_ITEM_FIELDS))
+            raise _fail(
+                source,
+                f"{loc}.any_item.field",
+                f"{field!r} is not a controlled list field; any_item may read only {names}",
+            )
+        inner = CONTROLLED_ITEM_FIELDS[field]
+    return _AnyItem(field, _parse_condition(value["where"], f"{loc}.any_item.where", source, inner))
 
 
 def _parse_field_test(node: Mapping[str, Any], loc: str, source: str) -> _FieldTest:
@@ -298,8 +341,10 @@ class FrameworkRule:
     condition: _Condition
     description: str = ""
 
-    def evaluate(self, requirements: Mapping[str, Any]) -> Applicability:
+    def evaluate(self, requirements: Mapping[str, Any], always: bool = False) -> Applicability:
         verdict = self.condition.check(requirements, "")
+        if always and not verdict.matched:
+            verdict = _Verdict(True, f"every model project gets it ({verdict.reason})")
         return Applicability(
             framework=self.framework,
             applies=verdict.matched,
@@ -314,6 +359,7 @@ class ApplicabilityRules:
 
     rules: tuple[FrameworkRule, ...]
     source: str = "<rules>"
+    always: tuple[str, ...] = ()
 
     @property
     def frameworks(self) -> list[str]:
@@ -326,13 +372,18 @@ class ApplicabilityRules:
         *,
         source: str = "<rules>",
         known_frameworks: Iterable[str] | None = None,
+        controlled: bool = False,
     ) -> ApplicabilityRules:
+        """Parse a rule file; ``controlled`` refuses tests of fields outside
+        :data:`CONTROLLED_FIELDS` and requires a non-empty ``always`` list."""
         if not isinstance(data, Mapping):
             raise _fail(source, "(root)", f"expected a mapping with 'frameworks'; got {data!r}")
-        unknown = set(data) - {"version", "frameworks"}
+        unknown = set(data) - {"version", "frameworks", "always"}
         if unknown:
             raise _fail(
-                source, sorted(unknown)[0], "unknown key; expected 'version' and 'frameworks'"
+                source,
+                sorted(map(str, unknown))[0],
+                "unknown key; expected 'version', 'frameworks' and 'always'",
             )
         if data.get("version", 1) != 1:
             raise _fail(source, "version", f"expected 1; got {data.get('version')!r}")
@@ -363,9 +414,24 @@ class ApplicabilityRules:
             description = spec.get("description", "")
             if not isinstance(description, str):
                 raise _fail(source, f"{loc}.description", f"expected text; got {description!r}")
-            condition = _parse_condition(spec["when"], f"{loc}.when", source)
+            condition = _parse_condition(
+                spec["when"], f"{loc}.when", source, _TOP if controlled else None
+            )
             rules.append(FrameworkRule(framework, condition, description.strip()))
-        return cls(tuple(rules), source)
+        always = data.get("always", [])
+        names = [r.framework for r in rules]
+        if not isinstance(always, list) or not all(isinstance(a, str) for a in always):
+            raise _fail(source, "always", f"expected a list of framework ids; got {always!r}")
+        for name in always:
+            if name not in names:
+                raise _fail(source, "always", f"{name!r} has no rule under 'frameworks'")
+        if controlled and not always:
+            raise _fail(
+                source,
+                "always",
+                "expected at least one framework every model project gets (e.g. [model_intake])",
+            )
+        return cls(tuple(rules), source, tuple(always))
 
 
 # --------------------------------------------------------------------------- public API
@@ -376,7 +442,10 @@ def default_applicability_path() -> Path:
 
 
 def load_applicability_rules(
-    path: str | Path | None = None, *, known_frameworks: Iterable[str] | None = None
+    path: str | Path | None = None,
+    *,
+    known_frameworks: Iterable[str] | None = None,
+    controlled: bool | None = None,
 ) -> ApplicabilityRules:
     """Read and validate a rule file (default: the reference one).
 
@@ -386,7 +455,11 @@ def load_applicability_rules(
     file = Path(path) if path is not None else default_applicability_path()
     data = read_yaml_mapping(file, ApplicabilityRulesError)
     return ApplicabilityRules.from_mapping(
-        data, source=file.name, known_frameworks=known_frameworks
+        data,
+        source=file.name,
+        known_frameworks=known_frameworks,
+        # the reference rules are always held to the controlled fields
+        controlled=(path is None) if controlled is None else controlled,
     )
 
 
@@ -406,7 +479,7 @@ def determine_applicability(
     """One decision per framework in the rule file, each with the reason that decided it."""
     rules = rules if rules is not None else load_applicability_rules()
     data = _as_mapping(requirements)
-    return [rule.evaluate(data) for rule in rules.rules]
+    return [rule.evaluate(data, rule.framework in rules.always) for rule in rules.rules]
 
 
 def applicable_frameworks(

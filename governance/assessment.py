@@ -40,11 +40,14 @@ from mpm.governance.evaluation import (
 )
 from mpm.governance.evidence import EvidenceBundle
 from mpm.governance.evidence_map import EvidenceMap, load_evidence_map, resolve_evidence
+from mpm.governance.fail_closed import FailClosed, fail_closed, find_blockers
 from mpm.governance.identity import IdentityDirectory, unresolved_names
 from mpm.governance.library import PolicyLibrary
 from mpm.governance.workflow import (
     ApprovalWorkflow,
     WorkflowConfig,
+    WorkflowConfigError,
+    add_risk_acceptances,
     approval_states,
     build_workflow,
     gate_states,
@@ -94,13 +97,20 @@ class GovernanceContext:
                 "(Approvers.md, identity members.yaml or allowed_signers)"
             )
         rules = load_applicability_rules(
-            folder / "applicability.yaml", known_frameworks=library.frameworks
+            folder / "applicability.yaml", known_frameworks=library.frameworks, controlled=True
         )
+        workflow = load_workflow_config(folder / "workflow.yaml")
+        unknown = [g for g in workflow.exception_approvers if g not in library.approvers.groups]
+        if unknown:
+            raise WorkflowConfigError(
+                f"workflow.yaml: exception_approvers: {unknown[0]!r} is not a group in "
+                f"Approvers.md (groups: {', '.join(sorted(library.approvers.groups))})"
+            )
         return cls(
             library=library,
             rules=rules,
             evidence_map=load_evidence_map(folder / "evidence_map.yaml"),
-            workflow=load_workflow_config(folder / "workflow.yaml"),
+            workflow=workflow,
             identity=people,
         )
 
@@ -143,6 +153,10 @@ class GovernanceReport(BaseModel):
     evidence: dict[str, EvidenceBundle] = Field(default_factory=dict)
     approver_groups: list[ApproverGroupView] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    fail_closed: FailClosed = Field(
+        default_factory=lambda: FailClosed(blocked=False),
+        description="whether the guarded actions (registration) are refused, and why",
+    )
 
 
 def _requirements(project_state: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -159,13 +173,16 @@ def _verified_decisions(
     context: GovernanceContext,
     frameworks: list[str],
     requirements: Mapping[str, Any],
+    extra: Mapping[str, list[str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Approval id -> standing decision, from the signed audit entries alone."""
+    """Approval id -> standing decision, from the signed audit entries alone (``extra``:
+    more approval ids and their groups, e.g. risk acceptances)."""
     groups = {
         approval_id(f, a.name): list(a.approver_names)
         for f in frameworks
         for _, a in context.library.get(f).policy.approvals()
     }
+    groups = dict(extra) if extra is not None else groups
     return derive_decisions(
         project_state.get("audit") or [],
         thread_id=project_state.get("thread_id"),
@@ -224,7 +241,27 @@ def assess_project(
         evaluations=evaluations,
         config=context.workflow,
     )
+    results = project_state.get("results") or {}
+    blockers, criterion = find_blockers(
+        evaluations,
+        {f: context.library.get(f).policy for f in frameworks},
+        requirements,
+        results if isinstance(results, Mapping) else {},
+        context.workflow,
+    )
+    workflow = add_risk_acceptances(workflow, blockers, context.workflow)
+    acceptances = {
+        b.acceptance_id: list(context.workflow.exception_approvers)
+        for b in blockers
+        if b.acceptance_id
+    }
+    if acceptances:  # signed risk acceptances count like signed approvals, nothing else
+        decisions = {
+            **decisions,
+            **_verified_decisions(project_state, context, frameworks, requirements, acceptances),
+        }
     states = approval_states(workflow, decisions)
+    guarded = fail_closed(blockers, decisions, states, criterion)
     granted = {aid for aid, state in states.items() if state == "granted"}
     statuses = [e.status for e in evaluations.values()]
     if EvaluationStatus.FAILED in statuses:
@@ -243,6 +280,8 @@ def assess_project(
             "every applicable framework passed" if frameworks else "no governance framework applies"
         )
 
+    if guarded.blocked:
+        reason += "; guarded actions refused: " + "; ".join(guarded.reasons[:3])
     directory = context.library.approvers
     groups = [
         ApproverGroupView(name=g.name, section=g.section, members=list(g.members))
@@ -265,4 +304,5 @@ def assess_project(
         evidence=evidence,
         approver_groups=groups,
         warnings=warnings,
+        fail_closed=guarded,
     )

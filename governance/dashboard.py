@@ -175,6 +175,7 @@ def dashboard_context(report: GovernanceReport) -> dict[str, Any]:
         "required_groups": required,
         "approval_stages": workflow.approval_stages,
         "titles": report.titles,
+        "fail_closed": report.fail_closed,
     }
 
 

@@ -263,7 +263,8 @@ def _standing_decision(
         "decision": body["decision"],
         "approver": signer,
         "comment": body["comment"],
-        "answers": body["answers"],
+        # signed values, for the questions the judgement kept (governance/answers.py)
+        "answers": {k: v for k, v in body["answers"].items() if k in (entry.get("answers") or {})},
         "decision_id": body["decision_id"],
         "decided_at": entry.get("ts"),
     }

@@ -234,9 +234,19 @@ class _Answers:
     def __init__(self, bundle: EvidenceBundle) -> None:
         self.bundle = bundle
         self.answers = bundle.answers
+        # evidence key -> (what a person answered, where from, the fact used instead, its source)
+        self.disagreements: dict[str, tuple[Any, str, Any, str]] = {}
+
+    def is_fact(self, key: str) -> bool:
+        """Whether the answer under ``key`` is something mpm derived (not a person's answer)."""
+        source = self.bundle.sources.get(key)
+        return source is not None and not source.startswith(_PEOPLE)
 
     def lookup(self, placed: PlacedArtifact, index: int) -> tuple[Any, str | None]:
-        """``(answer, the bundle key it was found under)``; ``(_NO_ANSWER, None)`` if unanswered."""
+        """``(answer, the bundle key it was found under)``; ``(_NO_ANSWER, None)`` if unanswered.
+
+        A fact mpm derived wins over a person's answer under any of the keys; a person's
+        answer that says something else is kept as a disagreement (a finding)."""
         artifact = placed.artifact
         alias = getattr(artifact, "alias_for_classification", None)
         candidates = [placed.key]
@@ -244,9 +254,23 @@ class _Answers:
             candidates.append(placed.key + "[0]")
         if alias:
             candidates.append(alias)
-        for key in candidates:
-            if key in self.answers and _answered(self.answers[key]):
-                return self.answers[key], key
+        hits = [k for k in candidates if k in self.answers and _answered(self.answers[k])]
+        facts = [k for k in hits if self.is_fact(k)]
+        if facts:
+            fact = facts[0]
+            value = self.answers[fact]
+            said = [(self.answers[k], self.source_of(k)) for k in hits if not self.is_fact(k)]
+            said += [
+                (d["answer"], d["source"]) for k in candidates if (d := self.bundle.disputed.get(k))
+            ]
+            for answer, source in said:
+                if not _same_answer(answer, value):
+                    self.disagreements.setdefault(
+                        placed.key, (answer, str(source), value, self.source_of(fact) or "")
+                    )
+            return value, fact
+        for key in hits:
+            return self.answers[key], key
         by_set = self.answers.get(placed.evidence_set.id)
         if isinstance(by_set, Mapping):
             inner = [index, str(index), placed.key, alias, artifact.policy_entity_id]
@@ -260,6 +284,22 @@ class _Answers:
         if key is None:
             return None
         return self.bundle.sources.get(key, f"answers.{key}")
+
+
+_PEOPLE = ("human_answers", "approvals.", "answers.")
+
+
+def _same_answer(a: Any, b: Any) -> bool:
+    def norm(v: Any) -> Any:
+        if isinstance(v, list | tuple | set):
+            return sorted(str(norm(i)) for i in v)
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, int | float):
+            return f"{float(v):g}"
+        return str(v).strip().casefold()
+
+    return norm(a) == norm(b)
 
 
 def _options_text(options: list[str]) -> str:
@@ -427,6 +467,11 @@ class _Evaluator:
         self.title = title
         self.answers = _Answers(bundle)
         self.decisions = _granted_states(framework, approvals)
+        self.approver_answers: dict[str, dict[str, Any]] = {}
+        if isinstance(approvals, Mapping):
+            from mpm.governance.answers import approval_answers_by_id
+
+            self.approver_answers = approval_answers_by_id(policy, framework, approvals)
         self.checks: list[CheckResult] = []
         self.questions: list[OpenQuestion] = []
         self.findings: list[Finding] = []
@@ -505,7 +550,26 @@ class _Evaluator:
                 self._result_check(placed, visible)
         approvals = self._approvals()
         gates = self._gates(approvals)
+        self._disagreement_findings()
         return self._result(approvals, gates)
+
+    def _disagreement_findings(self) -> None:
+        """A person's answer that contradicts a derived fact: the fact counts, a reviewer
+        is told (a finding), and nothing the answer claimed is used."""
+        placed_by_key = {p.key: p for p in self.policy.inputs()}
+        for key, (answer, source, fact, fact_source) in self.answers.disagreements.items():
+            placed = placed_by_key.get(key)
+            if placed is None:
+                continue
+            label = placed.artifact.details.label  # type: ignore[union-attr]
+            self._finding(
+                placed.stage,
+                f"{key}:disagreement",
+                "High",
+                f"Answer contradicts a derived fact: {label}",
+                f"{source} answered {answer!r}, but mpm derived {fact!r} from {fact_source}; "
+                "the derived value is used.",
+            )
 
     def _base(self, placed: PlacedArtifact, kind: CheckKind, label: str) -> dict[str, Any]:
         return {
@@ -742,10 +806,11 @@ class _Evaluator:
                     else:
                         state = ApprovalState.pending
                 questions = []
+                own = _Answers(EvidenceBundle(answers=self.approver_answers.get(aid, {})))
                 if approval.evidence is not None:
                     for placed in self.policy.inputs():
                         if placed.approval is approval:
-                            value, _ = self.answers.lookup(placed, _index_in_set(placed))
+                            value, _ = own.lookup(placed, _index_in_set(placed))
                             if value is _NO_ANSWER:
                                 questions.append(_question(placed))
                             else:
@@ -884,28 +949,6 @@ def _question(placed: PlacedArtifact, problem: str | None = None) -> OpenQuestio
     )
 
 
-def _with_approver_answers(bundle: EvidenceBundle, approvals: Any) -> EvidenceBundle:
-    """Add the answers approvers gave with their decisions (``record["answers"]``).
-
-    They answer the questions of an approval's evidence; the project's own evidence wins
-    where both name the same key.
-    """
-    if not isinstance(approvals, Mapping):
-        return bundle
-    extra: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for approval, record in approvals.items():
-        answers = record.get("answers") if isinstance(record, Mapping) else None
-        if isinstance(answers, Mapping):
-            for key, value in answers.items():
-                if key not in bundle.answers and key not in extra:
-                    extra[str(key)] = value
-                    sources[str(key)] = f"approvals.{approval}.answers.{key}"
-    if not extra:
-        return bundle
-    return bundle.merged(EvidenceBundle(answers=extra, sources=sources))
-
-
 def evaluate_policy(
     policy: Policy | Any,
     evidence: EvidenceBundle | Mapping[str, Any] | None = None,
@@ -940,5 +983,5 @@ def evaluate_policy(
     else:
         bundle = EvidenceBundle.model_validate(evidence)
     framework = framework or "policy"
-    bundle = _with_approver_answers(bundle, approvals)
+    # approvers' answers fill only their own approval's questions (see _Evaluator._approvals)
     return _Evaluator(policy, bundle, framework, title or "", approvals).run()

@@ -45,6 +45,12 @@ class EvidenceBundle(BaseModel):
         "'constant' or 'human_answers...'), for the audit trail and the dashboard",
     )
 
+    disputed: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="key -> {answer, source}: what a person answered where mpm derived the "
+        "value itself; the derived value counts, the disagreement becomes a finding",
+    )
+
     def merged(self, other: EvidenceBundle) -> EvidenceBundle:
         """A new bundle with ``other``'s entries added; ``other`` wins on the same key."""
         return EvidenceBundle(
@@ -52,4 +58,5 @@ class EvidenceBundle(BaseModel):
             metrics={**self.metrics, **other.metrics},
             files={**self.files, **other.files},
             sources={**self.sources, **other.sources},
+            disputed={**self.disputed, **other.disputed},
         )

@@ -27,7 +27,9 @@ An entry is either a path, or a mapping::
 ``metric_sources`` name mappings whose numeric entries are all offered as metrics under
 their own names (policies match them by name or alias). Answers people gave to open
 questions (``human_answers`` in the state, flat ``{key: value}`` or per framework
-``{framework: {key: value}}``) override everything.
+``{framework: {key: value}}``) fill only what the map did not derive: an answer never
+overwrites a fact mpm derived (risk-tier inputs, data sensitivity, metrics); where it says
+something else it is kept in ``EvidenceBundle.disputed`` and evaluation raises a finding.
 
 Resolution is pure dict walking: no I/O, no imports of heavy libraries, no side effects.
 """
@@ -375,6 +377,7 @@ def resolve_evidence(
             bundle.answers[key] = resolved[0]
             bundle.sources[key] = resolved[1]
 
+    derived = set(bundle.answers)
     human = state.get("human_answers") or {}
     if isinstance(human, Mapping):
         scoped = human.get(framework)
@@ -385,11 +388,16 @@ def resolve_evidence(
             for k, v in human.items()
             if not (isinstance(v, Mapping) and _FRAMEWORK_SCOPE.match(str(k)))
         }
-        for key, value in flat.items():
-            bundle.answers[str(key)] = value
-            bundle.sources[str(key)] = f"human_answers.{key}"
+        given = [(k, v, f"human_answers.{k}") for k, v in flat.items()]
         if isinstance(scoped, Mapping):
-            for key, value in scoped.items():
-                bundle.answers[str(key)] = value
-                bundle.sources[str(key)] = f"human_answers.{framework}.{key}"
+            given += [(k, v, f"human_answers.{framework}.{k}") for k, v in scoped.items()]
+        for key, value, source in given:
+            key = str(key)
+            if key in derived:
+                # a fact mpm derived is never overwritten by an answer; a different answer
+                # is kept as a dispute (evaluation turns it into a finding)
+                bundle.disputed[key] = {"answer": value, "source": source}
+                continue
+            bundle.answers[key] = value
+            bundle.sources[key] = source
     return bundle

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mpm.governance._files import yaml_budget_problem
 from mpm.governance.policy import ARTIFACT_TYPES, EvidenceSet, Policy, PolicyNode
 
 MAX_POLICY_BYTES = 5_000_000
@@ -173,6 +174,9 @@ def read_yaml(text: str | bytes, *, source: str | Path = "<policy>") -> dict[str
         raise PolicyError(
             source, [PolicyIssue("", "the file is empty; a policy needs a 'stages' list")]
         )
+    problem = yaml_budget_problem(text, max_bytes=MAX_POLICY_BYTES)
+    if problem is not None:
+        raise PolicyError(source, [PolicyIssue("", problem)])
     yaml = YAML(typ="safe", pure=True)
     yaml.version = (1, 2)
     try:

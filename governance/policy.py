@@ -51,7 +51,15 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from mpm.governance.rules import Rule, RuleSyntaxError, Visibility, compile_rule, compile_visibility
+from mpm.governance.rules import (
+    Rule,
+    RuleEvaluationError,
+    RuleLimitError,
+    RuleSyntaxError,
+    Visibility,
+    compile_rule,
+    compile_visibility,
+)
 
 INPUT_TYPES: tuple[str, ...] = (
     "radio",
@@ -581,6 +589,16 @@ class Classification(PolicyNode):
                 raise PydanticCustomError(
                     "rule_syntax", "{message}", {"message": str(exc), "at": "rule"}
                 ) from None
+            # a dry run on unanswered inputs: a rule that exceeds the evaluation limits
+            # (runs for ever, doubles a string) is refused when the policy loads, not later
+            try:
+                self._compiled.evaluate({})
+            except RuleLimitError as exc:
+                raise PydanticCustomError(
+                    "rule_limit", "{message}", {"message": str(exc), "at": "rule"}
+                ) from None
+            except RuleEvaluationError:
+                pass  # may fail on empty answers; evaluation reports it with the real ones
         return self
 
     @property

@@ -51,6 +51,7 @@ __all__ = [
     "WorkflowConfig",
     "WorkflowConfigError",
     "WorkflowGate",
+    "add_risk_acceptances",
     "approval_states",
     "build_workflow",
     "default_workflow_path",
@@ -91,6 +92,11 @@ class WorkflowConfig(BaseModel):
     separation_of_duties: bool = Field(
         default=True, description="the person who requested the project may not approve its gates"
     )
+    exception_approvers: list[str] = Field(
+        default_factory=list,
+        description="groups that may accept the risk of a finding that blocks a guarded "
+        "action (governance FAILED, success criteria unmet); empty: nobody can",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkflowConfig:
@@ -109,6 +115,8 @@ class WorkflowConfig(BaseModel):
             raise ValueError(
                 f"default_tier: {self.default_tier!r} is not a tier ({', '.join(names)})"
             )
+        if len(set(self.exception_approvers)) != len(self.exception_approvers):
+            raise ValueError("exception_approvers: each group may appear once")
         seen: dict[str, str] = {}
         for tier in self.order:
             for group in tier.groups:
@@ -177,6 +185,12 @@ class WorkflowApproval(BaseModel):
     reason: str = Field(default="", description="why it is not required, when it is not")
     gates: list[str] = Field(default_factory=list, description="ids of the gates that wait for it")
     position: int = Field(default=0, description="place in a valid decision order")
+    kind: str = Field(
+        default="approval", description="approval, or risk_acceptance (accepts one finding)"
+    )
+    finding: dict[str, Any] | None = Field(
+        default=None, description="risk acceptance: the finding it accepts (id, evidence hash)"
+    )
 
 
 class GateAction(BaseModel):
@@ -494,6 +508,55 @@ def build_workflow(
         required_approvers=required_approvers,
         approval_stages=approval_stages,
         governance_gates=governance_gates,
+    )
+
+
+def add_risk_acceptances(
+    workflow: ApprovalWorkflow, blockers: Iterable[Any], config: WorkflowConfig
+) -> ApprovalWorkflow:
+    """The workflow with one ``risk_acceptance`` approval per blocker that may be accepted.
+
+    Each names its finding (id, evidence hash, description) and is decided by the
+    ``exception_approvers`` groups, in the round of the finding's project stage; it waits
+    for nothing, so it is asked as soon as that stage has finished.
+    """
+    groups = list(config.exception_approvers)
+    tier = config.order[config.tier_index(groups)] if groups else None
+    extra: list[WorkflowApproval] = []
+    known = {a.id for a in workflow.approvals}
+    for blocker in blockers:
+        aid = getattr(blocker, "acceptance_id", None)
+        if not aid or aid in known or tier is None:
+            continue
+        known.add(aid)
+        extra.append(
+            WorkflowApproval(
+                id=aid,
+                framework=blocker.framework,
+                name=f"Risk acceptance: {blocker.title}",
+                stage=blocker.stage,
+                stage_index=-1,
+                approvers=groups,
+                round=blocker.round if blocker.round in config.rounds else config.rounds[-1],
+                tier=tier.tier,
+                parallel=True,
+                kind="risk_acceptance",
+                finding={
+                    "id": blocker.finding_id,
+                    "evidence_hash": blocker.evidence_hash,
+                    "kind": blocker.kind,
+                    "title": blocker.title,
+                    "description": blocker.description,
+                },
+                position=len(workflow.approvals) + len(extra),
+            )
+        )
+    if not extra:
+        return workflow
+    required = list(workflow.required_approvers)
+    required += [g for g in groups if g not in required]
+    return workflow.model_copy(
+        update={"approvals": [*workflow.approvals, *extra], "required_approvers": required}
     )
 
 

@@ -34,6 +34,18 @@ def validate_deliverables(
             if outputs
             else "no validation result",
         }
+        # leakage and failed data-quality gates: named findings that fail validation even
+        # when the score clears the threshold (a finding accepted through a signed risk
+        # acceptance is governance's to honour, not this check's)
+        blocking = outputs.get("blocking_findings") or []
+        checks["validation_findings_clear"] = {
+            "passed": bool(outputs) and not blocking,
+            "detail": "no blocking validation findings"
+            if outputs and not blocking
+            else "; ".join(f"{f.get('id')}: {f.get('reason')}" for f in blocking)
+            if blocking
+            else "no validation result",
+        }
     if "mlops" in plan.stage_names:
         outputs = (results.get("mlops") or {}).get("outputs") or {}
         checks["model_registered"] = {

@@ -81,11 +81,16 @@ def compact(
         }
     directory = context.library.approvers
     gated_actions = sorted({a for g in gates.values() for a in g["blocks"]})
+    guarded = report.fail_closed
+    # fail closed: a FAILED framework or an unmet success criterion that no granted risk
+    # acceptance covers keeps every guarded action closed, whatever its gates say
     open_actions = [
         a
         for a in gated_actions
-        if all(g["state"] == "open" for g in gates.values() if a in g["blocks"])
+        if not guarded.blocked
+        and all(g["state"] == "open" for g in gates.values() if a in g["blocks"])
     ]
+    fail_closed = guarded.model_dump(mode="json")
     return {
         "overall_status": report.overall_status.value,
         "overall_reason": report.overall_reason,
@@ -116,6 +121,8 @@ def compact(
                 "waits_for": a.waits_for,
                 "gates": a.gates,
                 "state": report.approval_states.get(a.id, "waiting"),
+                "kind": a.kind,
+                **({"finding": a.finding} if a.finding else {}),
             }
             for a in workflow.approvals
         ],
@@ -124,6 +131,7 @@ def compact(
             {"framework": f.framework, "severity": f.severity, "title": f.title, "stage": f.stage}
             for f in report.findings
         ],
+        "fail_closed": fail_closed,
         "open_questions": askable_questions(report, context, state),
         "evaluated_at": report.generated_at,
         "context": {
@@ -134,7 +142,22 @@ def compact(
             "open_actions": open_actions,
             "closed_gates": {
                 a: [g["name"] for g in gates.values() if a in g["blocks"] and g["state"] != "open"]
+                + (["fail closed: " + r for r in guarded.reasons[:3]] if guarded.blocked else [])
                 for a in gated_actions
+            },
+            "registration": {
+                "blocked": guarded.blocked,
+                "status": guarded.status,
+                "reasons": guarded.reasons,
+                "accepted": [
+                    {
+                        "finding_id": b.finding_id,
+                        "evidence_hash": b.evidence_hash,
+                        "acceptance_id": b.acceptance_id,
+                        "accepted_by": b.accepted_by,
+                    }
+                    for b in guarded.accepted
+                ],
             },
         },
     }

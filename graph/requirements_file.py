@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from mpm.governance._files import MAX_YAML_BYTES, yaml_budget_problem
 from mpm.graph.state import ProjectRequirements
 
 
@@ -54,11 +55,21 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
 
 
 def load_requirements(path: str | Path) -> ProjectRequirements:
+    """Read and validate a requirements file; files over 1 MB, aliases expanding beyond
+    100,000 nodes and duplicate keys are refused (one line, ``RequirementsError``)."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_YAML_BYTES:
+            raise RequirementsError(
+                f"{path}: file of {path.stat().st_size:,} bytes exceeds the limit of "
+                f"{MAX_YAML_BYTES:,} bytes"
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise RequirementsError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    problem = yaml_budget_problem(raw, ruamel=False)
+    if problem is not None:
+        raise RequirementsError(f"{path}: {problem}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -86,3 +97,11 @@ def load_requirements(path: str | Path) -> ProjectRequirements:
         return ProjectRequirements.model_validate(data)
     except ValidationError as exc:
         raise RequirementsError(format_validation_error(str(path), exc)) from exc
+
+
+def load_yaml_unique(text: str) -> object:
+    """``yaml.safe_load`` that refuses duplicate keys (raises :class:`DuplicateKeyError`)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+DuplicateKeyError = _DuplicateKey

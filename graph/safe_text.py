@@ -10,19 +10,6 @@ newlines and tabs stay, so multi-line summaries keep their shape.
 
 from __future__ import annotations
 
-import re
+from mpm.tools.inert import visible_controls
 
-_CONTROLS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
-)
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def visible_controls(text: str) -> str:
-    """``text`` with every control and bidirectional-formatting character written as
-    ``\\xNN`` / ``\\uNNNN`` (newline and tab are kept)."""
-    return _CONTROLS.sub(_escaped, text)
+__all__ = ["visible_controls"]

@@ -123,6 +123,28 @@ class ProjectRequirements(BaseModel):
         default_factory=dict,
         description="answers to governance questions known at kickoff: {framework: {alias: answer}}",
     )
+    exclude_columns: list[str] = Field(
+        default_factory=list,
+        description="columns never used as model inputs (e.g. a flagged leak); dropped at acquisition",
+    )
+    group_column: str | None = Field(
+        default=None,
+        max_length=200,
+        description="split and cross-validate by this column: a group is in one split only",
+    )
+    time_column: str | None = Field(
+        default=None,
+        max_length=200,
+        description="time-ordered split and cross-validation by this column (oldest trains)",
+    )
+    data_remediation: list[Literal["drop_missing_target", "drop_duplicates"]] = Field(
+        default_factory=list,
+        description="remediations applied to the data before its quality gates (recorded)",
+    )
+    quality_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="data-quality thresholds; only values stricter than the defaults apply",
+    )
     seed: int = 42
     stage_timeout_s: dict[str, float] = Field(
         default_factory=dict, description="per-stage timeout overrides in seconds, by stage name"
@@ -157,6 +179,22 @@ class ProjectRequirements(BaseModel):
             if not 0 <= retries <= 5:
                 raise ValueError(f"{stage}: expected 0 to 5 retries; got {retries!r}")
         return value
+
+    @model_validator(mode="after")
+    def _split_columns(self) -> ProjectRequirements:
+        if self.group_column and self.time_column:
+            raise ValueError("group_column and time_column: expected at most one of them")
+        if self.target_column:
+            for name, value in (
+                ("exclude_columns", self.exclude_columns),
+                ("group_column", [self.group_column]),
+                ("time_column", [self.time_column]),
+            ):
+                if self.target_column in value:
+                    raise ValueError(
+                        f"{name}: may not name the target column {self.target_column!r}"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _metric_fits_model_type(self) -> ProjectRequirements:
@@ -377,7 +415,9 @@ class GraphState(InputState, total=False):
     finished_at: str
 
 
-RunStatus = Literal["running", "waiting", "completed", "partial", "failed"]
+RunStatus = Literal[
+    "running", "waiting", "completed", "partial", "failed", "failed_governance", "failed_criteria"
+]
 
 
 def now_iso() -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mpm.tools.datasets import read_table
+from mpm.tools.errors import ToolConfigError
 from mpm.tools.metrics import check_model_type
 
 if TYPE_CHECKING:
@@ -28,19 +29,34 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "min_class_share": 0.05,  # smallest class share (classification)
     "max_target_missing_rate": 0.05,
     "leakage_correlation": 0.95,  # |corr(feature, target)| above this is a leakage hint
+    "max_train_test_overlap": 0.01,  # share of test rows repeating a train/validation row
+    "max_constant_or_id_columns": 0,  # constant or ID-like columns left as model inputs
 }
+# Thresholds where a larger value is stricter; for every other one a smaller value is.
+_HIGHER_IS_STRICTER = frozenset({"min_rows", "min_class_share"})
+GATES = ("target_missing_rate", "duplicate_rate", "train_test_overlap", "constant_or_id_columns")
+"""The checks whose failure blocks validation from passing unless remediated or accepted
+(the other checks are reported as evidence; leakage has its own findings, tools.leakage)."""
+REMEDIATIONS = ("drop_missing_target", "drop_duplicates")
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|identifier)$", re.IGNORECASE)
 
 
 def profile_dataset(
-    path: str, target_column: str, model_type: str, *, out_dir: str | None = None
+    path: str,
+    target_column: str,
+    model_type: str,
+    *,
+    out_dir: str | None = None,
+    exclude: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Describe the table at ``path`` and write ``profile.json`` (to ``out_dir``, default
     the data file's folder).
 
     Returns rows, columns, dtypes, missing values per column, duplicates, class balance
     (classification) or target summary (regression), numeric and categorical summaries,
-    id-like and constant columns and leakage hints, plus ``profile_path``.
+    id-like and constant columns, leakage hints and ``leakage_findings`` (tools.leakage;
+    ``exclude``: columns the requirements keep out of the model, not judged), plus
+    ``profile_path``.
     """
     model_type = check_model_type(model_type)
     df = read_table(Path(path))
@@ -78,11 +94,18 @@ def profile_dataset(
         "constant_columns": [c for c in features if df[c].nunique(dropna=True) <= 1],
     }
     profile["target"] = _target_profile(df, target_column, model_type) if target_present else {}
+    usable = target_present and profile["target"].get("usable")
     profile["leakage_hints"] = (
         leakage_hints(df, target_column, model_type, exclude=profile["id_like_columns"])
-        if target_present and profile["target"].get("usable")
+        if usable
         else []
     )
+    from mpm.tools.leakage import data_findings
+
+    profile["leakage_findings"] = (
+        data_findings(df, target_column, model_type, exclude=exclude) if usable else []
+    )
+    profile["excluded_columns"] = list(exclude)
     if model_type == "classification" and target_present:
         profile["class_balance"] = profile["target"].get("class_balance", {})
     out = Path(out_dir) if out_dir else Path(path).parent
@@ -106,7 +129,7 @@ def quality_checks(
     dict-valued key of the result is a check.
     """
     model_type = check_model_type(model_type)
-    t = {**DEFAULT_THRESHOLDS, **dict(thresholds or {})}
+    t, loosened = effective_thresholds(thresholds)
     target = profile.get("target") or {}
     rows = int(profile.get("rows", 0))
     checks: dict[str, dict[str, Any]] = {}
@@ -188,7 +211,29 @@ def quality_checks(
             if balance
             else "no class balance: target missing or unusable",
         )
+    special = [
+        c
+        for c in dict.fromkeys(
+            [*(profile.get("constant_columns") or []), *(profile.get("id_like_columns") or [])]
+        )
+    ]
+    add(
+        "constant_or_id_columns",
+        True,
+        len(special),
+        int(t["max_constant_or_id_columns"]),
+        (
+            f"constant or ID-like: {', '.join(special)}; dropped from the model inputs by the "
+            "feature recommendations (the validator checks the trained model's inputs)"
+        )
+        if special
+        else "no constant or ID-like columns",
+    )
     leaks = list(profile.get("leakage_hints") or [])
+    likely = [f for f in profile.get("leakage_findings") or [] if f["severity"] == "likely_leak"]
+    for f in likely:
+        if f["column"] not in {h["column"] for h in leaks}:
+            leaks.append({"column": f["column"], "reason": f["reason"]})
     add(
         "no_leakage",
         not leaks,
@@ -198,14 +243,140 @@ def quality_checks(
         if not leaks
         else "; ".join(f"{h['column']}: {h['reason']}" for h in leaks),
     )
+    return summarise(checks, loosened=loosened)
+
+
+def summarise(
+    checks: Mapping[str, Mapping[str, Any]], *, loosened: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The verdict over named checks (also used after the split adds its overlap check)."""
+    checks = {k: dict(v) for k, v in checks.items()}
     passed = [name for name, c in checks.items() if c["passed"]]
-    score = round(len(passed) / len(checks), 4)
+    score = round(len(passed) / len(checks), 4) if checks else 1.0
     return {
         **checks,
         "data_quality_passed": len(passed) == len(checks),
         "data_quality_score": score,
         "failed_checks": [name for name in checks if name not in passed],
+        "failed_gates": [n for n in GATES if n in checks and not checks[n]["passed"]],
         "check_names": list(checks),
+        # a list, not a dict: every dict-valued key of the result is a check
+        "ignored_loosening": [
+            {"threshold": k, "requested": v["requested"], "default": v["default"]}
+            for k, v in sorted(dict(loosened or {}).items())
+        ],
+    }
+
+
+def effective_thresholds(
+    requested: Mapping[str, float] | None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The defaults tightened by ``requested`` (a policy's or the requirements'
+    ``quality_thresholds``). A value looser than the default is ignored and returned in the
+    second dict: relaxing a gate takes a signed risk acceptance, not a setting."""
+    t = dict(DEFAULT_THRESHOLDS)
+    ignored: dict[str, Any] = {}
+    for key, value in dict(requested or {}).items():
+        if key not in DEFAULT_THRESHOLDS:
+            raise ToolConfigError(
+                f"quality_thresholds: unknown threshold {key!r}; expected some of "
+                f"{', '.join(DEFAULT_THRESHOLDS)}"
+            )
+        value = float(value)
+        default = DEFAULT_THRESHOLDS[key]
+        stricter = value >= default if key in _HIGHER_IS_STRICTER else value <= default
+        if stricter:
+            t[key] = value
+        else:
+            ignored[key] = {"requested": value, "default": default}
+    return t, ignored
+
+
+def gate_findings(checks: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A finding (stable id ``data_quality.<check>``) for every failed gate: each blocks
+    validation from passing until remediated or accepted through a signed risk acceptance."""
+    out = []
+    for name in GATES:
+        c = checks.get(name)
+        if isinstance(c, Mapping) and not c.get("passed", True):
+            out.append(
+                {
+                    "id": f"data_quality.{name}",
+                    "category": "data_quality",
+                    "kind": name,
+                    "column": None,
+                    "severity": "blocking",
+                    "reason": f"data-quality gate {name} failed: {c.get('detail')}",
+                    "evidence": {"value": c.get("value"), "threshold": c.get("threshold")},
+                    "remediation": _REMEDY.get(name, ""),
+                }
+            )
+    return out
+
+
+_REMEDY = {
+    "target_missing_rate": "data_remediation: [drop_missing_target] in the requirements",
+    "duplicate_rate": "data_remediation: [drop_duplicates] in the requirements",
+    "train_test_overlap": "data_remediation: [drop_duplicates], or a group_column to split by",
+    "constant_or_id_columns": "exclude_columns in the requirements",
+}
+
+
+def remediate(
+    df: pd.DataFrame, target_column: str, actions: list[str] | tuple[str, ...]
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Apply the requested remediations in a fixed order; each is recorded with the rows
+    it removed so the model documentation can say exactly what was done to the data."""
+    unknown = [a for a in actions if a not in REMEDIATIONS]
+    if unknown:
+        raise ToolConfigError(
+            f"data_remediation: unknown {', '.join(map(repr, unknown))}; expected some of "
+            f"{', '.join(REMEDIATIONS)}"
+        )
+    records = []
+    for action in REMEDIATIONS:
+        if action not in actions:
+            continue
+        before = len(df)
+        if action == "drop_missing_target" and target_column in df.columns:
+            df = df[df[target_column].notna()]
+            what = "rows without a target value dropped"
+        elif action == "drop_duplicates":
+            df = df.drop_duplicates()
+            what = "exact duplicate rows dropped (first kept)"
+        else:
+            continue
+        df = df.reset_index(drop=True)
+        records.append(
+            {
+                "action": action,
+                "rows_before": before,
+                "rows_after": len(df),
+                "rows_removed": before - len(df),
+                "detail": f"{before - len(df)} {what}",
+            }
+        )
+    return df, records
+
+
+def train_test_overlap(
+    train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, *, threshold: float | None = None
+) -> dict[str, Any]:
+    """The ``train_test_overlap`` check: test rows that repeat a train or validation row
+    exactly (every column, target included) measure memorisation, not generalisation."""
+    import pandas as pd
+
+    limit = DEFAULT_THRESHOLDS["max_train_test_overlap"] if threshold is None else threshold
+    cols = list(test.columns)
+    seen = pd.concat([train[cols], val[cols]]).drop_duplicates()
+    key = lambda d: pd.util.hash_pandas_object(d.astype(str), index=False)  # noqa: E731
+    repeated = int(key(test[cols]).isin(set(key(seen))).sum())
+    rate = repeated / len(test) if len(test) else 0.0
+    return {
+        "passed": rate <= limit,
+        "value": _r(rate),
+        "threshold": limit,
+        "detail": f"{repeated} of {len(test)} test rows ({rate:.1%}) repeat a train/validation row exactly",
     }
 
 

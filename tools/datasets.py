@@ -109,12 +109,18 @@ def split_dataset(
     model_type: str,
     test_size: float = 0.2,
     val_size: float = 0.2,
+    group_column: str | None = None,
+    time_column: str | None = None,
 ) -> dict[str, Any]:
     """Reproducible train / validation / test split (stratified for classification).
 
     ``test_size`` and ``val_size`` are fractions of the whole data set. Rows whose target is
     missing are dropped first (counted in ``dropped_missing_target``). Writes
     ``train.parquet``, ``val.parquet`` and ``test.parquet`` to ``out_dir``.
+
+    ``group_column``: every group (a customer, a patient, a panel unit) lands in exactly one
+    split, so no test row shares a group with a training row. ``time_column``: ordered by
+    time, the oldest rows train and the newest are the test (out-of-time validation).
     """
     from sklearn.model_selection import train_test_split
 
@@ -141,14 +147,49 @@ def split_dataset(
                 f"{int(rare.iloc[0])} rows; need at least 5 per class to split and cross-validate"
             )
         stratify = df[target_column]
-    rest, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=stratify)
+    for name, col in (("group_column", group_column), ("time_column", time_column)):
+        if col is not None and col not in df.columns:
+            raise DataError(
+                f"{name}: column {col!r} not found; available columns: "
+                f"{', '.join(map(str, df.columns))}"
+            )
     val_share = val_size / (1 - test_size)
-    train, val = train_test_split(
-        rest,
-        test_size=val_share,
-        random_state=seed,
-        stratify=rest[target_column] if stratify is not None else None,
-    )
+    if time_column is not None:
+        import pandas as pd
+
+        order = pd.to_datetime(df[time_column], errors="coerce", format="mixed")
+        if order.isna().any() and pd.api.types.is_numeric_dtype(df[time_column]):
+            order = df[time_column]
+        if pd.isna(order).any():
+            raise DataError(f"time_column: {time_column!r} has missing or unparseable values")
+        df = df.iloc[order.argsort(kind="stable").to_numpy()].reset_index(drop=True)
+        n_test = max(1, round(len(df) * test_size))
+        n_val = max(1, round(len(df) * val_size))
+        train, val, test = (
+            df.iloc[: len(df) - n_test - n_val],
+            df.iloc[len(df) - n_test - n_val : len(df) - n_test],
+            df.iloc[len(df) - n_test :],
+        )
+        stratify = None
+    elif group_column is not None:
+        from sklearn.model_selection import GroupShuffleSplit
+
+        def by_group(frame: Any, size: float) -> tuple[Any, Any]:
+            gss = GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed)
+            keep, held = next(gss.split(frame, groups=frame[group_column].astype(str)))
+            return frame.iloc[keep], frame.iloc[held]
+
+        rest, test = by_group(df, test_size)
+        train, val = by_group(rest, val_share)
+        stratify = None
+    else:
+        rest, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=stratify)
+        train, val = train_test_split(
+            rest,
+            test_size=val_share,
+            random_state=seed,
+            stratify=rest[target_column] if stratify is not None else None,
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -166,6 +207,15 @@ def split_dataset(
         "test_rows": len(test),
         "dropped_missing_target": before - len(df),
         "stratified": stratify is not None,
+        "group_column": group_column,
+        "time_column": time_column,
+        "split_kind": "time_ordered"
+        if time_column
+        else "grouped"
+        if group_column
+        else "stratified"
+        if stratify is not None
+        else "random",
         "seed": seed,
         "target_column": target_column,
     }
@@ -200,6 +250,34 @@ def resolve_inside(user_path: str, base_dir: str | None) -> Path:
     return resolved
 
 
+MAX_COLUMNS = 2_000
+"""Widest table mpm reads. Checked from the header (CSV) or the footer (Parquet) before
+the data is loaded, so a file with millions of columns never reaches pandas."""
+_HEADER_BYTES = 4_000_000
+
+
+def _column_count(path: Path, suffix: str) -> int:
+    """Columns of the table, read without loading it (CSV: the first line, at most 4 MB)."""
+    if suffix == ".csv":
+        import csv
+
+        with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+            head = handle.read(_HEADER_BYTES)
+        first = head.split("\n", 1)[0]
+        if len(head) >= _HEADER_BYTES and "\n" not in head:
+            return max(first.count(",") + 1, MAX_COLUMNS + 1)
+        try:
+            return len(next(csv.reader([first]), []))
+        except csv.Error:
+            return first.count(",") + 1
+    try:
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_columns)
+    except Exception:  # noqa: BLE001 - unreadable: read_parquet below says why
+        return 0
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file as a data frame, or a DataError saying why it cannot be read."""
     import pandas as pd
@@ -215,6 +293,11 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: file is empty")
+    width = _column_count(path, suffix)
+    if width > MAX_COLUMNS:
+        raise DataError(
+            f"{path.name}: {width:,} columns exceed the limit of {MAX_COLUMNS:,} columns"
+        )
     try:
         df = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:

@@ -11,11 +11,13 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from mpm.tools import plots
 from mpm.tools.data_quality import categorical_summary, column_kinds, numeric_summary
 from mpm.tools.datasets import check_target, read_table
 from mpm.tools.features import recommend_features
+from mpm.tools.inert import code, md
 from mpm.tools.metrics import check_model_type
 
 if TYPE_CHECKING:
@@ -326,13 +328,14 @@ def _draw(
 
 
 def _cell(value: Any) -> str:
-    """A Markdown table cell: numbers to 4 significant digits, user text with ``|`` and
-    line breaks neutralised so a category value cannot break the table."""
+    """A Markdown table cell: numbers to 4 significant digits, text from the data (column
+    names, category values) inert: no HTML, links, emphasis, pipes, line breaks or
+    control characters (``tools/inert.py``)."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return md(value)
 
 
 def _report(summary: dict[str, Any], plot_paths: list[str]) -> str:
@@ -341,7 +344,7 @@ def _report(summary: dict[str, Any], plot_paths: list[str]) -> str:
         "",
         f"Training rows: {summary['n_samples']}; features: {summary['n_features']} "
         f"({len(summary['numeric_columns'])} numeric, {len(summary['categorical_columns'])} categorical); "
-        f"target: `{_cell(summary['target_column'])}` ({summary['model_type']}).",
+        f"target: `{code(summary['target_column'])}` ({_cell(summary['model_type'])}).",
         "",
         "## Insights",
         "",
@@ -389,7 +392,9 @@ def _report(summary: dict[str, Any], plot_paths: list[str]) -> str:
             )
     lines += ["", "## Recommendations", ""]
     for r in summary["recommendations"]:
-        lines.append(f"- **{r['action']}** {_cell(', '.join(r['columns']))}: {_cell(r['reason'])}")
+        lines.append(
+            f"- **{_cell(r['action'])}** {_cell(', '.join(map(str, r['columns'])))}: {_cell(r['reason'])}"
+        )
     lines += ["", "## Plots", ""]
-    lines += [f"![{Path(p).stem}]({Path(p).name})" for p in plot_paths]
+    lines += [f"![{_cell(Path(p).stem)}]({quote(Path(p).name)})" for p in plot_paths]
     return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ from mpm.tools.data_quality import column_kinds
 from mpm.tools.datasets import check_target, read_table
 from mpm.tools.errors import DataError
 from mpm.tools.fairness import fairness_report
+from mpm.tools.leakage import blocking as blocking_findings
 from mpm.tools.metrics import (
     all_metrics,
     check_metric,
@@ -67,6 +68,9 @@ def validate_model(
     noise_level: float = NOISE_LEVEL,
     tracking_uri: str | None = None,
     run_id: str | None = None,
+    decision_threshold: float | None = None,
+    train_path: str | None = None,
+    findings: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Score the saved pipeline on the test split and write ``validation_report.json`` plus
     ``calibration.png`` (classification) or ``predicted_vs_actual.png`` (regression).
@@ -76,6 +80,16 @@ def validate_model(
     fairness, report_path, plots, n_test_rows}``; ``metrics`` is flat (``test_*``,
     ``expected_calibration_error``, ``robustness_drop``, ``demographic_parity_difference``,
     ``equalized_odds_difference`` ...) and is logged to the MLflow run ``run_id``.
+
+    ``decision_threshold``: a binary classifier's tuned cut-off (positive-class probability
+    above it predicts the positive class); every label metric, the confusion matrix, the
+    per-class report and the fairness figures are at that threshold. ``train_path``: the
+    development data, for the naive baseline the leakage checks compare against.
+    ``findings``: what earlier stages found (data-quality gates, data-time leakage).
+
+    The verdict: ``validation_passed`` only when the threshold is met *and* no blocking
+    finding remains (``blocking_findings``: failed data-quality gates, likely leaks in a
+    model input), each with a stable ``id`` a signed risk acceptance can name.
     """
     import numpy as np
 
@@ -93,6 +107,9 @@ def validate_model(
         )
     x, y = test[inputs], test[target_column]
     y_pred, proba, classes = predict(pipeline, x, model_type)
+    threshold = _check_threshold(decision_threshold, classes)
+    if threshold is not None:
+        y_pred = apply_threshold(proba, classes, threshold)
     test_metrics = all_metrics(model_type, y, y_pred, proba, classes)
     if target_metric not in test_metrics:
         raise DataError(
@@ -122,7 +139,15 @@ def validate_model(
         report["confusion_matrix"] = {
             "labels": [_scalar(c) for c in classes],
             "matrix": confusion_matrix(y, y_pred, labels=classes).tolist(),
+            "decision_threshold": 0.5 if threshold is None else threshold,
         }
+        report["decision_threshold"] = threshold
+        report["per_class"] = per_class_report(y, y_pred, classes)
+        for label, row in report["per_class"].items():
+            key = _metric_key(label)
+            flat[f"test_recall_class_{key}"] = row["recall"]
+            flat[f"test_precision_class_{key}"] = row["precision"]
+        flat["test_min_class_recall"] = min(r["recall"] for r in report["per_class"].values())
         if proba is not None:
             calib = calibration(np.asarray(y), proba, classes)
             report["calibration"] = calib
@@ -150,7 +175,7 @@ def validate_model(
         )
 
     robustness = _robustness(
-        pipeline, x, y, model_type, target_metric, score, y_pred, seed, noise_level
+        pipeline, x, y, model_type, target_metric, score, y_pred, seed, noise_level, threshold
     )
     report["robustness"] = robustness
     flat["robustness_drop"] = robustness["drop"]
@@ -166,10 +191,66 @@ def validate_model(
     )
     fairness["requested"] = list(sensitive_attributes)
     fairness["missing_attributes"] = [c for c in sensitive_attributes if c not in test.columns]
+    never: list[Any] = []
+    if model_type == "classification":
+        # the fairness figures are for the labels the model gives at its threshold; a class
+        # it never predicts makes the parity differences trivially zero
+        fairness["decision_threshold"] = 0.5 if threshold is None else threshold
+        never = [c for c, r in report["per_class"].items() if r["predicted"] == 0]
+        fairness["never_predicted_classes"] = never
+        if never and present:
+            fairness["note"] = (
+                f"class(es) {', '.join(map(str, never))} never predicted: group rates are "
+                "trivially equal and say nothing about fairness"
+            )
     report["fairness"] = fairness
     flat.update(fairness["metrics"])
     flat["test_score"] = score
     flat["meets_threshold"] = 1.0 if passed else 0.0
+
+    all_findings = [dict(f) for f in findings]
+    if never:
+        all_findings.append(
+            {
+                "id": "model.never_predicted_class",
+                "category": "model",
+                "kind": "never_predicted_class",
+                "column": None,
+                "severity": "warning",
+                "reason": f"class(es) {', '.join(map(str, never))} never predicted on the test split",
+                "evidence": {"classes": never},
+            }
+        )
+    if train_path:
+        all_findings.extend(
+            _model_leakage(
+                pipeline,
+                test_path,
+                train_path,
+                target_column,
+                out,
+                model_type=model_type,
+                target_metric=target_metric,
+                score=score,
+                seed=seed,
+                data_level=[f for f in findings if f.get("category") == "leakage"],
+            )
+        )
+    blocking = blocking_findings(all_findings, inputs)
+    report["findings"] = all_findings
+    report["blocking_findings"] = blocking
+    report["validation_passed"] = bool(passed and not blocking)
+    if report["validation_passed"]:
+        report["verdict"] = "passed"
+    elif blocking:
+        report["verdict"] = "blocked by findings: " + "; ".join(
+            f"{f['id']} ({f['reason']})" for f in blocking
+        )
+    else:
+        report["verdict"] = "below the success threshold"
+    flat["n_findings"] = float(len(all_findings))
+    flat["n_blocking_findings"] = float(len(blocking))
+    flat["validation_passed"] = 1.0 if report["validation_passed"] else 0.0
     report["metrics"] = flat
 
     report_path = out / "validation_report.json"
@@ -182,8 +263,20 @@ def validate_model(
 
         c = tracking.client(tracking_uri)
         tracking.log_metrics(c, run_id, flat)
+        status = (
+            "passed"
+            if report["validation_passed"]
+            else "blocked_by_findings"
+            if blocking
+            else "below_threshold"
+        )
         tracking.set_tags(
-            c, run_id, {"validation_status": "passed" if passed else "below_threshold"}
+            c,
+            run_id,
+            {
+                "validation_status": status,
+                "blocking_findings": ", ".join(f["id"] for f in blocking) or None,
+            },
         )
         for p in [report_path, *map(Path, plot_paths)]:
             tracking.log_file(c, run_id, p, "validation")
@@ -242,6 +335,7 @@ def _robustness(
     clean_pred: Any,
     seed: int,
     noise_level: float,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """The target metric again after adding N(0, (noise_level * std)^2) to every numeric
     input column; ``drop`` is how much worse it got (positive = worse, either direction)."""
@@ -255,6 +349,8 @@ def _robustness(
         std = float(col.std(ddof=0)) if col.notna().any() else 0.0
         noisy[c] = col + rng.normal(0.0, noise_level * std, len(col)) if std > 0 else col
     y_pred, proba, classes = predict(pipeline, noisy, model_type)
+    if threshold is not None:
+        y_pred = apply_threshold(proba, classes, threshold)
     noisy_score = all_metrics(model_type, y, y_pred, proba, classes).get(metric, float("nan"))
     drop = (noisy_score - clean_score) if lower_is_better(metric) else (clean_score - noisy_score)
     out: dict[str, Any] = {
@@ -272,3 +368,97 @@ def _robustness(
 
 def _scalar(x: Any) -> Any:
     return x.item() if hasattr(x, "item") else x
+
+
+def _metric_key(label: Any) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(label))[:60]
+
+
+def _check_threshold(threshold: float | None, classes: Sequence[Any]) -> float | None:
+    if threshold is None or len(classes) != 2:
+        return None
+    t = float(threshold)
+    if not 0.0 < t < 1.0:
+        raise DataError(f"decision_threshold: expected a probability between 0 and 1; got {t!r}")
+    return t
+
+
+def apply_threshold(proba: Any, classes: Sequence[Any], threshold: float) -> Any:
+    """Binary labels at ``threshold`` on the positive-class probability (the rule the
+    served pyfunc model applies, so validation and serving agree)."""
+    import numpy as np
+
+    classes = list(classes)
+    pos = positive_label(classes)
+    neg = next(c for c in classes if c != pos)
+    p = proba[:, classes.index(pos)]
+    return np.where(p > threshold, pos, neg)
+
+
+def per_class_report(y: Any, y_pred: Any, classes: Sequence[Any]) -> dict[str, Any]:
+    """Precision, recall, F1, support and how often each class is predicted."""
+    import numpy as np
+    from sklearn.metrics import precision_recall_fscore_support
+
+    prec, rec, f1, support = precision_recall_fscore_support(
+        y, y_pred, labels=list(classes), zero_division=0
+    )
+    predicted = [int(np.sum(np.asarray(y_pred) == c)) for c in classes]
+    return {
+        str(_scalar(c)): {
+            "precision": float(prec[i]),
+            "recall": float(rec[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+            "predicted": predicted[i],
+        }
+        for i, c in enumerate(classes)
+    }
+
+
+def _model_leakage(
+    pipeline: Any,
+    test_path: str,
+    train_path: str,
+    target_column: str,
+    out: Path,
+    *,
+    model_type: str,
+    target_metric: str,
+    score: float,
+    seed: int,
+    data_level: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Validation-time leakage findings: the result next to the naive baseline, and the
+    importance concentration of the trained model's inputs (permutation importance on the
+    test split; a diagnostic, nothing is selected on it)."""
+    import joblib
+
+    from mpm.tools.baseline import naive_baseline_score
+    from mpm.tools.explain import permutation_importances
+    from mpm.tools.leakage import model_findings
+
+    baseline = naive_baseline_score(train_path, test_path, target_column, model_type, target_metric)
+    work = out / "leakage"
+    work.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, work / "model.joblib")
+    importance = permutation_importances(
+        str(work / "model.joblib"),
+        test_path,
+        target_column,
+        str(work),
+        model_type=model_type,
+        target_metric=target_metric,
+        seed=seed,
+        n_repeats=3,
+    )
+    (work / "model.joblib").unlink()
+    return model_findings(
+        test_score=score,
+        baseline_score=float(baseline),
+        metric=target_metric,
+        importances=importance["importances"],
+        data_level=data_level,
+    )

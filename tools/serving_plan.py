@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mpm.tools.inert import code, md
 from mpm.tools.metrics import LOWER_IS_BETTER
 
 PSI_ALERT = 0.2  # population stability index: > 0.2 is the conventional "significant shift"
@@ -168,31 +169,36 @@ def _plan(
     config: dict[str, Any], model_info: Mapping[str, Any], requirements: Mapping[str, Any]
 ) -> str:
     perf = config["performance"]
+
+    def names(values: Any) -> str:
+        return ", ".join(md(v) for v in values or [])
+
+    # names, columns and requirement text are input: inert Markdown (tools/inert.py)
     lines = [
-        f"# Serving plan: {model_info.get('registered_model_name')} v{model_info.get('version')}",
+        f"# Serving plan: {md(model_info.get('registered_model_name'))} v{md(model_info.get('version'))}",
         "",
-        f"Project: {requirements.get('project_name', '-')}. Model URI: `{model_info.get('model_uri')}`.",
+        f"Project: {md(requirements.get('project_name', '-'))}. Model URI: `{code(model_info.get('model_uri'))}`.",
         "",
         "## Serving",
         "",
-        f'- Load with `mlflow.pyfunc.load_model("{model_info.get("model_uri")}")`; input: a table with the columns '
-        f"{', '.join(model_info.get('input_columns') or []) or '(see signature)'}.",
-        f"- Output: {', '.join(model_info.get('output_columns') or []) or 'prediction'}.",
-        f"- Dependencies pinned: {', '.join(model_info.get('pip_requirements') or [])}.",
+        f'- Load with `mlflow.pyfunc.load_model("{code(model_info.get("model_uri"))}")`; input: a table with the columns '
+        f"{names(model_info.get('input_columns')) or '(see signature)'}.",
+        f"- Output: {names(model_info.get('output_columns')) or 'prediction'}.",
+        f"- Dependencies pinned: {names(model_info.get('pip_requirements'))}.",
         "- Batch scoring or a REST endpoint (`mlflow models serve`) both use the same signature; "
         "requests that miss a column are rejected by the schema check.",
         "",
         "## Monitoring",
         "",
-        f"- Performance: alert when {perf['alert_when']} (validated value {perf['validated_value']}).",
+        f"- Performance: alert when {md(perf['alert_when'])} (validated value {md(perf['validated_value'])}).",
         f"- Data drift: PSI warn {PSI_WARN}, alert {PSI_ALERT} per feature; missing-rate and range checks "
         f"against the training profile ({len(config['data_drift']['features'])} features).",
     ]
     for name, b in config["fairness"]["bounds"].items():
         lines.append(
-            f"- Fairness: {name} alert above {b['alert_above']} (validated {b['validated_value']:.4f})."
+            f"- Fairness: {md(name)} alert above {b['alert_above']} (validated {b['validated_value']:.4f})."
         )
     lines += ["", "## Rollback", ""]
-    lines += [f"- Trigger: {t}" for t in config["rollback"]["triggers"]]
-    lines.append(f"- Action: {config['rollback']['action']}.")
+    lines += [f"- Trigger: {md(t)}" for t in config["rollback"]["triggers"]]
+    lines.append(f"- Action: {md(config['rollback']['action'])}.")
     return "\n".join(lines) + "\n"

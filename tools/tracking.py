@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from mpm.tools.inert import tracked_text
 from mpm.tools.killpoints import maybe_die
 
 if TYPE_CHECKING:  # mlflow is heavy: import it only where a run is actually touched
@@ -131,7 +132,9 @@ def log_params(c: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
 
     existing = c.get_run(run_id).data.params
     batch = [
-        Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing and v is not None
+        Param(k, tracked_text(v)[:6000])
+        for k, v in params.items()
+        if k not in existing and v is not None
     ]
     if batch:
         c.log_batch(run_id, params=batch)
@@ -141,7 +144,8 @@ def log_params(c: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
 def set_tags(c: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
     from mlflow.entities import RunTag
 
-    batch = [RunTag(k, str(v)[:8000]) for k, v in tags.items() if v is not None]
+    # values often come from input (names, errors, comments): inert where the UI shows them
+    batch = [RunTag(k, tracked_text(v)[:8000]) for k, v in tags.items() if v is not None]
     if batch:
         c.log_batch(run_id, tags=batch)
         maybe_die("mlflow.write")

@@ -1,10 +1,18 @@
 """Model training: ``train_candidates`` (the real thing) and ``train_baseline`` (the fallback).
 
-Each candidate family gets a small cross-validated hyper-parameter search on the training
-split, is refitted with its best setting and scored on the validation split; the best by
-the project's target metric wins. With tracking on, every candidate is a nested MLflow run
-``{family}_training`` under the stage run, found again by a stable key on re-run so a
-crashed-and-resumed stage never duplicates runs.
+The selection protocol (README "Validation protocol"), the one an independent validator
+expects: every family and setting is scored by cross-validation over train+validation
+(stratified, grouped or time-ordered as the requirements say); the family *and* the
+setting are chosen on the cross-validation mean (its spread recorded next to it); the
+chosen pipeline is refitted once on train+validation; the test split is never read here,
+the validator scores it once, at the end. For imbalanced targets the candidates include
+class weighting, and a binary classifier's decision threshold is tuned on the
+out-of-fold predictions for the target metric. The protocol is written to
+``selection_protocol.json`` and to the MLflow runs.
+
+With tracking on, every candidate is a nested MLflow run ``{family}_training`` under the
+stage run, found again by a stable key on re-run so a crashed-and-resumed stage never
+duplicates runs.
 """
 
 from __future__ import annotations
@@ -27,10 +35,16 @@ from mpm.tools.metrics import (
     cv_sign,
     is_better,
     lower_is_better,
+    positive_label,
     predict,
 )
 
 CV_FOLDS = 3
+IMBALANCE_SHARE = 0.2  # smallest class below this share: class-weighted candidates too
+THRESHOLD_METRICS = frozenset({"f1", "balanced_accuracy", "accuracy"})
+"""Target metrics a binary decision threshold changes (recall and precision are not tuned:
+either is maximised by a degenerate threshold); for ``roc_auc``, which no threshold
+changes, an imbalanced target's threshold is tuned for balanced accuracy."""
 N_JOBS = 2  # random forest threads: the machine budget is 2 cores
 OPENMP_THREADS = 1
 MODEL_FILE = "model.joblib"
@@ -115,8 +129,11 @@ def train_candidates(
     tracking_uri: str | None = None,
     run_id: str | None = None,
     experiment_id: str | None = None,
+    group_column: str | None = None,
+    time_column: str | None = None,
 ) -> dict[str, Any]:
-    """Train every candidate family, pick the best on validation, save it as ``model.joblib``.
+    """Train every candidate family, pick the best by cross-validation over train+validation,
+    refit it there and save it as ``model.joblib``.
 
     ``families`` restricts the candidates (classification: logistic_regression,
     random_forest, gradient_boosting; regression: ridge, random_forest, gradient_boosting).
@@ -124,11 +141,17 @@ def train_candidates(
     the training data as EDA would, without dropping sensitive attributes; ``[]``: only
     the imputing and encoding every model needs).
 
+    ``group_column`` / ``time_column``: grouped or time-ordered cross-validation (and the
+    column is never a model input).
+
     Returns ``{candidates: [{name, family, run_id, params, search, cv_score, cv_std,
     val_score, val_metrics, fit_seconds, status, error}], best_model_name,
-    best_model_run_id, best_model_score, target_metric, lower_is_better, model_path,
-    summary_path, feature_columns, dropped_columns, ignored_recommendations, metrics}``.
-    Raises ``TrainingError`` if every candidate fails.
+    best_model_run_id, best_model_score, decision_threshold, threshold_tuning, protocol,
+    protocol_path, target_metric, lower_is_better, model_path, summary_path,
+    feature_columns, dropped_columns, ignored_recommendations, metrics}``. ``val_score``
+    and ``val_metrics`` are measured on the validation folds (out-of-fold predictions over
+    train+validation), the numbers the selection used. Raises ``TrainingError`` if every
+    candidate fails.
     """
     model_type = check_model_type(model_type)
     target_metric = check_metric(target_metric, model_type)
@@ -153,6 +176,8 @@ def train_candidates(
         tracking_uri=tracking_uri,
         run_id=run_id,
         experiment_id=experiment_id,
+        group_column=group_column,
+        time_column=time_column,
     )
 
 
@@ -169,6 +194,8 @@ def train_baseline(
     tracking_uri: str | None = None,
     run_id: str | None = None,
     experiment_id: str | None = None,
+    group_column: str | None = None,
+    time_column: str | None = None,
 ) -> dict[str, Any]:
     """The fallback: one simple model (logistic regression / ridge with default settings),
     or a Dummy predictor if even that fails. Same return shape as ``train_candidates``."""
@@ -184,6 +211,9 @@ def train_baseline(
         run_id=run_id,
         experiment_id=experiment_id,
         name_suffix="_baseline",
+        group_column=group_column,
+        time_column=time_column,
+        imbalance_variants=False,
     )
     try:
         return _train([(simple, [{}])], train_path, val_path, target_column, out_dir, **kwargs)
@@ -209,9 +239,12 @@ def _train(
     run_id: str | None,
     experiment_id: str | None,
     name_suffix: str = "",
+    group_column: str | None = None,
+    time_column: str | None = None,
+    imbalance_variants: bool = True,
 ) -> dict[str, Any]:
     import joblib
-    from sklearn.model_selection import KFold, StratifiedKFold
+    import pandas as pd
     from threadpoolctl import threadpool_limits
 
     train = read_table(Path(train_path))
@@ -225,22 +258,28 @@ def _train(
         )
     train = train[train[target_column].notna()].reset_index(drop=True)
     val = val[val[target_column].notna()].reset_index(drop=True)
+    # train+validation: what the selection cross-validates and the winner is refitted on
+    # (the split keeps time order, so train rows precede validation rows)
+    dev = pd.concat([train, val], ignore_index=True)
     if recommendations is None:  # not given: what EDA would recommend for this data
         recommendations = recommend_features(train, target_column, model_type)
-    preprocessor, info = build_preprocessor(train, target_column, recommendations)
+    split_columns = [c for c in (group_column, time_column) if c and c in dev.columns]
+    if split_columns:
+        recommendations = [
+            *recommendations,
+            {"action": "drop", "columns": split_columns, "reason": "split column, not an input"},
+        ]
+    preprocessor, info = build_preprocessor(dev, target_column, recommendations)
     features = info["feature_columns"]
-    x_train, y_train = train[features], train[target_column]
-    x_val, y_val = val[features], val[target_column]
-    classes = sorted(y_train.unique().tolist()) if model_type == "classification" else []
+    x_dev, y_dev = dev[features], dev[target_column]
+    classes = sorted(y_dev.unique().tolist()) if model_type == "classification" else []
     scorer = cv_scorer(target_metric, classes)
-    folds = (
-        StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed)
-        if model_type == "classification"
-        else KFold(CV_FOLDS, shuffle=True, random_state=seed)
-    )
+    folds, cv_kind = _folds(dev, y_dev, model_type, group_column, time_column, seed)
+    imbalance = _imbalance(y_dev) if model_type == "classification" else None
+    if imbalance_variants and imbalance and imbalance["imbalanced"]:
+        plan = [(f, _with_class_weights(f, grid)) for f, grid in plan]
     tracker = _Tracker(tracking_uri, run_id, experiment_id)
     candidates: list[dict[str, Any]] = []
-    fitted: dict[str, Any] = {}
 
     for family, grid in plan:
         name = f"{family}{name_suffix}"
@@ -256,19 +295,19 @@ def _train(
             # OpenMP (gradient boosting) busy-waits when it shares cores with other work;
             # on a small shared machine one thread is faster than two fighting.
             with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
-                pipe, fields = _search_and_fit(
+                fields = _search(
                     family,
                     grid,
                     preprocessor,
-                    (x_train, y_train, x_val, y_val),
+                    (x_dev, y_dev),
                     model_type=model_type,
                     target_metric=target_metric,
                     scorer=scorer,
                     folds=folds,
+                    classes=classes,
                     seed=seed,
                 )
             cand.update(fields)
-            fitted[name] = pipe
         except Exception as exc:  # one failing family must not sink the others
             cand.update(
                 status="failed",
@@ -278,42 +317,93 @@ def _train(
             cand.setdefault("search", [])
             cand.update(cv_score=None, cv_std=None, val_score=None, val_metrics={})
         cand["fit_seconds"] = round(time.perf_counter() - started, 3)
-        cand["run_id"] = tracker.log_candidate(
-            cand,
-            model_type=model_type,
-            target_metric=target_metric,
-            seed=seed,
-            n_train=len(train),
-            features=features,
-        )
         candidates.append(cand)
 
     ok = [c for c in candidates if c["status"] == "ok"]
     if not ok:
+        for cand in candidates:
+            cand["run_id"] = tracker.log_candidate(
+                cand, **_context(model_type, target_metric, seed, dev, features, cv_kind)
+            )
         raise TrainingError(
             "no candidate model could be trained: "
             + "; ".join(f"{c['name']}: {c['error']}" for c in candidates)
         )
     best = None
-    for c in ok:
-        if best is None or is_better(c["val_score"], best["val_score"], target_metric):
+    for c in ok:  # family and setting both chosen on the cross-validation mean
+        if best is None or is_better(c["cv_score"], best["cv_score"], target_metric):
             best = c
     assert best is not None
+    tuning = _tune_threshold(best, y_dev, classes, target_metric, imbalance)
+    started = time.perf_counter()
+    with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
+        winner = _pipeline(best["family"], preprocessor, best["params"], model_type, seed)
+        winner.fit(x_dev, y_dev)  # refitted once on train+validation
+    best["refit_seconds"] = round(time.perf_counter() - started, 3)
+    for cand in candidates:
+        cand.pop("_oof", None)
+        cand["run_id"] = tracker.log_candidate(
+            cand, **_context(model_type, target_metric, seed, dev, features, cv_kind)
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / MODEL_FILE
-    winner = fitted[best["name"]]
     if "n_jobs" in winner.named_steps["model"].get_params():
         # Parallel tree averaging sums in thread order: serve single-threaded so the same
         # input always gives bit-identical probabilities.
         winner.set_params(model__n_jobs=1)
     joblib.dump(winner, model_path)
+    threshold = tuning["threshold"] if tuning else None
+    protocol = {
+        "selection": "cross-validation mean of the target metric over train+validation",
+        "target_metric": target_metric,
+        "cross_validation": {
+            "kind": cv_kind,
+            "folds": CV_FOLDS,
+            "rows": len(dev),
+            "group_column": group_column,
+            "time_column": time_column,
+        },
+        "candidates": [
+            {
+                "name": c["name"],
+                "status": c["status"],
+                "settings": [
+                    {"params": e["params"], "cv_mean": e["cv_mean"], "cv_std": e["cv_std"]}
+                    for e in c.get("search") or []
+                ],
+                "chosen_params": c.get("params"),
+                "cv_mean": c.get("cv_score"),
+                "cv_std": c.get("cv_std"),
+            }
+            for c in candidates
+        ],
+        "chosen": {
+            "name": best["name"],
+            "params": best["params"],
+            "cv_mean": best["cv_score"],
+            "cv_std": best["cv_std"],
+        },
+        "refit": {
+            "on": "train+validation",
+            "rows": len(dev),
+            "train_rows": len(train),
+            "val_rows": len(val),
+        },
+        "test_split": "not read during development; scored once by the validator, at the end",
+        "imbalance": imbalance,
+        "class_weighting": bool(imbalance_variants and imbalance and imbalance["imbalanced"]),
+        "decision_threshold": tuning,
+    }
     result: dict[str, Any] = {
         "candidates": candidates,
         "best_model_name": best["name"],
         "best_model_run_id": best["run_id"],
-        "best_model_score": best["val_score"],
+        "best_model_score": best["cv_score"],
         "best_model_params": best["params"],
+        "decision_threshold": threshold,
+        "threshold_tuning": tuning,
+        "protocol": protocol,
         "target_metric": target_metric,
         "lower_is_better": lower_is_better(target_metric),
         "model_type": model_type,
@@ -326,14 +416,30 @@ def _train(
         "classes": [_json_scalar(c) for c in classes],
         "n_train_rows": len(train),
         "n_val_rows": len(val),
+        "n_refit_rows": len(dev),
+        "cv_kind": cv_kind,
         "seed": seed,
         "metrics": {
-            "best_model_score": best["val_score"],
+            "best_model_score": best["cv_score"],
+            "best_model_cv_std": best["cv_std"],
             **{f"val_{k}": v for k, v in best["val_metrics"].items()},
             "n_candidates": float(len(candidates)),
             "n_candidates_failed": float(len(candidates) - len(ok)),
+            "n_refit_rows": float(len(dev)),
+            **({"decision_threshold": threshold} if threshold is not None else {}),
+            **(
+                {
+                    f"val_{tuning['metric']}_default_threshold": tuning["default_score"],
+                    f"val_{tuning['metric']}_tuned_threshold": tuning["tuned_score"],
+                }
+                if tuning
+                else {}
+            ),
         },
     }
+    protocol_path = out / "selection_protocol.json"
+    protocol_path.write_text(json.dumps(protocol, indent=2, default=str, sort_keys=True))
+    result["protocol_path"] = str(protocol_path)
     summary_path = out / "training_summary.json"
     summary_path.write_text(json.dumps(result, indent=2, default=str, sort_keys=True))
     result["summary_path"] = str(summary_path)
@@ -341,70 +447,247 @@ def _train(
     return result
 
 
-def _search_and_fit(
+def _context(
+    model_type: str, target_metric: str, seed: int, dev: Any, features: list[str], cv_kind: str
+) -> dict[str, Any]:
+    return {
+        "model_type": model_type,
+        "target_metric": target_metric,
+        "seed": seed,
+        "n_train": len(dev),
+        "features": features,
+        "cv_kind": cv_kind,
+    }
+
+
+def _folds(
+    dev: Any,
+    y: Any,
+    model_type: str,
+    group_column: str | None,
+    time_column: str | None,
+    seed: int,
+) -> tuple[list[tuple[Any, Any]], str]:
+    """The cross-validation folds as index pairs and their kind: time-ordered (each fold
+    validates on rows later than all it trained on), grouped (a group in one fold only,
+    stratified for classification) or stratified / shuffled K-fold."""
+    from sklearn.model_selection import (
+        GroupKFold,
+        KFold,
+        StratifiedGroupKFold,
+        StratifiedKFold,
+        TimeSeriesSplit,
+    )
+
+    if time_column:
+        return list(TimeSeriesSplit(CV_FOLDS).split(dev)), "time_ordered"
+    if group_column:
+        groups = dev[group_column].astype(str)
+        if model_type == "classification":
+            cv: Any = StratifiedGroupKFold(CV_FOLDS, shuffle=True, random_state=seed)
+        else:
+            cv = GroupKFold(CV_FOLDS)
+        return list(cv.split(dev, y, groups)), "grouped"
+    if model_type == "classification":
+        cv = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed)
+        return list(cv.split(dev, y)), "stratified"
+    return list(KFold(CV_FOLDS, shuffle=True, random_state=seed).split(dev)), "shuffled"
+
+
+def _imbalance(y: Any) -> dict[str, Any]:
+    shares = y.value_counts(normalize=True)
+    return {
+        "min_class": _json_scalar(shares.idxmin()),
+        "min_share": round(float(shares.min()), 6),
+        "imbalanced": bool(shares.min() < IMBALANCE_SHARE),
+        "rule": f"smallest class share < {IMBALANCE_SHARE}",
+    }
+
+
+def _with_class_weights(family: str, grid: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The family's settings plus one class-weighted variant (of its first setting): a
+    weighted candidate for every family without doubling the search on 2 cores."""
+    if family not in {"logistic_regression", "random_forest", "gradient_boosting"} or not grid:
+        return grid
+    return [*grid, {**grid[0], "class_weight": "balanced"}]
+
+
+def _pipeline(family: str, preprocessor: Any, params: dict[str, Any], model_type: str, seed: int):  # noqa: ANN202
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline(
+        [
+            ("preprocess", clone(preprocessor)),
+            ("model", _estimator(family, model_type, params, seed)),
+        ]
+    )
+
+
+def _search(
     family: str,
     grid: list[dict[str, Any]],
     preprocessor: Any,
-    data: tuple[Any, Any, Any, Any],
+    data: tuple[Any, Any],
     *,
     model_type: str,
     target_metric: str,
     scorer: Any,
-    folds: Any,
+    folds: list[tuple[Any, Any]],
+    classes: list[Any],
     seed: int,
-) -> tuple[Any, dict[str, Any]]:
-    """Cross-validate every setting of ``grid`` on train, refit the best on all of train,
-    score it on validation. Returns the fitted pipeline and the candidate's numbers."""
+) -> dict[str, Any]:
+    """Cross-validate every setting of ``grid`` over train+validation and keep the best
+    by its mean. Returns the candidate's numbers, including the out-of-fold metrics
+    (``val_metrics``) and predictions (``_oof``, for threshold tuning)."""
     import numpy as np
-    from sklearn.model_selection import cross_validate
-    from sklearn.pipeline import Pipeline
+    from sklearn.metrics import get_scorer
 
-    x_train, y_train, x_val, y_val = data
-
-    def pipeline(params: dict[str, Any]) -> Any:
-        return Pipeline(
-            [("preprocess", preprocessor), ("model", _estimator(family, model_type, params, seed))]
-        )
-
-    search = []
+    x, y = data
+    score_fn = get_scorer(scorer) if isinstance(scorer, str) else scorer
+    search, oofs = [], []
     for params in grid:
-        cv = cross_validate(
-            pipeline(params),
-            x_train,
-            y_train,
-            cv=folds,
-            scoring=scorer,
-            n_jobs=1,
-            error_score=np.nan,
+        scores: list[float] = []
+        oof_pred = np.empty(len(y), dtype=object if model_type == "classification" else float)
+        oof_proba = (
+            np.full((len(y), len(classes)), np.nan) if model_type == "classification" else None
         )
-        scores = cv_sign(target_metric) * np.asarray(cv["test_score"], dtype=float)
+        covered = np.zeros(len(y), dtype=bool)
+        try:
+            for fit_idx, val_idx in folds:
+                pipe = _pipeline(family, preprocessor, params, model_type, seed)
+                pipe.fit(x.iloc[fit_idx], y.iloc[fit_idx])
+                x_val, y_val = x.iloc[val_idx], y.iloc[val_idx]
+                pred, proba, fitted_classes = _predict_once(pipe, x_val, model_type)
+                fold = all_metrics(model_type, y_val, pred, proba, fitted_classes).get(
+                    target_metric
+                )
+                if fold is None or len(fitted_classes) != len(classes):
+                    # the metric needs what this fold lacks (e.g. a class): score it as
+                    # scikit-learn's scorer does
+                    fold = cv_sign(target_metric) * float(score_fn(pipe, x_val, y_val))
+                scores.append(float(fold))
+                oof_pred[val_idx] = pred
+                if oof_proba is not None and proba is not None:
+                    cols = [classes.index(c) for c in fitted_classes]
+                    oof_proba[np.ix_(val_idx, cols)] = proba
+                    oof_proba[val_idx] = np.nan_to_num(oof_proba[val_idx], nan=0.0)
+                covered[val_idx] = True
+        except Exception as exc:  # noqa: BLE001 - a failing setting is recorded, not fatal
+            search.append(
+                {
+                    "params": params,
+                    "cv_mean": None,
+                    "cv_std": None,
+                    "error": f"{type(exc).__name__}: {str(exc)[:200]}",
+                }
+            )
+            oofs.append(None)
+            continue
         search.append(
-            {"params": params, "cv_mean": _f(np.mean(scores)), "cv_std": _f(np.std(scores))}
+            {
+                "params": params,
+                "cv_mean": _f(np.mean(scores)),
+                "cv_std": _f(np.std(scores)),
+                "fold_scores": [_f(v) for v in scores],
+            }
         )
-    best = None
-    for entry in search:
+        oofs.append((covered, oof_pred, oof_proba))
+    best_i = None
+    for i, entry in enumerate(search):
         if entry["cv_mean"] is not None and is_better(
-            entry["cv_mean"], None if best is None else best["cv_mean"], target_metric
+            entry["cv_mean"], None if best_i is None else search[best_i]["cv_mean"], target_metric
         ):
-            best = entry
-    if best is None:
-        raise TrainingError(f"{family}: every cross-validation fold failed")
-    pipe = pipeline(best["params"])
-    pipe.fit(x_train, y_train)
-    y_pred, proba, classes = predict(pipe, x_val, model_type)
-    val_metrics = all_metrics(model_type, y_val, y_pred, proba, classes)
-    val_score = val_metrics.get(target_metric)
-    if val_score is None or math.isnan(val_score):
-        raise TrainingError(
-            f"{family}: {target_metric} could not be computed on the validation split"
-        )
-    return pipe, {
+            best_i = i
+    if best_i is None:
+        errors = "; ".join(dict.fromkeys(e.get("error", "") for e in search if e.get("error")))
+        raise TrainingError(f"{family}: every cross-validation fold failed: {errors}")
+    covered, oof_pred, oof_proba = oofs[best_i]  # type: ignore[misc]
+    y_cov = y.to_numpy()[covered]
+    pred_cov = oof_pred[covered]
+    if model_type == "classification":
+        pred_cov = pred_cov.astype(y.dtype) if y.dtype != object else pred_cov
+    val_metrics = all_metrics(
+        model_type,
+        y_cov,
+        pred_cov,
+        None if oof_proba is None else oof_proba[covered],
+        classes,
+    )
+    best = search[best_i]
+    return {
         "params": best["params"],
         "search": search,
         "cv_score": best["cv_mean"],
         "cv_std": best["cv_std"],
-        "val_score": val_score,
+        # the selection score: the cross-validation mean over train+validation
+        "val_score": best["cv_mean"],
         "val_metrics": val_metrics,
+        "_oof": (y_cov, None if oof_proba is None else oof_proba[covered]),
+    }
+
+
+def _predict_once(pipe: Any, x: Any, model_type: str) -> tuple[Any, Any, list[Any]]:
+    """Labels and probabilities from one ``predict_proba`` call: every classifier here
+    predicts the most probable class, so the labels are its arg-max (a fold is scored and
+    its out-of-fold predictions kept without predicting twice)."""
+    import numpy as np
+
+    if model_type != "classification" or not hasattr(pipe, "predict_proba"):
+        return predict(pipe, x, model_type)
+    proba = pipe.predict_proba(x)
+    return np.asarray(pipe.classes_)[proba.argmax(axis=1)], proba, list(pipe.classes_)
+
+
+def _tune_threshold(
+    best: dict[str, Any],
+    y: Any,
+    classes: list[Any],
+    target_metric: str,
+    imbalance: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The binary decision threshold that maximises the target metric on the champion's
+    out-of-fold predictions (never the test split); None when no threshold applies."""
+    import numpy as np
+    from sklearn import metrics as skm
+
+    if len(classes) != 2 or best.get("_oof") is None:
+        return None
+    metric = target_metric
+    if metric not in THRESHOLD_METRICS:
+        if metric == "roc_auc" and imbalance and imbalance["imbalanced"]:
+            metric = "balanced_accuracy"
+        else:
+            return None
+    y_cov, proba = best["_oof"]
+    if proba is None:
+        return None
+    pos = positive_label(classes)
+    p = proba[:, classes.index(pos)]
+    truth = np.asarray(y_cov) == pos
+
+    def score(t: float) -> float:
+        pred = p > t
+        if metric == "f1":
+            return float(skm.f1_score(truth, pred, zero_division=0))
+        if metric == "balanced_accuracy":
+            return float(skm.balanced_accuracy_score(truth, pred))
+        return float(skm.accuracy_score(truth, pred))
+
+    grid = [round(t, 3) for t in np.arange(0.05, 0.951, 0.01)]
+    scored = [(t, score(t)) for t in grid]
+    default = score(0.5)
+    t_best, s_best = max(scored, key=lambda ts: (ts[1], -abs(ts[0] - 0.5)))
+    if s_best <= default:  # no gain: keep the conventional cut-off
+        t_best, s_best = 0.5, default
+    return {
+        "threshold": float(t_best),
+        "metric": metric,
+        "positive_label": _json_scalar(pos),
+        "default_score": default,
+        "tuned_score": s_best,
+        "tuned_on": "out-of-fold predictions over train+validation",
+        "grid": "0.05 to 0.95 step 0.01",
     }
 
 
@@ -456,6 +739,8 @@ class _Tracker:
                 "model_type": context["model_type"],
                 "seed": context["seed"],
                 "cv_folds": CV_FOLDS,
+                "cv_kind": context["cv_kind"],
+                "cv_rows": context["n_train"],
                 "n_train_rows": context["n_train"],
                 "n_features": len(context["features"]),
             },
@@ -501,10 +786,29 @@ class _Tracker:
                     c, cand["run_id"], {"model_quality": "best" if cand is best else "candidate"}
                 )
         t.log_file(c, best["run_id"], model_path, "model")
+        refit = result["protocol"]["refit"]
+        t.log_params(
+            c,
+            best["run_id"],
+            {"refit_on": refit["on"], "refit_rows": refit["rows"]},
+        )
+        t.log_metrics(c, best["run_id"], {"refit_seconds": best.get("refit_seconds", 0.0)})
+        protocol = {
+            "mpm.selection": "cv_mean",
+            "mpm.refit_on": refit["on"],
+            "mpm.cv_kind": result["cv_kind"],
+        }
+        if result.get("decision_threshold") is not None:
+            protocol["mpm.decision_threshold"] = str(result["decision_threshold"])
         t.set_tags(
             c,
             self.parent,  # type: ignore[arg-type]
-            {"best_model_name": best["name"], "best_model_run_id": best["run_id"]},
+            {
+                "best_model_name": best["name"],
+                "best_model_run_id": best["run_id"],
+                **protocol,
+            },
         )
+        t.log_dict(c, self.parent, result["protocol"], "training/selection_protocol.json")  # type: ignore[arg-type]
         t.log_metrics(c, self.parent, result["metrics"])  # type: ignore[arg-type]
         t.log_file(c, self.parent, Path(result["summary_path"]), "training")  # type: ignore[arg-type]

@@ -13,12 +13,13 @@ A rule that is a single name (``rule: implementation-tier``) is the value of tha
 """
 
 from mpm.governance.rules.compiler import Rule, Visibility, compile_rule, compile_visibility
-from mpm.governance.rules.errors import RuleEvaluationError, RuleSyntaxError
+from mpm.governance.rules.errors import RuleEvaluationError, RuleLimitError, RuleSyntaxError
 from mpm.governance.rules.interpreter import Rune
 
 __all__ = [
     "Rule",
     "RuleEvaluationError",
+    "RuleLimitError",
     "RuleSyntaxError",
     "Rune",
     "Visibility",

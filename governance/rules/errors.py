@@ -30,3 +30,11 @@ class RuleEvaluationError(ValueError):
 
     Example: ``classificationInputs["x"].(string)`` when the answer to ``x`` is a list.
     """
+
+
+class RuleLimitError(RuleEvaluationError):
+    """A rule exceeded an evaluation limit (steps, string length, integer size, nesting).
+
+    The limits (``governance/rules/interpreter.py``) keep a hostile or careless rule from
+    running for ever or exhausting memory: a classification rule does a handful of
+    comparisons, so legitimate rules stay far below them."""

@@ -11,10 +11,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from mpm.governance.rules import nodes as n
-from mpm.governance.rules.errors import RuleEvaluationError
+from mpm.governance.rules.errors import RuleEvaluationError, RuleLimitError
 
 INPUTS_NAME = "classificationInputs"
 VALUE_NAME = "classificationValue"
+
+# Evaluation limits: a classification rule does a handful of comparisons, so legitimate
+# rules stay far below these; a rule that would run for ever (repeated squaring of an
+# integer, string doubling) stops with one line instead of hanging or exhausting memory.
+MAX_STEPS = 10_000
+"""Statements plus expressions evaluated in one run."""
+MAX_STRING = 10_000
+"""Characters of any string or []rune a rule builds."""
+MAX_INT_BITS = 64
+"""Integers are Go's int64; a result outside it is refused instead of growing without bound."""
+MAX_DEPTH = 100
+"""Nesting of expressions and blocks while evaluating."""
 
 
 class Rune(int):
@@ -67,6 +79,33 @@ class Interpreter:
     def __init__(self, globals_: Mapping[str, Any]) -> None:
         self.globals = globals_
         self.scopes: list[dict[str, tuple[str, Any]]] = [{}]
+        self.steps = 0
+        self.depth = 0
+
+    def _step(self, node: Any) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise RuleLimitError(
+                f"line {getattr(node, 'line', '?')}: rule evaluation exceeded {MAX_STEPS:,} steps"
+            )
+
+    @staticmethod
+    def _bounded(node: Any, value: Any) -> Any:
+        """Refuse a value beyond the limits (long strings / rune slices, huge integers)."""
+        if isinstance(value, str | list) and len(value) > MAX_STRING:
+            raise RuleLimitError(
+                f"line {getattr(node, 'line', '?')}: a value of {len(value):,} characters "
+                f"exceeds the rule limit of {MAX_STRING:,}"
+            )
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool | Rune)
+            and value.bit_length() >= MAX_INT_BITS
+        ):
+            raise RuleLimitError(
+                f"line {getattr(node, 'line', '?')}: integer overflow (beyond int64)"
+            )
+        return value
 
     # ----------------------------------------------------------------- statements
 
@@ -88,6 +127,16 @@ class Interpreter:
                 self.scopes.pop()
 
     def _stmt(self, stmt: n.Stmt) -> None:
+        self._step(stmt)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise RuleLimitError(f"line {stmt.line}: rule nested deeper than {MAX_DEPTH}")
+            self._statement(stmt)
+        finally:
+            self.depth -= 1
+
+    def _statement(self, stmt: n.Stmt) -> None:
         if isinstance(stmt, n.VarDecl):
             value = zero_value(stmt.type) if stmt.value is None else self.eval(stmt.value)
             self._check_type(stmt, value, stmt.type, stmt.name)
@@ -180,6 +229,18 @@ class Interpreter:
     # ----------------------------------------------------------------- expressions
 
     def eval(self, expr: n.Expr) -> Any:
+        self._step(expr)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise RuleLimitError(
+                    f"line {getattr(expr, 'line', '?')}: expression nested deeper than {MAX_DEPTH}"
+                )
+            return self._bounded(expr, self._eval(expr))
+        finally:
+            self.depth -= 1
+
+    def _eval(self, expr: n.Expr) -> Any:
         if isinstance(expr, n.Literal):
             return expr.value
         if isinstance(expr, n.RuneLiteral):
@@ -299,7 +360,19 @@ class Interpreter:
                 op
             ]
         if op == "+" and lk == rk == "string":
+            if len(left) + len(right) > MAX_STRING:
+                raise RuleLimitError(
+                    f"line {expr.line}: a string of {len(left) + len(right):,} characters "
+                    f"exceeds the rule limit of {MAX_STRING:,}"
+                )
             return left + right
+        if (
+            op == "*"
+            and lk in ("int", "rune")
+            and rk in ("int", "rune")
+            and abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS + 1
+        ):
+            raise RuleLimitError(f"line {expr.line}: integer overflow (beyond int64)")
         if lk in numeric and rk in numeric:
             if op == "+":
                 return left + right

@@ -19,6 +19,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from mpm.governance.answers import check_approval_answers
 from mpm.governance.decisions import SEEN_DECISIONS, judge, parse_decision
 from mpm.governance.signatures import request_digest
 from mpm.graph import audit
@@ -34,6 +35,13 @@ __all__ = ["SEEN_DECISIONS", "approval", "approval_request", "questions"]
 def approval_request(payload: dict[str, Any], thread_id: str) -> dict[str, Any]:
     """What the approver is shown (and what the signed request hash covers)."""
     return {**payload["request"], "thread_id": thread_id}
+
+
+def _policy_of(context: Any, item: dict[str, Any]) -> Any:
+    """The policy whose approval this is (None for a risk acceptance: it has no questions)."""
+    if item.get("kind", "approval") != "approval" or item["framework"] not in context.library:
+        return None
+    return context.library.get(item["framework"]).policy
 
 
 def _of_task(entries: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
@@ -164,6 +172,13 @@ def _judge(
         )
         if decision.signature:
             maybe_die("signature.verified")
+    answers: dict[str, Any] = {}
+    if decision is not None and problem is None:
+        # the approver's own evidence answers must not contradict the decision, and only
+        # answers to this approval's own questions count (governance/answers.py)
+        answers, problem = check_approval_answers(
+            _policy_of(context, item), item["name"], decision.decision, decision.answers
+        )
     from mpm.governance.signatures import decision_payload
 
     signed = None
@@ -187,7 +202,7 @@ def _judge(
         "approver": signer or _text(raw.get("approver"), 128),
         "decision": decision.decision if decision else _text(raw.get("decision"), 40),
         "comment": decision.comment if decision else _text(raw.get("comment"), 2000),
-        "answers": decision.answers if decision and problem is None else {},
+        "answers": answers if problem is None else {},
         "accepted": problem is None,
         "reason": problem or f"{signer} may act for {', '.join(item['approvers'])}",
         "decision_id": decision.decision_id if decision else _text(raw.get("decision_id"), 128),

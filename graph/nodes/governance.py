@@ -61,6 +61,13 @@ def evaluate(state: GraphState, ctx: RunContext) -> tuple[dict[str, Any], Any]:
             "approvals": [],
             "gates": {},
             "open_questions": [],
+            "fail_closed": {
+                "blocked": True,
+                "status": "failed_governance",
+                "reasons": [f"governance could not be evaluated: {reason}"],
+                "blockers": [],
+                "accepted": [],
+            },
             "evaluated_at": now_iso(),
             "context": {"overall_status": "ERROR"},
         }, None

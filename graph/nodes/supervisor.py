@@ -85,10 +85,19 @@ def blocked_stages(plan: ExecutionPlan, governance: dict[str, Any]) -> dict[str,
         reason = governance.get("error") or "governance has not been evaluated"
         return {stage: reason for stage in gated}
     blocked: dict[str, str] = {}
+    guarded = governance.get("fail_closed")
+    if not isinstance(guarded, dict) or guarded.get("blocked", True):
+        # fail closed: a FAILED framework or an unmet success criterion that no granted
+        # risk acceptance covers (or a view without the verdict) blocks every guarded stage
+        reasons = (guarded or {}).get("reasons") if isinstance(guarded, dict) else None
+        why = "; ".join(reasons or []) or "governance has not shown the guarded action may run"
+        blocked = {stage: f"fail closed: {why}" for stage in gated}
     for gate in (governance.get("gates") or {}).values():
         for stage, action in gated.items():
             if action in gate["blocks"] and gate["state"] != "open":
-                blocked[stage] = f"gate '{gate['name']}' waits for {', '.join(gate['blocked_by'])}"
+                blocked.setdefault(
+                    stage, f"gate '{gate['name']}' waits for {', '.join(gate['blocked_by'])}"
+                )
     return blocked
 
 
@@ -165,8 +174,12 @@ def supervisor(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     results = state.get("results") or {}
     gov = state.get("governance") or {}
 
+    # a refused risk acceptance leaves its finding blocking; it sends no stage back
     sent_back = [
-        a for a in gov.get("approvals") or [] if a["state"] in {"rejected", "changes_requested"}
+        a
+        for a in gov.get("approvals") or []
+        if a["state"] in {"rejected", "changes_requested"}
+        and a.get("kind", "approval") != "risk_acceptance"
     ]
     if sent_back:
         # re-evaluate with the stage reopened, then come back here to re-run it
@@ -255,6 +268,8 @@ def _request_approvals(state: GraphState, approvals: list[dict[str, Any]]) -> Co
         framework_view = (gov.get("compliance_status") or {}).get(a["framework"], {})
         request = {
             "type": "approval",
+            "kind": a.get("kind", "approval"),
+            **({"finding": a["finding"]} if a.get("finding") else {}),
             "approval_id": a["id"],
             "name": a["name"],
             "frameworks": [a["framework"]],

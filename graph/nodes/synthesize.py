@@ -15,7 +15,14 @@ from mpm.graph import reports
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.deliverables import validate_deliverables
 from mpm.graph.events import event
-from mpm.graph.state import ExecutionPlan, GraphState, ProjectRequirements, now_iso
+from mpm.graph.guard import FINISHED
+from mpm.graph.state import (
+    GATED_ACTIONS,
+    ExecutionPlan,
+    GraphState,
+    ProjectRequirements,
+    now_iso,
+)
 from mpm.tools import tracking
 from mpm.tools.killpoints import maybe_die
 
@@ -42,6 +49,11 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
     validation = validate_deliverables(req, plan, results, governance)
     pipeline_status = "success" if validation["passed"] else "partial_success"
     run_status = "completed" if validation["passed"] else "partial"
+    refused = refused_registration(plan, results, governance)
+    if refused is not None:
+        pipeline_status = run_status = refused["status"]
+    guarded = (governance or {}).get("fail_closed") or {}
+    accepted = guarded.get("accepted") or []
     rows = reports.stage_rows(plan.stage_names, results)
     data, dev, val, mlops = (
         _outputs(results, s)
@@ -70,6 +82,8 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         if mlops
         else None,
         "governance_status": (governance or {}).get("overall_status"),
+        "registration_refused": refused,
+        "accepted_findings": accepted,
     }
     files = {"pipeline_metadata.json": _write_json(out_dir / "pipeline_metadata.json", metadata)}
 
@@ -127,6 +141,8 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         roi=reports.roi_estimate(req, val.get("test_score"), baseline),
         risks=_outputs(results, "business_analysis").get("risks") or [],
         governance=governance,
+        refused=refused,
+        accepted=accepted,
         approvals=[{"id": k, **v} for k, v in (state.get("approvals") or {}).items()],
         stages=rows,
         totals={
@@ -172,16 +188,53 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         if test_suite
         else None,
     }
+    events = []
+    if refused is not None:
+        events.append(
+            event("synthesize", "registration_refused", "; ".join(refused["reasons"])[:2000])
+        )
+    events.append(
+        event(
+            "synthesize",
+            "pipeline_finished",
+            pipeline_status,
+            validation_passed=validation["passed"],
+        )
+    )
     return {
         "deliverables": deliverables,
         "status": run_status,
         "finished_at": finished_at,
-        "events": [
-            event(
-                "synthesize",
-                "pipeline_finished",
-                pipeline_status,
-                validation_passed=validation["passed"],
-            )
-        ],
+        "events": events,
+    }
+
+
+GUARDED_STAGES = frozenset(GATED_ACTIONS.values())
+REFUSED_STATUSES = ("failed_governance", "failed_criteria")
+
+
+def refused_registration(
+    plan: ExecutionPlan, results: dict[str, Any], governance: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """``{status, reasons}`` when fail-closed governance kept a guarded stage from running.
+
+    ``status`` is ``failed_governance`` (a FAILED framework, or governance in ERROR) or
+    ``failed_criteria`` (the success criterion unmet); None when nothing was refused."""
+    guarded = (governance or {}).get("fail_closed")
+    # guarded stages that could have run (their dependencies finished) but did not: held
+    # by governance, not by an upstream failure
+    pending = [
+        s.name
+        for s in plan.stages
+        if s.name in GUARDED_STAGES
+        and (results.get(s.name) or {}).get("status") not in FINISHED
+        and all((results.get(d) or {}).get("status") in FINISHED for d in s.depends_on)
+    ]
+    if not pending or not isinstance(guarded, dict) or not guarded.get("blocked"):
+        return None
+    status = guarded.get("status")
+    return {
+        "status": status if status in REFUSED_STATUSES else "failed_governance",
+        "stages": pending,
+        "reasons": list(guarded.get("reasons") or []) or ["governance did not clear registration"],
     }

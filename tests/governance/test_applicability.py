@@ -45,25 +45,58 @@ def test_low_risk_internal_model_needs_only_intake_and_nist() -> None:
     assert applicable_frameworks(requirements()) == ["model_intake", "nist_rmf"]
 
 
-@pytest.mark.parametrize(
-    ("project_type", "intake", "nist"),
-    [
-        ("ml_model", True, True),
-        ("model_refresh", True, True),
-        ("ml_pipeline", False, True),
-        ("dashboard", False, False),
-    ],
-)
-def test_intake_for_model_projects_and_nist_for_ml_or_model_projects(
-    project_type: str, intake: bool, nist: bool
-) -> None:
-    found = decisions(requirements(project_type=project_type))
-    assert found["model_intake"].applies is intake
-    assert found["nist_rmf"].applies is nist
-    assert (
-        "project_type" in found["nist_rmf"].reason
-        and repr(project_type) in found["nist_rmf"].reason
+@pytest.mark.parametrize("project_type", ["ml_model", "forecasting", "dashboard", "x"])
+def test_free_text_project_type_never_decides_which_frameworks_apply(project_type: str) -> None:
+    """``project_type: forecasting`` used to make no framework apply: a classification model
+    registered with zero approvals. Applicability keys on controlled fields only."""
+    found = decisions(requirements(project_type=project_type, model_type="classification"))
+    assert found["model_intake"].applies and found["nist_rmf"].applies
+    assert all("project_type" not in a.reason for a in found.values())
+    high = decisions(
+        requirements(project_type=project_type, risk_level="high", regulatory_impact=True)
     )
+    assert high["model_risk_management"].applies
+
+
+def test_a_rule_on_a_free_text_field_is_refused_when_a_governance_directory_loads(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "applicability.yaml"
+    rules.write_text(
+        "always: [model_intake]\nframeworks:\n  model_intake:\n"
+        "    when: {field: project_type, contains: model}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ApplicabilityRulesError) as caught:
+        load_applicability_rules(rules, controlled=True)
+    message = str(caught.value)
+    assert "\n" not in message and "frameworks.model_intake.when.field" in message
+    assert "'project_type' is not a controlled field" in message
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(
+        "always: [x]\nframeworks:\n  x:\n    when: {any_item: {field: data_sources, "
+        "where: {field: description, contains: people}}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ApplicabilityRulesError, match="'description' is not a controlled field"):
+        load_applicability_rules(nested, controlled=True)
+
+
+def test_controlled_rules_must_name_a_framework_every_project_gets(tmp_path: Path) -> None:
+    rules = tmp_path / "applicability.yaml"
+    rules.write_text(
+        "frameworks:\n  model_intake:\n    when: {field: risk_level, equals: high}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ApplicabilityRulesError, match="always: expected at least one"):
+        load_applicability_rules(rules, controlled=True)
+    rules.write_text(
+        "always: [model_intake]\nframeworks:\n  model_intake:\n"
+        "    when: {field: risk_level, equals: high}\n",
+        encoding="utf-8",
+    )
+    low = determine_applicability(requirements(), load_applicability_rules(rules, controlled=True))
+    assert low[0].applies and low[0].reason.startswith("every model project gets it")
 
 
 def test_ethical_ai_applies_when_asked_for() -> None:

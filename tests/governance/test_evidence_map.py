@@ -121,19 +121,29 @@ def test_first_source_with_a_value_wins(evidence_map: EvidenceMap) -> None:
     )
 
 
-def test_human_answers_override_and_framework_scoped_answers_win(evidence_map: EvidenceMap) -> None:
+def test_answers_fill_open_questions_but_never_overwrite_a_derived_fact(
+    evidence_map: EvidenceMap,
+) -> None:
+    """Answering the risk-tier questions "Low" used to re-classify a high-risk project."""
     state = credit_project_state()
     state["human_answers"] = {
         "lawful-basis": "contract",
         "model-risk": "Medium",
-        "nist_rmf": {"model-risk": "Low"},
+        "nist_rmf": {"model-risk": "Low", "regulatory-impact": "No"},
     }
     nist = resolve_evidence(evidence_map, "nist_rmf", state)
     mrm = resolve_evidence(evidence_map, "model_risk_management", state)
-    assert nist.answers["model-risk"] == "Low"
-    assert nist.sources["model-risk"] == "human_answers.nist_rmf.model-risk"
-    assert mrm.answers["model-risk"] == "Medium"
-    assert mrm.sources["model-risk"] == "human_answers.model-risk"
+    # the open question is filled by the answer ...
+    assert nist.answers["lawful-basis"] == "contract"
+    assert nist.sources["lawful-basis"] == "human_answers.lawful-basis"
+    # ... the facts derived from the requirements are not
+    assert nist.answers["model-risk"] == mrm.answers["model-risk"] == "High"
+    assert nist.sources["model-risk"] == "requirements.risk_level"
+    assert nist.disputed["model-risk"] == {
+        "answer": "Low",
+        "source": "human_answers.nist_rmf.model-risk",
+    }
+    assert mrm.disputed["model-risk"]["answer"] == "Medium"
 
 
 def test_a_complete_project_answers_every_visible_question_automatically(

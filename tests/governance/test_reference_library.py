@@ -35,6 +35,7 @@ GROUPS = {
     "marketing-review",
     "marketing-leadership",
     "model-gov-org",
+    "model-risk-leadership",  # exception approvers (workflow.yaml): risk acceptances
 }
 
 

@@ -298,3 +298,35 @@ def test_non_boolean_visibility_expression_hides_the_set() -> None:
     assert visibility.evaluate("High") is False
     with pytest.raises(RuleEvaluationError, match="not a bool"):
         visibility.evaluate("High", strict=True)
+
+
+# --------------------------------------------------------------------------- limits
+
+
+@pytest.mark.parametrize(
+    ("rule", "fragment"),
+    [
+        ("x := 2\n" + "x = x * x\n" * 29 + 'return "a"', "integer overflow (beyond int64)"),
+        ('s := "ab"\n' + "s = s + s\n" * 29 + "return s", "exceeds the rule limit of 10,000"),
+        ("return " + "- " * 150 + "1", "expression nested deeper than 100"),
+    ],
+    ids=["squaring", "string-doubling", "nesting"],
+)
+def test_rule_evaluation_is_bounded_and_stops_with_one_line(rule: str, fragment: str) -> None:
+    from mpm.governance.rules import RuleLimitError
+
+    with pytest.raises(RuleLimitError) as caught:
+        compile_rule(rule).evaluate({})
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_rule_evaluation_counts_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 20,000-character rule limit keeps real rules far below MAX_STEPS; with the
+    budget lowered, a rule of 100 statements is stopped at the budget."""
+    from mpm.governance.rules import RuleLimitError, interpreter
+
+    rule = compile_rule("x := 0\n" + "if x == 0 { x = 1 }\n" * 100 + 'return "a"')
+    assert rule.evaluate({}) == "a"
+    monkeypatch.setattr(interpreter, "MAX_STEPS", 50)
+    with pytest.raises(RuleLimitError, match="rule evaluation exceeded 50 steps"):
+        rule.evaluate({})

@@ -49,9 +49,8 @@ def test_chosen_model_is_the_best_candidate_tracked_in_mlflow(credit_run: dict[s
     children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{dev_run}'")
     scores = {}
     for run in children:
-        metric = next(
-            (v for k, v in run.data.metrics.items() if k in {"val_roc_auc", "val_score"}), None
-        )
+        # selection is on the cross-validation mean over train+validation (issue 15)
+        metric = run.data.metrics.get("cv_roc_auc_mean")
         if metric is not None:
             scores[run.info.run_id] = metric
     assert len(scores) >= 3, "one nested run per candidate family"
@@ -79,7 +78,10 @@ def test_reported_test_score_and_fairness_equal_a_direct_computation(
     proba = model.predict_proba(test.drop(columns=[data["target_column"]]))[:, 1]
     validation = values["results"]["model_validation"]
     assert validation["outputs"]["test_score"] == pytest.approx(roc_auc_score(y, proba))
-    pred = model.predict(test.drop(columns=[data["target_column"]]))
+    # labels at the decision threshold model development tuned on its validation folds
+    threshold = _outputs(values, "model_development")["decision_threshold"]
+    pred = (proba > (0.5 if threshold is None else threshold)).astype(int)
+    assert validation["outputs"]["decision_threshold"] == threshold
     report = json.loads(Path(validation["outputs"]["validation_report_path"]).read_text())
     gender = report["fairness"]["attributes"]["gender"]
     # groups too small to measure (fewer than 20 test rows) are reported, not compared
@@ -109,6 +111,9 @@ def test_registered_model_reloads_from_the_registry_and_predicts(
     assert len(out) == len(test)
     assert set(out["prediction"].unique()) <= {0, 1}
     assert out["probability"].between(0, 1).all()
+    # the served labels use the tuned decision threshold, as validated
+    threshold = _outputs(values, "model_development")["decision_threshold"] or 0.5
+    assert (out["prediction"] == (out["probability"] > threshold).astype(int)).all()
 
 
 def test_summary_and_metadata_carry_the_tracked_numbers(credit_run: dict[str, Any]) -> None:

@@ -99,3 +99,34 @@ def test_cli_exits_2_with_one_line_and_creates_no_thread(tmp_path: Path, workspa
     assert len(lines) == 1 and "model_type" in lines[0]
     assert not (workspace / "checkpoints.db").exists()
     assert not (workspace / "runs" / "bad1").exists()
+
+
+def test_an_oversized_requirements_file_is_refused_with_one_line(
+    tmp_path: Path, workspace: Path
+) -> None:
+    big = tmp_path / "big.yaml"
+    valid = (EXAMPLES / "breast_cancer.yaml").read_text()
+    big.write_text(valid + "# padding\n" * 120_000, encoding="utf-8")  # ~1.2 MB
+    run = mpm("kickoff", "-r", str(big), "-w", str(workspace), "-t", "big")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.count("\n") == 1
+    assert (
+        "big.yaml: file of 1,2" in run.stderr
+        and "exceeds the limit of 1,000,000 bytes" in run.stderr
+    )
+    assert list(workspace.iterdir()) == [], "nothing was written"
+
+
+def test_an_oversized_or_exploding_answers_file_is_refused(tmp_path: Path) -> None:
+    from mpm.governance._files import yaml_budget_problem
+
+    assert "exceeds the limit of 1,000,000 bytes" in (yaml_budget_problem("x" * 1_000_001) or "")
+    recursive = "a: &a [*a]\n"
+    assert yaml_budget_problem(recursive, ruamel=False) is not None
+    bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 6)
+    )
+    assert "more than 100,000 YAML nodes" in (yaml_budget_problem(bomb, ruamel=False) or "")
+    assert "more than 100,000 YAML nodes" in (yaml_budget_problem(bomb) or "")
+    small = bomb.rsplit("\n", 3)[0]  # three levels: 10,000 nodes, fine
+    assert yaml_budget_problem(small) is None

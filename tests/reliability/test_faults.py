@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from mpm.agents import faults
 from mpm.cli.main import app
+from mpm.tools.inert import tracked_text
 from tests.graph.helpers import drive_to_completion, example, mpm, runner
 
 
@@ -177,7 +178,8 @@ def test_supervisor_proposal_that_makes_no_sense_is_overruled_by_the_guard(
     assert final.status in {"completed", "partial"} and not final.interrupts
 
     parent = mlflow_client(workspace).get_run(final.values["mlflow"]["parent_run_id"])
-    assert reason in parent.data.tags["supervisor_proposal_rejected"]
+    # MLflow tags are inert (tools/inert.py): "<model error" is stored as "&lt;model error"
+    assert tracked_text(reason) in parent.data.tags["supervisor_proposal_rejected"]
     status = cli("status", "s1", "-w", str(workspace))
     assert "proposal_rejected" in status.stdout and "guard_override" in status.stdout
 

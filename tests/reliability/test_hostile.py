@@ -224,3 +224,138 @@ def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
     shown = mpm("audit", "forge", "-w", str(workspace), env={"COLUMNS": "400"})
     assert shown.returncode == 0 and shown.stdout.count("REFUSED") == len(forgeries)
     assert not any(c in shown.stdout for c in CONTROLS)
+
+
+# --------------------------------------------------------------------------- every deliverable
+
+
+def _assert_inert_markdown(text: str) -> None:
+    """Rendered as CommonMark with raw HTML allowed (the worst case): no element, link or
+    image from input, no control character."""
+    from markdown_it import MarkdownIt
+
+    assert not any(c in text for c in CONTROLS), "a control character reached the file"
+    rendered = MarkdownIt("commonmark").render(text)
+    parser = _Tags()
+    parser.feed(rendered)
+    built = {t for t, _ in parser.tags}
+    assert not built & {"script", "iframe", "object", "a"}, built
+    assert all(a.get("src", "").endswith(".png") for t, a in parser.tags if t == "img")
+    for _tag, attrs in parser.tags:
+        assert not [a for a in attrs if a.startswith("on")]
+    assert "&lt;script&gt;" in rendered or "&lt;img" in rendered  # shown, as text
+
+
+def test_business_analysis_is_inert_markdown(tmp_path: Path) -> None:
+    from mpm.agents.base import StageContext
+    from mpm.agents.business_analyst import BusinessAnalystToolkit
+
+    req = example(
+        "breast_cancer", project_name=NAME, business_objective=NAME, constraints=[NAME, LONG]
+    )
+    req["stakeholders"] = [NAME]
+    req["data_sources"][0]["name"] = NAME
+    kit = BusinessAnalystToolkit(StageContext("business_analysis", tmp_path, tmp_path, req))
+    kit.analyse_requirements()
+    _assert_inert_markdown((tmp_path / "business_analysis.md").read_text())
+
+
+def test_eda_report_is_inert_markdown_whatever_the_column_names_and_values(
+    tmp_path: Path,
+) -> None:
+    import pandas as pd
+
+    from mpm.tools.eda import run_eda
+
+    hostile_column = "<img src=x onerror=alert(1)> [x](javascript:alert(1)) \x1b[31m|"
+    frame = pd.DataFrame(
+        {
+            "age": list(range(60)),
+            hostile_column: [NAME if i % 2 else "<script>alert(1)</script>" for i in range(60)],
+            "target": [i % 2 for i in range(60)],
+        }
+    )
+    data = tmp_path / "train.parquet"
+    frame.to_parquet(data)
+    result = run_eda(str(data), "target", str(tmp_path / "eda"), model_type="classification")
+    _assert_inert_markdown(Path(result["report_path"]).read_text())
+
+
+def test_serving_plan_is_inert_markdown(tmp_path: Path) -> None:
+    from mpm.tools.serving_plan import write_serving_plan
+
+    plan = write_serving_plan(
+        str(tmp_path),
+        model_info={
+            "registered_model_name": NAME,
+            "version": "1",
+            "model_uri": "models:/x`<script>alert(1)</script>`/1",
+            "input_columns": [NAME, "<img src=x onerror=alert(1)>"],
+            "output_columns": ["prediction"],
+            "pip_requirements": ["scikit-learn"],
+        },
+        profile={},
+        validation={"target_metric": "roc_auc", "test_score": 0.9},
+        requirements={"project_name": NAME, "target_metric": "roc_auc", "success_threshold": 0.8},
+    )
+    _assert_inert_markdown(Path(plan["serving_plan_path"]).read_text())
+
+
+def test_mlflow_tags_and_params_from_input_are_inert(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    from mpm.tools import tracking
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("hostile", artifact_location=str(tmp_path / "a"))
+    run_id = client.create_run(experiment).info.run_id
+    tracking.set_tags(client, run_id, {"project": NAME})
+    tracking.log_params(client, run_id, {"objective": NAME, "uri": "models:/pipeline_x/3"})
+    data = client.get_run(run_id).data
+    for value in (data.tags["project"], data.params["objective"]):
+        assert not any(c in value for c in CONTROLS)
+        assert "<script>" not in value and "[x](javascript:" not in value
+        assert "\\x1b\\[31mred" in value and "&lt;script&gt;" in value
+    assert data.params["uri"] == "models:/pipeline_x/3", "plain values pass unchanged"
+
+
+def test_mpm_policies_output_shows_escape_sequences_as_text(tmp_path: Path) -> None:
+    policy = tmp_path / "hostile.yml"
+    name = "Evil \x1b]0;pwned\x07 \x1b[2J [bold red]Pwn[/bold red] \u202eevil"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "stages": [
+                    {
+                        "name": name,
+                        "evidenceSet": [
+                            {
+                                "id": "Local.x",
+                                "name": name,
+                                "definition": [
+                                    {
+                                        "artifactType": "input",
+                                        "details": {"type": "textinput", "label": name},
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
+    for command in (
+        ["policies", "validate", str(policy)],
+        ["policies", "explain", str(policy)],
+        ["policies", "list", str(tmp_path)],
+    ):
+        run = mpm(*command, env={"COLUMNS": "400"})
+        out = run.stdout + run.stderr
+        assert "Traceback" not in out, command
+        assert not any(c in out for c in ("\x1b", "\x07", "\u202e")), command
+    explained = mpm("policies", "explain", str(policy), env={"COLUMNS": "400"}).stdout
+    assert "\\x1b[2J" in explained and "[bold red]Pwn[/bold red]" in explained

@@ -1,13 +1,14 @@
-"""train_candidates / train_baseline: the real best, MLflow runs, idempotency, reproducibility."""
+"""train_candidates / train_baseline: the selection protocol (CV mean over train+validation,
+refit there), MLflow runs, idempotency, reproducibility."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import joblib
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score, root_mean_squared_error
 
 import mpm.tools.training as training
 from mpm.tools import tracking
@@ -20,7 +21,7 @@ def _children(uri: str, experiment_id: str, parent: str) -> list:
     return c.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
 
 
-def test_chosen_model_is_the_best_candidate_by_validation_roc_auc_in_mlflow(
+def test_chosen_model_is_the_best_candidate_by_cross_validation_mean_in_mlflow(
     credit_trained, mlflow_store, assert_json
 ) -> None:
     result = credit_trained["result"]
@@ -32,7 +33,7 @@ def test_chosen_model_is_the_best_candidate_by_validation_roc_auc_in_mlflow(
         "random_forest_training",
         "gradient_boosting_training",
     }
-    scores = {r.info.run_id: r.data.metrics["val_roc_auc"] for r in runs}
+    scores = {r.info.run_id: r.data.metrics["cv_roc_auc_mean"] for r in runs}
     best_id = max(scores, key=scores.get)
     assert result["best_model_run_id"] == best_id
     assert result["best_model_score"] == pytest.approx(scores[best_id])
@@ -45,16 +46,53 @@ def test_chosen_model_is_the_best_candidate_by_validation_roc_auc_in_mlflow(
     parent = c.get_run(credit_trained["run_id"]).data
     assert parent.tags["best_model_run_id"] == best_id
     assert parent.metrics["best_model_score"] == pytest.approx(result["best_model_score"])
+    # the protocol, as recorded: selection on the CV mean, refit on train+validation
+    assert parent.tags["mpm.selection"] == "cv_mean"
+    assert parent.tags["mpm.refit_on"] == "train+validation"
+    n_dev = result["n_train_rows"] + result["n_val_rows"]
+    best_params = c.get_run(best_id).data.params
+    assert best_params["refit_on"] == "train+validation"
+    assert int(best_params["refit_rows"]) == n_dev == int(best_params["cv_rows"])
+    protocol = json.loads(
+        Path(
+            c.download_artifacts(credit_trained["run_id"], "training/selection_protocol.json")
+        ).read_text()
+    )
+    assert protocol["chosen"]["name"] == result["best_model_name"]
+    assert protocol["refit"] == {
+        "on": "train+validation",
+        "rows": n_dev,
+        "train_rows": result["n_train_rows"],
+        "val_rows": result["n_val_rows"],
+    }
 
 
-def test_saved_pipeline_reproduces_the_reported_validation_score(credit, credit_trained) -> None:
+def test_the_family_is_chosen_on_the_cv_mean_not_one_validation_split(credit_trained) -> None:
+    result = credit_trained["result"]
+    ok = [c for c in result["candidates"] if c["status"] == "ok"]
+    assert result["best_model_score"] == max(c["cv_score"] for c in ok)
+    for cand in ok:  # each family's setting too, and its spread is kept next to the mean
+        best = max(cand["search"], key=lambda e: e["cv_mean"])
+        assert cand["params"] == best["params"] and cand["cv_std"] == best["cv_std"]
+        assert len(best["fold_scores"]) == training.CV_FOLDS
+        assert best["cv_mean"] == pytest.approx(sum(best["fold_scores"]) / training.CV_FOLDS)
+
+
+def test_saved_pipeline_is_refitted_on_train_plus_validation(credit, credit_trained) -> None:
+    from sklearn.base import clone
+
     result = credit_trained["result"]
     model = joblib.load(result["model_path"])
-    val = pd.read_parquet(credit["split"]["val_path"])
-    direct = roc_auc_score(
-        val["default"], model.predict_proba(val[result["feature_columns"]])[:, 1]
-    )
-    assert direct == pytest.approx(result["best_model_score"], abs=1e-12)
+    split = credit["split"]
+    train, val = pd.read_parquet(split["train_path"]), pd.read_parquet(split["val_path"])
+    dev = pd.concat([train, val], ignore_index=True)
+    cols = result["feature_columns"]
+    test = pd.read_parquet(split["test_path"])
+    on_dev = clone(model).fit(dev[cols], dev["default"]).predict_proba(test[cols])
+    on_train = clone(model).fit(train[cols], train["default"]).predict_proba(test[cols])
+    saved = model.predict_proba(test[cols])
+    assert saved == pytest.approx(on_dev, abs=1e-12)
+    assert abs(saved - on_train).max() > 1e-6  # a train-only fit would differ
     assert (
         "applicant_id" not in result["feature_columns"]
         and "gender" not in result["feature_columns"]
@@ -112,15 +150,12 @@ def test_lower_is_better_metric_picks_the_smallest_rmse(diabetes, tmp_path: Path
         target_metric="rmse",
         seed=3,
     )
-    scores = {c["name"]: c["val_score"] for c in result["candidates"]}
+    scores = {c["name"]: c["cv_score"] for c in result["candidates"]}
     assert set(scores) == {"ridge", "random_forest", "gradient_boosting"}
     assert result["best_model_name"] == min(scores, key=scores.get)
+    assert result["best_model_score"] == min(scores.values())
     assert result["lower_is_better"] is True
-    val = pd.read_parquet(split["val_path"])
-    model = joblib.load(result["model_path"])
-    assert root_mean_squared_error(
-        val["target"], model.predict(val[result["feature_columns"]])
-    ) == pytest.approx(result["best_model_score"])
+    assert result["decision_threshold"] is None  # regression: no threshold
     for cand in result["candidates"]:  # the search kept the lowest cross-validated error
         assert cand["cv_score"] == min(s["cv_mean"] for s in cand["search"])
 
