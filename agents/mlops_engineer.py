@@ -20,6 +20,7 @@ predictions, and write the serving and monitoring plan."""
 REGISTER_ACTION = "register_model"
 ENDPOINT_ACTION = "deploy_endpoint"  # Domino's CreateEndpoint
 APP_ACTION = "deploy_app"  # Domino's CreateApp
+AUDIT_HEAD_TAG = "mpm.audit_head"  # graph/audit.py HEAD_TAG (agents may not import graph)
 CRITERIA_FINDING = "success_criteria:"
 
 
@@ -110,6 +111,7 @@ class MLOpsToolkit(Toolkit):
             decision_threshold=_tuned_threshold(self.ctx),
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
+            tags=self._audit_anchor(),
         )
         accepted = ((self.ctx.governance.get("registration") or {}).get("accepted")) or []
         if accepted and self.ctx.tracking_uri:
@@ -129,6 +131,17 @@ class MLOpsToolkit(Toolkit):
             "summary": f"registered {info['registered_model_name']} version {info['version']}",
             **info,
         }
+
+    def _audit_anchor(self) -> dict[str, str]:
+        """The signed-approval chain head the parent run carries, copied onto the version
+        so the registry entry itself says which audited decisions let it in."""
+        from mpm.tools import tracking
+
+        if not self.ctx.tracking_uri or not self.ctx.parent_run_id:
+            return {}
+        run = tracking.client(self.ctx.tracking_uri).get_run(self.ctx.parent_run_id)
+        head = run.data.tags.get(AUDIT_HEAD_TAG)
+        return {AUDIT_HEAD_TAG: head} if head else {}
 
     @tool
     def test_registered_model(self) -> dict[str, Any]:

@@ -1,16 +1,16 @@
 """``mpm demo``: one command that shows a whole governed project on the embedded defaults.
 
 It kicks off a bundled example (stub model, SQLite checkpoints, local MLflow in the
-workspace) and, where the run stops for people, plays them *openly*: every approval is
-decided by a role account that ``reference/governance/Approvers.md`` lists as a member of
-a group the approval names, through the same authorisation and audit path as
-``mpm approve``. Open questions it cannot answer are left for ``mpm answer``. At the end
+workspace) and, where the run stops for people, plays them *openly*: it generates a demo
+ed25519 key per role account of ``reference/governance/Approvers.md`` in the workspace
+(``demo-keys/``), writes an identity directory binding them (``demo-identity/``), and every
+approval is decided by a role account that is a member of a group the approval names,
+signed through exactly the same path as ``mpm approve --key``. Open questions it cannot answer are left for ``mpm answer``. At the end
 it loads the registered pipeline model and predicts on held-out rows.
 """
 
 from __future__ import annotations
 
-import uuid
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +26,7 @@ from mpm.cli.main import (
     console,
     fail,
 )
-from mpm.cli.options import GIVEN_STORE, StoreOptions, store_options
+from mpm.cli.options import GIVEN_STORE, RunOptions, StoreOptions, store_options
 
 EXAMPLES = ("credit_risk", "breast_cancer", "diabetes_progression")
 
@@ -47,6 +47,8 @@ def demo(
     store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Run a bundled example end to end, approvals decided openly by reference role accounts."""
+    from mpm.governance.decisions import make_decision
+    from mpm.governance.identity import same_id
     from mpm.graph.requirements_file import RequirementsError, load_requirements
     from mpm.graph.runner import new_thread_id
     from mpm.graph.state import now_iso
@@ -57,9 +59,16 @@ def demo(
         req = load_requirements(example_path(example))
     except RequirementsError as exc:
         raise fail(str(exc)) from exc
-    ctx = _context(store)
+    keys, identity = _demo_identity(_context(store).ws.root)
+    ctx = _context(
+        RunOptions(workspace=store.workspace, checkpointer=store.checkpointer, identity=identity)
+    )
     runner = _runner(ctx, store.checkpointer)
     thread_id = thread or new_thread_id()
+    console.print(
+        f"demo identities: a key per role account in {render.escape(keys)}, bound by "
+        f"{render.escape(identity / 'allowed_signers')} (demo only: real approvers sign with their own keys)"
+    )
     console.print(
         f"[bold]mpm demo[/]: {render.escape(req.project_name)} — thread [bold]{thread_id}[/], workspace {ctx.ws.root}"
     )
@@ -74,20 +83,18 @@ def demo(
                 f"the run needs answers only a person can give: `mpm answer {thread_id} -w {ctx.ws.root}`"
             )
             raise typer.Exit(0)
-        approver = next(u for u in value["eligible_approvers"] if u != req.requested_by)
+        approver = next(u for u in value["eligible_approvers"] if not same_id(u, req.requested_by))
         console.print(
             f"[magenta]demo approver[/] {render.escape(approver)} (member of {render.escape(', '.join(value['approver_groups']))}) "
-            f"approves [bold]{render.escape(value['approval_id'])}[/]"
+            f"signs an approval of [bold]{render.escape(value['approval_id'])}[/] with {render.escape(keys / approver)}"
         )
-        decision = {
-            "decision": "approve",
-            "approver": approver,
-            "comment": "approved by a reference role account in `mpm demo`",
-            "thread_id": thread_id,
-            "approval_id": value["approval_id"],
-            "decision_id": uuid.uuid4().hex,
-            "submitted_at": now_iso(),
-        }
+        decision = make_decision(
+            value,
+            approver=approver,
+            key=keys,
+            comment="approved by a reference role account in `mpm demo`",
+            submitted_at=now_iso(),
+        )
         outcome = _guarded(
             lambda d=decision, a=value["approval_id"]: runner.answer(
                 thread_id, "approval", d, key=a
@@ -98,6 +105,29 @@ def demo(
     _predict(outcome.values)
     if outcome.status in {"failed", "partial", "failed_governance", "failed_criteria"}:
         raise typer.Exit(1)
+
+
+def _demo_identity(root: Path) -> tuple[Path, Path]:
+    """(key directory, identity directory) in the workspace: one ed25519 key per reference
+    role account, made on first use (``ssh-keygen -t ed25519 -N ""``) and bound in
+    allowed_signers."""
+    from mpm.governance.approvers import ApproverDirectory
+    from mpm.governance.signatures import allowed_signers_line, generate_key
+
+    keys, identity = root / "demo-keys", root / "demo-identity"
+    identity.mkdir(parents=True, exist_ok=True)
+    signers = identity / "allowed_signers"
+    bound = signers.read_text(encoding="ascii") if signers.is_file() else ""
+    approvers = Path(str(files("mpm.reference") / "governance" / "Approvers.md"))
+    for member in sorted(ApproverDirectory.load(approvers).known_users):
+        private = keys / member
+        if not private.exists():
+            generate_key(private, f"{member}@mpm-demo")
+        line = allowed_signers_line(member, private.with_name(member + ".pub"))
+        if line not in bound:
+            bound += line
+    signers.write_text(bound, encoding="ascii")
+    return keys, identity
 
 
 def _predict(values: dict[str, Any]) -> None:

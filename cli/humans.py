@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from mpm.cli import render
 from mpm.cli.main import (
     EXIT_BAD_INPUT,
     EXIT_RUN_FAILED,
+    _context,
     _finish,
     _guarded,
     _out,
@@ -90,8 +90,19 @@ def approve(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     approval: Annotated[str, typer.Argument(help="Approval id, as `mpm approvals` lists it.")],
     as_: Annotated[
-        str, typer.Option("--as", help="Your approver id (a member of a group the approval names).")
+        str,
+        typer.Option(
+            "--as", help="Your member id: the principal of your key in the identity directory."
+        ),
     ],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            help="Your signing key: a private key file, or its .pub with ssh-agent "
+            "(SSH_AUTH_SOCK); env MPM_SIGNING_KEY (a directory means <dir>/<member-id>).",
+        ),
+    ] = None,
     comment: Annotated[
         str, typer.Option("--comment", "-c", help="Why you decided so (kept in the audit trail).")
     ] = "",
@@ -108,26 +119,44 @@ def approve(
     as_json: JsonOpt = False,
     run: RunOptions = GIVEN_RUN,
 ) -> None:
-    """Record a decision on a pending approval and resume the run."""
-    if not as_.strip():
-        raise fail("--as: your approver id is required (a member of a group the approval names)")
+    """Sign a decision on a pending approval (SSHSIG, `ssh-keygen -Y sign`) and resume the run."""
+    from mpm.governance.decisions import make_decision
+    from mpm.governance.identity import UnsafeIdError, canonical_id
+    from mpm.governance.signatures import SigningError
+
+    try:
+        signer = canonical_id(as_, what="--as")
+    except UnsafeIdError as exc:
+        raise fail(str(exc)) from exc
     if reject and request_changes:
         raise fail("--reject and --request-changes: choose one")
     if (reject or request_changes) and not comment.strip():
         raise fail("--comment: a rejection or change request needs a comment for the agent")
-    decision = {
-        "decision": "reject" if reject else "request_changes" if request_changes else "approve",
-        "approver": as_.strip(),
-        "comment": comment,
-        "thread_id": thread,
-        "approval_id": approval,
-        "decision_id": uuid.uuid4().hex,
-        "submitted_at": _now(),
-        "answers": _read_answers(answers) if answers else {},
-    }
+    given_answers = _read_answers(answers) if answers else {}
     runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
+    request = _pending_request(runner, thread, approval)
+    try:
+        decision = make_decision(
+            request,
+            approver=signer,
+            key=key,
+            decision="reject" if reject else "request_changes" if request_changes else "approve",
+            comment=comment,
+            answers=given_answers,
+            submitted_at=_now(),
+        )
+    except SigningError as exc:
+        raise fail(f"--key: {exc}") from exc
     from mpm.graph.runner import DecisionRefused
 
+    verdict = {
+        "approval_id": approval,
+        "decision": decision["decision"],
+        "approver": signer,
+        "decision_id": decision["decision_id"],
+        "accepted": False,
+        "reason": None,
+    }
     try:
         outcome = _guarded(
             lambda: runner.answer(thread, "approval", decision, key=approval, precheck=PRECHECK),
@@ -135,23 +164,11 @@ def approve(
         )
     except DecisionRefused as exc:  # refused before the graph was resumed
         if as_json:
-            verdict = {
-                "approval_id": approval,
-                "decision": decision["decision"],
-                "approver": decision["approver"],
-                "accepted": False,
-                "reason": str(exc),
-            }
+            verdict["reason"] = str(exc)
             print_json({"version": render.JSON_VERSION, "thread_id": thread, "decision": verdict})
         raise fail(f"decision refused: {exc}; approval {approval} is still pending") from None
-    refusal = _refusal_for(outcome, approval, decision)
-    verdict = {
-        "approval_id": approval,
-        "decision": decision["decision"],
-        "approver": decision["approver"],
-        "accepted": refusal is None,
-        "reason": refusal,
-    }
+    refusal = _refusal_for(runner, outcome, thread, decision)
+    verdict.update(accepted=refusal is None, reason=refusal)
     if refusal:
         if as_json:
             print_json(render.outcome_json(outcome) | {"decision": verdict})
@@ -159,9 +176,28 @@ def approve(
             render.outcome(console, outcome)
         raise fail(f"decision refused: {refusal}; approval {approval} is still pending")
     _out(as_json).print(
-        f"[green]recorded[/]: {render.escape(decision['decision'])} on {render.escape(approval)} by {render.escape(as_)}"
+        f"[green]recorded[/]: {render.escape(decision['decision'])} on {render.escape(approval)} "
+        f"by {render.escape(signer)} (signed, decision {decision['decision_id']})"
     )
     _finish(runner, outcome, interactive=False, as_json=as_json, extra={"decision": verdict})
+
+
+def _pending_request(runner: Any, thread: str, approval: str) -> dict[str, Any]:
+    """The approval's interrupt payload as the approver is shown it (what they sign)."""
+    snapshot = _guarded(lambda: runner.snapshot(thread))
+    for item in snapshot.interrupts:
+        value = item["value"] if isinstance(item["value"], dict) else {}
+        if value.get("type") == "approval" and value.get("approval_id") == approval:
+            return value
+    pending = [
+        str(i["value"].get("approval_id") or i["value"].get("type"))
+        for i in snapshot.interrupts
+        if isinstance(i["value"], dict)
+    ]
+    raise fail(
+        f"thread {thread} is not waiting for approval {approval}; pending: "
+        f"{', '.join(pending) or 'nothing'}"
+    )
 
 
 @app.command()
@@ -217,7 +253,12 @@ def answer(
 def audit(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
     verify: Annotated[
-        bool, typer.Option("--verify", help="Check the hash chain; exit 1 if any entry was edited.")
+        bool,
+        typer.Option(
+            "--verify",
+            help="Re-verify every signature and compare the trail with the checkpoint and "
+            "MLflow anchors; exit 1 with one line per problem.",
+        ),
     ] = False,
     file: Annotated[
         Path | None, typer.Option("--file", help="Verify an exported audit trail (JSONL) instead.")
@@ -225,23 +266,109 @@ def audit(
     export: Annotated[
         Path | None, typer.Option("--export", help="Write the trail as JSONL to this file.")
     ] = None,
+    export_decision: Annotated[
+        int | None,
+        typer.Option(
+            "--export-decision",
+            help="Write entry N's signed payload, its .sig and allowed_signers to --out, for "
+            "`ssh-keygen -Y verify` by hand.",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory for --export-decision.")] = Path(
+        "."
+    ),
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            "--identity", help="Identity directory to verify against (default: the thread's)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     store: StoreOptions = GIVEN_STORE,
 ) -> None:
-    """Show the thread's audit trail of approval decisions; verify its hash chain."""
+    """Show the thread's audit trail of signed decisions; verify signatures, chain and anchors."""
+    from mpm.governance.identity import IdentityDirectory, IdentityError
     from mpm.graph import audit as trail
+    from mpm.graph.context import RunContext
 
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    snapshot: Any = None
     if file is not None:
         try:
             entries = trail.from_jsonl(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise fail(f"{file}: not a readable JSONL audit trail: {exc}") from exc
+        identity_dir = identity or _context(store).identity_dir()
     else:
-        runner = _reader(store)
-        entries = _guarded(lambda: runner.snapshot(thread)).values.get("audit") or []
+        runner = _reader(store)  # a read command: it creates nothing
+        snapshot = _guarded(lambda: runner.snapshot(thread), thread)
+        values = snapshot.values
+        recorded = values.get("settings") or {}
+        ctx = RunContext(
+            workspace=str(runner.workspace.root),
+            model="stub",
+            toolset="noop",
+            tracking=False,
+            policies=recorded.get("policies"),
+            identity=str(identity) if identity else recorded.get("identity"),
+        )
+        try:
+            entries = trail.read_trail(trail.trail_path(runner.workspace, thread))
+        except ValueError as exc:
+            entries, problems = [], [str(exc)]
+        identity_dir = ctx.identity_dir()
+    try:
+        people = IdentityDirectory.load(identity_dir)
+    except IdentityError as exc:
+        raise fail(str(exc)) from exc
+    if export is not None:
+        export.write_text(trail.to_jsonl(entries), encoding="utf-8")
+    if export_decision is not None:
+        _export_decision(entries, export_decision, out, people)
+    if verify:
+        _, chain_problems = trail.verify(entries)
+        problems += chain_problems + trail.verify_signatures(entries, people)
+        if snapshot is not None:
+            anchors = {"checkpoint audit_head": values.get("audit_head")}
+            for i, item in enumerate(snapshot.interrupts):
+                if isinstance(item["value"], dict) and item["value"].get("audit_head"):
+                    anchors[f"checkpoint pending request {i}"] = item["value"]["audit_head"]
+            anchors.update(_mlflow_heads(values))
+            problems += trail.compare_copies(
+                entries, checkpoint=list(values.get("audit") or []), anchors=anchors
+            )
+            problems += trail.forged_approvals(entries, values.get("approvals") or {})
     if as_json:
-        _audit_json(thread, entries, export, verify)
+        print_json(
+            {
+                "version": render.JSON_VERSION,
+                "thread_id": thread,
+                "entries": entries,
+                "verified": (not problems) if verify else None,
+                "problems": problems,
+            }
+        )
+        if verify and problems:
+            raise typer.Exit(EXIT_RUN_FAILED)
         return
+    _print_trail(thread, entries)
+    if export is not None:
+        console.print(f"exported {len(entries)} entries to {render.escape(export)}")
+    if not verify:
+        return
+    if problems:
+        for p in problems:
+            console.print(f"[bold red]broken:[/] {render.escape(p)}")
+        raise typer.Exit(EXIT_RUN_FAILED)
+    signed = sum(1 for e in entries if e.get("signature"))
+    console.print(
+        f"[green]verified[/]: {len(entries)} entries ({signed} signed), hash chain intact, "
+        "signatures valid" + ("" if file is not None else ", checkpoint and anchors agree")
+    )
+
+
+def _print_trail(thread: str, entries: list[dict[str, Any]]) -> None:
     table = Table(title=f"Audit trail of {render.escape(thread)}")
     for col in (
         "#",
@@ -251,31 +378,77 @@ def audit(
         "decision",
         "accepted",
         "reason / comment",
+        "key",
         "hash",
     ):
         table.add_column(col, overflow="fold")
     for e in entries:
         table.add_row(
-            str(e.get("seq")),
-            render.escape(e.get("ts")),
+            render.escape(str(e.get("seq"))),
+            render.escape(e.get("ts"))
+            + (f"\n(claimed {render.escape(e.get('claimed_at'))})" if e.get("claimed_at") else ""),
             render.escape(e.get("approval_id")),
             render.escape(e.get("approver")),
             render.escape(e.get("decision")),
             "yes" if e.get("accepted") else "[red]REFUSED[/]",
             render.escape(e.get("comment") if e.get("accepted") else e.get("reason")),
+            render.escape(str(e.get("key_fingerprint") or "unsigned")),
             render.escape(str(e.get("hash", ""))[:12]),
         )
     console.print(table if entries else "no decisions recorded yet")
-    if export is not None:
-        export.write_text(trail.to_jsonl(entries), encoding="utf-8")
-        console.print(f"exported {len(entries)} entries to {render.escape(export)}")
-    if verify:
-        ok, problems = trail.verify(entries)
-        if not ok:
-            for p in problems:
-                console.print(f"[bold red]broken:[/] {render.escape(p)}")
-            raise typer.Exit(EXIT_RUN_FAILED)
-        console.print(f"[green]verified[/]: {len(entries)} entries, hash chain intact")
+
+
+def _export_decision(entries: list[dict[str, Any]], n: int, out: Path, people: Any) -> None:
+    import shutil
+
+    from mpm.governance.identity import NAMESPACE
+
+    entry = next((e for e in entries if e.get("seq") == n), None)
+    if entry is None or not entry.get("payload") or not entry.get("signature"):
+        raise fail(f"--export-decision {n}: no signed entry {n} in this trail")
+    out.mkdir(parents=True, exist_ok=True)
+    payload, sig = out / f"decision-{n}.json", out / f"decision-{n}.json.sig"
+    payload.write_bytes(entry["payload"].encode("utf-8"))
+    sig.write_text(entry["signature"], encoding="ascii")
+    signers = out / "allowed_signers"
+    if people.allowed_signers is None or not people.allowed_signers.is_file():
+        raise fail("--export-decision: the identity directory has no allowed_signers file")
+    shutil.copyfile(people.allowed_signers, signers)
+    console.print(
+        f"wrote {render.escape(payload)}, {render.escape(sig)} and {render.escape(signers)}; check it with:"
+    )
+    console.print(
+        render.escape(
+            f"ssh-keygen -Y verify -f {signers} -I {entry['approver']} -n {NAMESPACE} -s {sig} < {payload}"
+        ),
+        soft_wrap=True,
+    )
+
+
+def _mlflow_heads(values: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The chain heads tagged on the thread's MLflow parent run and registered version."""
+    ids = values.get("mlflow") or {}
+    if not ids.get("parent_run_id") or not ids.get("tracking_uri"):
+        return {}
+    from mpm.graph import audit as trail
+    from mpm.tools import tracking
+
+    heads: dict[str, dict[str, Any] | None] = {}
+    c = tracking.client(ids["tracking_uri"])
+    try:
+        run = c.get_run(ids["parent_run_id"])
+        heads["MLflow parent run"] = trail.parse_head_tag(run.data.tags.get(trail.HEAD_TAG))
+        mlops = ((values.get("results") or {}).get("mlops") or {}).get("outputs") or {}
+        if mlops.get("registered_model_name") and mlops.get("registered_model_version"):
+            mv = c.get_model_version(
+                mlops["registered_model_name"], str(mlops["registered_model_version"])
+            )
+            heads[f"registered model {mv.name} v{mv.version}"] = trail.parse_head_tag(
+                mv.tags.get(trail.HEAD_TAG)
+            )
+    except Exception as exc:  # noqa: BLE001 - an unreachable anchor is itself a finding
+        raise fail(f"MLflow anchors of {ids['parent_run_id']}: cannot read them: {exc}") from exc
+    return heads
 
 
 @app.command()
@@ -296,25 +469,6 @@ def dashboard(
         import webbrowser
 
         webbrowser.open(Path(path).as_uri())
-
-
-def _audit_json(thread: str, entries: list[Any], export: Path | None, verify: bool) -> None:
-    from mpm.graph import audit as trail
-
-    if export is not None:
-        export.write_text(trail.to_jsonl(entries), encoding="utf-8")
-    ok, problems = trail.verify(entries) if verify else (None, [])
-    print_json(
-        {
-            "version": render.JSON_VERSION,
-            "thread_id": thread,
-            "entries": entries,
-            "verified": ok,
-            "problems": problems,
-        }
-    )
-    if verify and not ok:
-        raise typer.Exit(EXIT_RUN_FAILED)
 
 
 def _now() -> str:
@@ -379,20 +533,11 @@ def _read_answers(path: Path) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
-def _refusal_for(outcome: Any, approval_id: str, decision: dict[str, Any]) -> str | None:
-    """Why our decision was refused, if the approval is still pending with a refusal of it."""
-    for item in outcome.interrupts:
-        value = item["value"] if isinstance(item["value"], dict) else {}
-        if value.get("approval_id") != approval_id:
-            continue
-        for refusal in value.get("refusals") or []:
-            if (
-                refusal.get("ts") == decision["submitted_at"]
-                and refusal.get("approver") == decision["approver"]
-            ):
-                return refusal["reason"]
-    audit = outcome.values.get("audit") or []
-    for entry in reversed(audit):
-        if entry.get("decision_id") == decision["decision_id"] and not entry.get("accepted"):
-            return entry.get("reason")
+def _refusal_for(runner: Any, outcome: Any, thread: str, decision: dict[str, Any]) -> str | None:
+    """Why our decision was refused, from the durable audit trail (by decision id)."""
+    from mpm.graph import audit as trail
+
+    for entry in reversed(trail.read_trail(trail.trail_path(runner.workspace, thread))):
+        if entry.get("decision_id") == decision["decision_id"]:
+            return None if entry.get("accepted") else str(entry.get("reason"))
     return None

@@ -145,6 +145,9 @@ def _context(opts: StoreOptions) -> Any:
     policy_dir = given.policies or os.environ.get("MPM_POLICIES")
     if policy_dir is not None and not Path(policy_dir).is_dir():
         raise fail(f"--policies {policy_dir}: not a directory")
+    identity_dir = given.identity or os.environ.get("MPM_IDENTITY")
+    if identity_dir is not None and not Path(identity_dir).is_dir():
+        raise fail(f"--identity {identity_dir}: not a directory")
     from mpm.graph.llm import ModelSpecError, get_chat_model
 
     try:
@@ -157,6 +160,7 @@ def _context(opts: StoreOptions) -> Any:
         toolset=toolset,
         tracking=tracking,
         policies=str(policy_dir) if policy_dir else None,
+        identity=str(Path(identity_dir).resolve()) if identity_dir else None,
         **({} if given.tracing is None else {"tracing": given.tracing}),  # None: env MPM_TRACING
     )
 
@@ -192,6 +196,7 @@ def _thread_context(run: RunOptions, thread: str) -> Any:
             tracking=run.tracking if run.tracking is not None else recorded.get("tracking"),
             policies=run.policies or recorded.get("policies"),
             tracing=run.tracing if run.tracing is not None else recorded.get("tracing"),
+            identity=run.identity or recorded.get("identity"),
         )
     )
 

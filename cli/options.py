@@ -41,6 +41,7 @@ class RunOptions(StoreOptions):
     tracking: bool | None = None
     policies: Path | None = None
     tracing: bool | None = None
+    identity: Path | None = None
 
 
 # Placeholders for the parameter the decorators fill in (a signature needs a default there).
@@ -94,6 +95,14 @@ _SETTING_PARAMS: dict[str, Any] = {
         typer.Option(
             "--tracing/--no-tracing",
             help="Trace nodes, model and tool calls in MLflow (env MPM_TRACING; default on with tracking).",
+        ),
+    ],
+    "identity": Annotated[
+        Path | None,
+        typer.Option(
+            "--identity",
+            help="Identity directory: allowed_signers (+ members.yaml) binding member ids to keys "
+            "(env MPM_IDENTITY; default: <policies>/identity).",
         ),
     ],
 }

@@ -24,6 +24,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mpm.governance.identity import UnsafeIdError, canonical_id
+
+if TYPE_CHECKING:
+    from mpm.governance.identity import IdentityDirectory
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]*")
 _MEMBER_PREFIX = re.compile(r"^members?\s*:\s*", re.IGNORECASE)
@@ -50,6 +56,8 @@ class ApproverDirectory:
     section_descriptions: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     source: Path | None = None
+    signers: frozenset[str] = frozenset()
+    """Member ids with a key in the identity directory (see :meth:`merged`)."""
 
     # ----- reading
 
@@ -164,50 +172,100 @@ class ApproverDirectory:
                     f"'-{close[0]}'); a policy naming '{prefix}-{close[0]}' will not match it",
                 )
 
-    # ----- questions
+    # ----- the identity directory
+
+    def merged(self, identity: IdentityDirectory) -> ApproverDirectory:
+        """This directory plus the identity directory's ``members.yaml`` memberships and
+        signers: Domino's own Approvers.md lists groups only, their members live there."""
+        groups = dict(self.groups)
+        for name, members in identity.groups.items():
+            key = next((g for g in groups if _canon(g) == name), name)
+            existing = groups.get(key) or ApproverGroup(name=key, section="(identity directory)")
+            extra = tuple(
+                m for m in sorted(members) if m not in {_canon(x) for x in existing.members}
+            )
+            groups[key] = ApproverGroup(
+                existing.name, existing.section, (*existing.members, *extra), existing.line
+            )
+        return ApproverDirectory(
+            groups=groups,
+            sections=self.sections,
+            section_descriptions=self.section_descriptions,
+            warnings=self.warnings,
+            source=self.source,
+            signers=frozenset(identity.keys),
+        )
+
+    # ----- questions (ids compared in canonical form: NFKC, casefold, trimmed)
+
+    def _group(self, name: str) -> ApproverGroup | None:
+        if name in self.groups:
+            return self.groups[name]
+        wanted = _canon(name)
+        return next((g for g in self.groups.values() if _canon(g.name) == wanted), None)
 
     def is_group(self, name: str) -> bool:
-        return name in self.groups
+        return self._group(name) is not None
 
     def members_of(self, group: str) -> frozenset[str]:
-        if group not in self.groups:
+        found = self._group(group)
+        if found is None:
             raise KeyError(f"no approver group {group!r}; known groups: {sorted(self.groups)}")
-        return frozenset(self.groups[group].members)
+        return frozenset(found.members)
 
     def groups_of(self, user: str) -> list[str]:
-        return [g.name for g in self.groups.values() if user in g.members]
+        return [g.name for g in self.groups.values() if self.is_member(user, g.name)]
 
     def is_member(self, user: str, group: str) -> bool:
-        return group in self.groups and user in self.groups[group].members
+        found = self._group(group)
+        if found is None:
+            return False
+        try:
+            wanted = canonical_id(user)
+        except UnsafeIdError:
+            return False
+        return any(_canon(m) == wanted for m in found.members)
 
     @property
     def known_users(self) -> frozenset[str]:
-        return frozenset(m for g in self.groups.values() for m in g.members)
+        return frozenset(m for g in self.groups.values() for m in g.members) | self.signers
 
     def is_known(self, name: str) -> bool:
         """A group or a member id this directory knows."""
-        return name in self.groups or name in self.known_users
+        wanted = _canon(name)
+        return self.is_group(name) or any(_canon(u) == wanted for u in self.known_users)
 
     def can_act_as(self, user: str, approver: str) -> bool:
         """Whether ``user`` may approve where a policy names ``approver`` (group or user).
 
         A group is acted for only by its members: a user id that merely spells the group's
-        name is not a member."""
-        if approver in self.groups:
+        name is not a member. Both sides are compared canonically; an unsafe id never acts."""
+        if self.is_group(approver):
             return self.is_member(user, approver)
-        return user == approver
+        try:
+            return canonical_id(user) == canonical_id(approver)
+        except UnsafeIdError:
+            return False
 
     def eligible_users(self, approvers: Iterable[str]) -> frozenset[str]:
         """Every user id that may act for at least one of these approver names."""
         users: set[str] = set()
         for name in approvers:
-            users.update(self.groups[name].members if name in self.groups else (name,))
+            found = self._group(name)
+            users.update(_canon(m) for m in found.members) if found else users.add(_canon(name))
         return frozenset(users)
 
     def suggest(self, name: str) -> str | None:
         """The closest group name, for 'did you mean' messages."""
         close = difflib.get_close_matches(name, list(self.groups), n=1, cutoff=0.75)
         return close[0] if close else None
+
+
+def _canon(name: str) -> str:
+    try:
+        return canonical_id(name)
+    except UnsafeIdError:
+        return name
 
 
 def _first_line(content: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,19 @@ from mpm.governance.applicability import (
     determine_applicability,
 )
 from mpm.governance.config import ConfigNote, load_directory
+from mpm.governance.decisions import derive_decisions
 from mpm.governance.evaluation import (
     EvaluationStatus,
     Finding,
     FrameworkEvaluation,
     OpenQuestion,
+    approval_id,
     evaluate_policy,
 )
 from mpm.governance.evidence import EvidenceBundle
 from mpm.governance.evidence_map import EvidenceMap, resolve_evidence
 from mpm.governance.fail_closed import FailClosed, fail_closed, find_blockers
+from mpm.governance.identity import IdentityDirectory, unresolved_names
 from mpm.governance.library import PolicyLibrary
 from mpm.governance.workflow import (
     ApprovalWorkflow,
@@ -60,29 +63,48 @@ __all__ = [
 
 @dataclass(frozen=True)
 class GovernanceContext:
-    """Everything read from a governance directory: policies, approvers and the configs."""
+    """Everything read from a governance directory: policies, approvers, identities, configs."""
 
     library: PolicyLibrary
     rules: ApplicabilityRules
     evidence_map: EvidenceMap
     workflow: WorkflowConfig
     notes: tuple[ConfigNote, ...] = ()
+    identity: IdentityDirectory = field(default_factory=IdentityDirectory)
 
     @classmethod
-    def load(cls, directory: str | Path | None = None) -> GovernanceContext:
-        """Load a governance directory (default: the reference one); errors name the file.
+    def load(
+        cls, directory: str | Path | None = None, identity: str | Path | None = None
+    ) -> GovernanceContext:
+        """Load a governance directory (default: the reference one) and its identity
+        directory (default ``<directory>/identity``); errors name the file.
 
         The same path as ``mpm policies validate`` (:func:`governance.config.load_directory`):
-        optional configuration files that are absent take their documented defaults.
-        """
+        optional configuration files that are absent take their documented defaults. A name
+        a policy uses as approver that is neither a group (Approvers.md or the identity
+        directory's members.yaml) nor a member id anywhere fails the load: nobody could ever
+        be verified as that approver, so the approval could never be granted."""
         folder = Path(directory) if directory is not None else reference_dir()
         loaded = load_directory(folder)
+        library = loaded.library
+        people = IdentityDirectory.load(Path(identity) if identity else folder / "identity")
+        library.approvers = library.approvers.merged(people)
+        unknown = unresolved_names(
+            {u.name for u in library.unknown_approvers()}, library.approvers, people
+        )
+        if unknown:
+            first = next(u for u in library.unknown_approvers() if u.name == unknown[0])
+            raise ValueError(
+                f"{first.policy}: approver {first.name!r} resolves to no group or member "
+                "(Approvers.md, identity members.yaml or allowed_signers)"
+            )
         return cls(
-            library=loaded.library,
+            library=library,
             rules=loaded.rules,
             evidence_map=loaded.evidence_map,
             workflow=loaded.workflow,
             notes=tuple(loaded.notes),
+            identity=people,
         )
 
 
@@ -143,6 +165,34 @@ def _requirements(project_state: Mapping[str, Any]) -> Mapping[str, Any]:
     return requirements
 
 
+def _verified_decisions(
+    project_state: Mapping[str, Any],
+    context: GovernanceContext,
+    frameworks: list[str],
+    requirements: Mapping[str, Any],
+    extra: Mapping[str, list[str]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Approval id -> standing decision, from the signed audit entries alone (``extra``:
+    more approval ids and their groups, e.g. risk acceptances)."""
+    groups = {
+        approval_id(f, a.name): list(a.approver_names)
+        for f in frameworks
+        for _, a in context.library.get(f).policy.approvals()
+    }
+    groups = dict(extra) if extra is not None else groups
+    return derive_decisions(
+        project_state.get("audit") or [],
+        thread_id=project_state.get("thread_id"),
+        approvals=groups,
+        directory=context.library.approvers,
+        identity=context.identity,
+        requested_by=requirements.get("requested_by"),
+        separation_of_duties=context.workflow.separation_of_duties,
+        revoked=project_state.get("approvals") or {},
+        all_of={a for a, g in groups.items() if context.workflow.group_rule_of(a, g) == "all_of"},
+    )
+
+
 def assess_project(
     project_state: Mapping[str, Any],
     *,
@@ -152,11 +202,13 @@ def assess_project(
     """Evaluate every applicable framework for ``project_state`` and merge the approvals.
 
     ``project_state`` is the graph state or any mapping with ``requirements`` (required),
-    ``results``, ``human_answers`` and ``approvals`` (approval id -> decision record).
+    ``results``, ``human_answers``, ``thread_id`` and ``audit`` (the signed decision trail).
+    Which approvals stand is derived from ``audit`` entries whose signatures verify now
+    (:func:`~mpm.governance.decisions.derive_decisions`); an ``approvals`` map grants
+    nothing (it can only mark a decision superseded).
     """
     context = context if context is not None else load_governance_context()
     requirements = _requirements(project_state)
-    decisions = project_state.get("approvals") or {}
     applicability = determine_applicability(requirements, context.rules)
     warnings: list[str] = []
     frameworks: list[str] = []
@@ -170,6 +222,7 @@ def assess_project(
             continue
         frameworks.append(decision.framework)
 
+    decisions = _verified_decisions(project_state, context, frameworks, requirements)
     evaluations: dict[str, FrameworkEvaluation] = {}
     evidence: dict[str, EvidenceBundle] = {}
     titles = {loaded.framework: loaded.title for loaded in context.library}
@@ -195,6 +248,16 @@ def assess_project(
         context.workflow,
     )
     workflow = add_risk_acceptances(workflow, blockers, context.workflow)
+    acceptances = {
+        b.acceptance_id: list(context.workflow.exception_approvers)
+        for b in blockers
+        if b.acceptance_id
+    }
+    if acceptances:  # signed risk acceptances count like signed approvals, nothing else
+        decisions = {
+            **decisions,
+            **_verified_decisions(project_state, context, frameworks, requirements, acceptances),
+        }
     states = approval_states(workflow, decisions)
     guarded = fail_closed(blockers, decisions, states, criterion)
     granted = {aid for aid, state in states.items() if state == "granted"}

@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["credit_project_state", "llm_project_state"]
+__all__ = ["credit_project_state", "llm_project_state", "with_signed_approvals"]
 
 _CREDIT: dict[str, Any] = {
+    "thread_id": "sample-credit",
     "requirements": {
         "project_name": "Retail credit default model",
         "business_objective": "Predict 12-month default risk for retail loan applications to support "
@@ -175,3 +176,52 @@ def credit_project_state() -> dict[str, Any]:
 def llm_project_state() -> dict[str, Any]:
     """An internal LLM assistant: external LLM governance applies; nothing is approved yet."""
     return copy.deepcopy(_LLM)
+
+
+def with_signed_approvals(state: dict[str, Any], keys: Any) -> dict[str, Any]:
+    """``state`` with its ``approvals`` map turned into signed audit entries, the only
+    thing governance counts: each decision signed (``ssh-keygen -Y sign``) with the key of
+    its approver in the key directory ``keys`` (``<keys>/<member-id>``). Governance must
+    be loaded with an identity directory that binds those keys."""
+    from mpm.governance.decisions import make_decision
+    from mpm.governance.signatures import decision_payload
+
+    state = copy.deepcopy(state)
+    thread_id = state.setdefault("thread_id", "sample")
+    entries = list(state.get("audit") or [])
+    for approval_id, record in (state.get("approvals") or {}).items():
+        request = {"type": "approval", "approval_id": approval_id, "thread_id": thread_id}
+        signed = make_decision(
+            request,
+            approver=record["approver"],
+            key=keys,
+            decision=record["decision"],
+            comment=record.get("comment", ""),
+        )
+        record["decision_id"] = signed["decision_id"]
+        payload = decision_payload(
+            thread_id=thread_id,
+            approval_id=approval_id,
+            request_sha256=signed["request_sha256"],
+            decision=signed["decision"],
+            comment=signed["comment"],
+            answers=signed["answers"],
+            signer=signed["approver"],
+            decision_id=signed["decision_id"],
+        )
+        entries.append(
+            {
+                "seq": len(entries),
+                "thread_id": thread_id,
+                "approval_id": approval_id,
+                "approver": signed["approver"],
+                "decision": signed["decision"],
+                "comment": signed["comment"],
+                "accepted": True,
+                "decision_id": signed["decision_id"],
+                "payload": payload,
+                "signature": signed["signature"],
+            }
+        )
+    state["audit"] = entries
+    return state

@@ -194,6 +194,7 @@ class Runner:
             "toolset": c.toolset,
             "tracking": c.tracking,
             "policies": c.policies,
+            "identity": c.identity,
             "tracing": c.tracing,
         }
 

@@ -224,6 +224,23 @@ class ProjectRequirements(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _requester_known(self) -> ProjectRequirements:
+        """Separation of duties needs to know who asked: required where it matters most."""
+        from mpm.governance.identity import UnsafeIdError, canonical_id
+
+        if self.requested_by is not None:
+            try:
+                self.requested_by = canonical_id(self.requested_by, what="requested_by")
+            except UnsafeIdError as exc:
+                raise ValueError(str(exc)) from None
+        elif self.regulatory_impact or self.risk_level == RiskLevel.high:
+            raise ValueError(
+                "requested_by: required for a regulated or high-risk project (separation of "
+                "duties must know who asked)"
+            )
+        return self
+
     @property
     def slug(self) -> str:
         """A file- and MLflow-safe form of the project name."""
@@ -356,6 +373,12 @@ def merge_nested(left: dict[str, Any] | None, right: dict[str, Any] | None) -> d
     return merged
 
 
+def latest_head(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer: the longer chain head wins (parallel approvals may both report one)."""
+    heads = [h for h in (left, right) if isinstance(h, dict)]
+    return max(heads, key=lambda h: int(h.get("count") or 0), default={})
+
+
 class InputState(TypedDict, total=False):
     """What the outside world may send to start a run."""
 
@@ -393,7 +416,10 @@ class GraphState(InputState, total=False):
     approval_requests: Annotated[dict[str, str], merge_dicts]
     """Approval id -> when it was first requested (supervisor); shown as "pending since"."""
     audit: Annotated[list[dict[str, Any]], chain_entries]
-    """Hash-chained audit trail of every decision, accepted or refused (approval node)."""
+    """The checkpoint's copy of the hash-chained audit trail (approval node; the durable
+    trail is ``runs/<thread>/audit_trail.jsonl``). Approval state is derived from it."""
+    audit_head: Annotated[dict[str, Any], latest_head]
+    """Chain head ``{count, hash}`` of the durable trail, anchored in the checkpoint."""
     human_answers: Annotated[dict[str, Any], merge_nested]
     """Framework -> {question alias or key: answer} given by people (questions, approvals)."""
     asked_questions: list[str]

@@ -30,10 +30,39 @@ MPM_ENV_VARS = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(identity directory, key directory) for the whole session: a real ed25519 key per
+    reference role account (more are made on demand by ``tests.graph.helpers.key_for``).
+
+    Also set in the environment for the whole session, so module-scoped fixtures (set up
+    before any function-scoped one) run with it too; ``_clean_env`` re-asserts it."""
+    import os
+
+    from tests.graph import helpers
+
+    root = tmp_path_factory.mktemp("signing")
+    identity, keys = root / "identity", root / "keys"
+    helpers.use_signing_dirs(identity, keys)
+    from mpm.governance.approvers import ApproverDirectory
+
+    reference = ApproverDirectory.load(REPO / "reference" / "governance" / "Approvers.md")
+    for member in sorted(reference.known_users):
+        helpers.key_for(member)
+    os.environ["MPM_IDENTITY"], os.environ["MPM_SIGNING_KEY"] = str(identity), str(keys)
+    return identity, keys
+
+
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, signing_identity: tuple[Path, Path]) -> None:
     for var in MPM_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
+    # approvers sign: every run's identity directory is the session's, and a key directory
+    # (one key per member id) signs for whoever `--as` names
+    identity, keys = signing_identity
+    monkeypatch.setenv("MPM_IDENTITY", str(identity))
+    monkeypatch.setenv("MPM_SIGNING_KEY", str(keys))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
 

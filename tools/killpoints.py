@@ -42,6 +42,8 @@ POINTS: dict[str, str] = {
     "mlflow.write": "after any MLflow write (create/update run, log, artifact, terminate)",
     "governance": "governance node, report written and logged, before its update is saved",
     "approval.ask": "approval node, about to ask (or re-ask) for a decision",
+    "signature.verified": "approval node, a decision's signature checked, before it is recorded",
+    "approval.refused": "approval node, a refusal durably recorded, before the node asks again",
     "approval.decided": "approval node, decision received and checked, before it is saved",
     "questions.answered": "questions node, answers received, before they are saved",
     "synthesize": "synthesize node, deliverables written and logged, before runs are closed",

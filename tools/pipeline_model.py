@@ -52,12 +52,14 @@ def build_pipeline_model(
     run_id: str,
     decision_threshold: float = 0.5,
     validation: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Log the pyfunc pipeline model to run ``run_id`` and register it as
     ``registered_model_name`` (idempotent per run).
 
     ``validation`` (the result of ``validate_model``), when given, is recorded as tags on
-    the model version. Returns ``{model_uri ("models:/<name>/<version>"),
+    the model version, as are ``tags`` (e.g. the audit chain head the approvals left).
+    Returns ``{model_uri ("models:/<name>/<version>"),
     registered_model_name, version, run_id, logged_model_uri, model_id, input_columns,
     output_columns, model_type, decision_threshold, pip_requirements, reused}``.
     """
@@ -129,7 +131,8 @@ def build_pipeline_model(
         maybe_die("mlflow.write")
     import mlflow
 
-    tags = {"mpm.model_type": model_type, "mpm.source_run_id": run_id}
+    version_tags = {**(tags or {})}
+    tags = {**version_tags, "mpm.model_type": model_type, "mpm.source_run_id": run_id}
     if validation:
         tags.update(
             {

@@ -2,11 +2,13 @@
 
 Each pending approval is its own task (the supervisor fans them out with ``Send``), so
 approvals that may run in parallel are pending at the same time and each is resumed on
-its own: ``Command(resume={interrupt_id: decision})``. A decision counts only if the
-approver may act for one of the groups the approval names (``Approvers.md``), is not the
-person who requested the project (separation of duties), is meant for this thread and
-this approval, and has not been used before. A refused decision is audited and the
-approval stays pending in the same task: the node interrupts again.
+its own: ``Command(resume={interrupt_id: decision})``. A decision counts only if it is a
+well-formed :class:`~mpm.governance.decisions.Decision`, signed (SSHSIG) by the key the
+identity directory binds to its approver, over this thread, this approval and the request
+shown; the approver may act for a group the approval names and is not the requester
+(separation of duties, canonical ids); its decision id is new. Every judgement, accepted or
+refused, is appended to the durable audit trail (``graph/audit.py``) the moment it is made;
+a refused decision leaves the approval pending in the same task: the node asks again.
 """
 
 from __future__ import annotations
@@ -18,61 +20,21 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from mpm.governance.answers import check_approval_answers
+from mpm.governance.decisions import SEEN_DECISIONS, judge, parse_decision
+from mpm.governance.signatures import request_digest
+from mpm.graph import audit
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
 from mpm.graph.nodes.governance import governance_context
 from mpm.graph.state import now_iso
 from mpm.tools.killpoints import maybe_die
 
-DECISIONS = ("approve", "reject", "request_changes")
-SEEN_DECISIONS = "seen_decision_ids"
-"""Resume-value key: decision ids the thread has recorded, as the runner read them."""
+__all__ = ["SEEN_DECISIONS", "approval", "approval_request", "questions"]
 
 
-def check_decision(
-    value: Any,
-    approval: dict[str, Any],
-    thread_id: str,
-    *,
-    directory: Any,
-    requested_by: str | None,
-    separation_of_duties: bool,
-    used_decision_ids: set[str],
-    policy: Any = None,
-) -> str | None:
-    """None when the decision may count, else why it is refused (one line)."""
-    if not isinstance(value, dict):
-        return f"a decision must be an object with decision, approver and comment; got {type(value).__name__}"
-    decision, approver = value.get("decision"), str(value.get("approver") or "").strip()
-    if decision not in DECISIONS:
-        return f"decision {decision!r}: expected one of {', '.join(DECISIONS)}"
-    if not approver:
-        return "approver: the approver's id is required"
-    if value.get("thread_id") not in (None, thread_id):
-        return f"decision is for thread {value.get('thread_id')!r}, not {thread_id!r}"
-    if value.get("approval_id") not in (None, approval["id"]):
-        return f"decision is for approval {value.get('approval_id')!r}, not {approval['id']!r}"
-    if value.get("decision_id") and value["decision_id"] in used_decision_ids:
-        return f"decision {value['decision_id']} was already used (replayed decision)"
-    if separation_of_duties and requested_by and approver == requested_by:
-        return f"{approver} requested this project and may not approve it (separation of duties)"
-    if not any(directory.can_act_as(approver, name) for name in approval["approvers"]):
-        return f"{approver} is not a member of {', '.join(approval['approvers'])}"
-    if decision == "approve":
-        # the approval's own evidence must be answered before it can be granted
-        given = value.get("answers") if isinstance(value.get("answers"), dict) else {}
-        missing = [
-            q["label"]
-            for q in approval.get("open_evidence") or []
-            if not any(given.get(k) not in (None, "", []) for k in (q["key"], q.get("alias")) if k)
-        ]
-        if missing:
-            return (
-                "the approval's own evidence is unanswered (answer it with --answers): "
-                + "; ".join(missing)
-            )
-    # the approver's own evidence answers must not contradict the decision (governance/answers.py)
-    return check_approval_answers(policy, approval["name"], decision, value.get("answers"))[1]
+def approval_request(payload: dict[str, Any], thread_id: str) -> dict[str, Any]:
+    """What the approver is shown (and what the signed request hash covers)."""
+    return {**payload["request"], "thread_id": thread_id}
 
 
 def _policy_of(context: Any, item: dict[str, Any]) -> Any:
@@ -82,81 +44,94 @@ def _policy_of(context: Any, item: dict[str, Any]) -> Any:
     return context.library.get(item["framework"]).policy
 
 
+def _of_task(entries: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    return [e for e in entries if str(e.get("slot", "")).startswith(f"{task}#")]
+
+
+def _value_digest(value: Any) -> str:
+    import hashlib
+
+    from mpm.governance.signatures import canonical_json
+
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:16]
+
+
+def _text(value: Any, limit: int) -> str:
+    return (value if isinstance(value, str) else "" if value is None else repr(value))[:limit]
+
+
 def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = run_context(runtime)
-    thread_id = get_config()["configurable"]["thread_id"]
+    configurable = get_config()["configurable"]
+    thread_id = configurable["thread_id"]
+    task = str(configurable.get("checkpoint_ns") or "approval")
     item = payload["approval"]
     context = governance_context(ctx)
-    used = set(payload.get("used_decision_ids") or [])
+    request = approval_request(payload, thread_id)
+    digest = request_digest(request)
+    trail = audit.trail_path(ctx.ws, thread_id)
     entries: list[dict[str, Any]] = []
     refusals: list[dict[str, Any]] = []
-    # all_of: one accepted approval per named group, each by a different person
+    asked = 0
+    # all_of: one accepted approval per named group, each by a different member
     all_of = item.get("group_rule") == "all_of"
     remaining = list(dict.fromkeys(item["approvers"])) if all_of else []
-    signed: dict[str, str] = {}  # group -> approver
+    signed: dict[str, str] = {}  # group -> the member who approved for it
     while True:  # each refusal re-asks in the same task, so the approval stays pending
         maybe_die("approval.ask")
+        chain = audit.read_trail(trail)
         extra = {"remaining_groups": remaining, "signed": dict(signed)} if all_of else {}
-        value = interrupt({**payload["request"], "refusals": refusals, **extra})
-        # ids recorded since the approvals were requested (a parallel approval decided
-        # first), as the runner read them from the thread: they can only refuse more
-        seen = value.get(SEEN_DECISIONS) if isinstance(value, dict) else None
-        problem = check_decision(
-            value,
-            item,
-            thread_id,
-            directory=context.library.approvers,
-            requested_by=payload.get("requested_by"),
-            separation_of_duties=context.workflow.separation_of_duties,
-            used_decision_ids=used | {str(i) for i in seen or []},
-            policy=_policy_of(context, item),
+        value = interrupt(
+            {**request, "refusals": refusals, "audit_head": audit.head(chain), **extra}
         )
-        value = value if isinstance(value, dict) else {}
-        acting_for: str | None = None
-        if problem is None and all_of and value.get("decision") == "approve":
-            who = str(value.get("approver") or "").strip()
-            if who in signed.values():
-                problem = f"{who} already approved for {', '.join(g for g, a in signed.items() if a == who)}; all of {', '.join(item['approvers'])} must approve, each by its own member"
-            else:
-                acting_for = next(
-                    (g for g in remaining if context.library.approvers.can_act_as(who, g)), None
-                )
-                if acting_for is None:
-                    problem = f"{who} is not a member of a group still to approve ({', '.join(remaining)})"
-        entry = {
-            "ts": value.get("submitted_at") or now_iso(),
-            "thread_id": thread_id,
-            "approval_id": item["id"],
-            "approver": str(value.get("approver") or ""),
-            "decision": value.get("decision"),
-            "comment": str(value.get("comment") or "")[:2000],
-            "accepted": problem is None,
-            "reason": problem
-            or f"{value.get('approver')} may act for {', '.join(item['approvers'])}",
-            "decision_id": value.get("decision_id"),
-        }
+        # the slot: this task, this position, this value. A replay (resume or crash) meets
+        # its own judgement again; a different value in the same position is a new one
+        slot = f"{task}#{asked}#{_value_digest(value)}"
+        asked += 1
+        recorded = audit.read_trail(trail)
+        entry = next((e for e in recorded if e.get("slot") == slot), None)
+        if entry is None:
+            # a process that died after this task's decision was accepted, before the task
+            # was saved, already decided it: that signed decision stands, not a second one
+            taken = {e.get("hash") for e in entries}
+            entry = next(
+                (
+                    e
+                    for e in _of_task(recorded, task)
+                    if e.get("accepted") and e.get("hash") not in taken
+                ),
+                None,
+            )
+        if entry is None:  # not judged before (a replay finds its own judgement instead)
+            entry = _judge(
+                value, item, thread_id, digest, payload, context, chain, remaining, signed
+            )
+            entry, _ = audit.append(trail, entry, slot=slot)
         entries.append(entry)
-        if value.get("decision_id"):
-            used.add(value["decision_id"])
-        if problem is None and acting_for is not None:
-            signed[acting_for] = entry["approver"]
-            remaining = [g for g in remaining if g != acting_for]
-            entry["reason"] = f"{entry['approver']} approved for {acting_for} (all of)"
+        if entry["accepted"] and entry.get("acting_for") in remaining:
+            signed[entry["acting_for"]] = entry["approver"]
+            remaining = [g for g in remaining if g != entry["acting_for"]]
             if remaining:
                 continue  # the next named group is asked in the same task
-        if problem is None:
+        if entry["accepted"]:
             break
-        refusals.append({"approver": entry["approver"], "reason": problem, "ts": entry["ts"]})
+        maybe_die("approval.refused")
+        refusals.append(
+            {
+                "approver": entry["approver"],
+                "reason": entry["reason"],
+                "ts": entry["ts"],
+                "decision_id": entry["decision_id"],
+            }
+        )
     record = {
         "decision": entry["decision"],
         "approver": entry["approver"],
         "comment": entry["comment"],
         "decided_at": entry["ts"],
         "round": item["round"],
-        # only answers to this approval's own questions count (governance/answers.py)
-        "answers": check_approval_answers(
-            _policy_of(context, item), item["name"], entry["decision"], value.get("answers")
-        )[0],
+        "answers": entry["answers"],
+        "decision_id": entry["decision_id"],
     }
     if signed:
         record["signed"] = signed  # all_of: group -> the member who approved for it
@@ -173,11 +148,147 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
             approval=item["id"],
         )
     )
-    update: dict[str, Any] = {"approvals": {item["id"]: record}, "audit": entries, "events": events}
+    recorded = audit.read_trail(trail)
+    update: dict[str, Any] = {
+        # a cache for people and the supervisor; governance derives approval state from
+        # the signed entries in ``audit`` and never trusts this map
+        "approvals": {item["id"]: record},
+        # every judgement this task made, also those of a process killed before saving it,
+        # so the checkpoint's copy of the chain has no gaps
+        "audit": _of_task(recorded, task) or entries,
+        "audit_head": audit.head(recorded),
+        "events": events,
+    }
     maybe_die("approval.decided")
     if record["answers"]:
         update["human_answers"] = {item["framework"]: record["answers"]}
     return update
+
+
+def _judge(
+    value: Any,
+    item: dict[str, Any],
+    thread_id: str,
+    digest: str,
+    payload: dict[str, Any],
+    context: Any,
+    chain: list[dict[str, Any]],
+    remaining: list[str],
+    signed: dict[str, str],
+) -> dict[str, Any]:
+    """The audit entry for one resume value: accepted, or refused with the reason.
+
+    ``remaining``/``signed``: for an all_of approval, the named groups still to approve and
+    who approved for the others (empty for any_of)."""
+    raw = value if isinstance(value, dict) else {}
+    decision, problem = parse_decision(value)
+    signer = fingerprint = None
+    if decision is not None:
+        seen = {str(i) for i in decision.seen_decision_ids}
+        used = {str(e.get("decision_id")) for e in chain if e.get("decision_id")}
+        used |= {str(i) for i in payload.get("used_decision_ids") or []} | seen
+        problem, signer, fingerprint = judge(
+            decision,
+            thread_id=thread_id,
+            approval_id=item["id"],
+            approver_groups=item["approvers"],
+            request_sha256=digest,
+            directory=context.library.approvers,
+            identity=context.identity,
+            requested_by=payload.get("requested_by"),
+            separation_of_duties=context.workflow.separation_of_duties,
+            used_decision_ids=used,
+        )
+        if decision.signature:
+            maybe_die("signature.verified")
+    if decision is not None and problem is None and decision.decision == "approve":
+        problem = _unanswered_evidence(item, decision.answers)
+    acting_for: str | None = None
+    if decision is not None and problem is None and remaining and decision.decision == "approve":
+        acting_for, problem = _all_of_group(item, signer, remaining, signed, context)
+    answers: dict[str, Any] = {}
+    if decision is not None and problem is None:
+        # the approver's own evidence answers must not contradict the decision, and only
+        # answers to this approval's own questions count (governance/answers.py)
+        answers, problem = check_approval_answers(
+            _policy_of(context, item), item["name"], decision.decision, decision.answers
+        )
+    from mpm.governance.signatures import decision_payload
+
+    signed = None
+    if decision is not None and signer is not None and decision.signature:
+        signed = decision_payload(
+            thread_id=thread_id,
+            approval_id=item["id"],
+            request_sha256=digest,
+            decision=decision.decision,
+            comment=decision.comment,
+            answers=decision.answers,
+            signer=signer,
+            decision_id=decision.decision_id,
+        )
+    return {
+        "ts": now_iso(),  # the server's clock; the client's claim is kept apart
+        "claimed_at": _text(raw.get("submitted_at"), 64) or None,
+        "thread_id": thread_id,
+        "approval_id": item["id"],
+        "approver_groups": list(item["approvers"]),
+        "approver": signer or _text(raw.get("approver"), 128),
+        "decision": decision.decision if decision else _text(raw.get("decision"), 40),
+        "comment": decision.comment if decision else _text(raw.get("comment"), 2000),
+        "answers": answers if problem is None else {},
+        "accepted": problem is None,
+        "reason": problem
+        or (
+            f"{signer} approved for {acting_for} (all of {', '.join(item['approvers'])})"
+            if acting_for
+            else f"{signer} may act for {', '.join(item['approvers'])}"
+        ),
+        "acting_for": acting_for,
+        "decision_id": decision.decision_id if decision else _text(raw.get("decision_id"), 128),
+        "request_sha256": digest,
+        "payload": signed,
+        "signature": decision.signature if decision else None,
+        "key_fingerprint": fingerprint,
+    }
+
+
+def _unanswered_evidence(item: dict[str, Any], answers: Any) -> str | None:
+    """The approval's own evidence must be answered before it can be granted."""
+    given = answers if isinstance(answers, dict) else {}
+    missing = [
+        q["label"]
+        for q in item.get("open_evidence") or []
+        if not any(given.get(k) not in (None, "", []) for k in (q["key"], q.get("alias")) if k)
+    ]
+    if not missing:
+        return None
+    return "the approval's own evidence is unanswered (answer it with --answers): " + "; ".join(
+        missing
+    )
+
+
+def _all_of_group(
+    item: dict[str, Any],
+    signer: str | None,
+    remaining: list[str],
+    signed: dict[str, str],
+    context: Any,
+) -> tuple[str | None, str | None]:
+    """(group this approver acts for, None) or (None, why not) for an all_of approval."""
+    if signer in signed.values():
+        done = ", ".join(g for g, a in signed.items() if a == signer)
+        return None, (
+            f"{signer} already approved for {done}; all of {', '.join(item['approvers'])} "
+            "must approve, each by its own member"
+        )
+    group = next((g for g in remaining if context.library.approvers.can_act_as(signer, g)), None)
+    if group is None:
+        return (
+            None,
+            f"{signer} is not a member of a group still to approve ({', '.join(remaining)})",
+        )
+    return group, None
 
 
 def questions(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:

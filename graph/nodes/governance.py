@@ -27,19 +27,22 @@ from mpm.tools.killpoints import maybe_die
 
 
 @lru_cache(maxsize=8)
-def _context(directory: str, _mtime: float) -> Any:
+def _context(directory: str, identity: str, _mtime: float) -> Any:
     from mpm.governance import GovernanceContext
 
-    return GovernanceContext.load(directory)
+    return GovernanceContext.load(directory, identity)
 
 
 def governance_context(ctx: RunContext) -> Any:
-    """The loaded policy library for this run (reloaded when a file in it changes)."""
+    """The loaded policy library and identity directory for this run (reloaded when a file
+    in either changes)."""
     directory = ctx.policy_dir()
     if not directory.is_dir():
         raise FileNotFoundError(f"policy directory {directory} does not exist")
-    mtime = max((p.stat().st_mtime for p in directory.iterdir()), default=0.0)
-    return _context(str(directory), mtime)
+    identity = ctx.identity_dir()
+    files = [*directory.iterdir(), *(identity.iterdir() if identity.is_dir() else ())]
+    mtime = max((p.stat().st_mtime_ns for p in files), default=0) / 1e9
+    return _context(str(directory), str(identity), mtime)
 
 
 def evaluate(state: GraphState, ctx: RunContext) -> tuple[dict[str, Any], Any]:
@@ -129,6 +132,7 @@ def _log(
     view: dict[str, Any],
     files: dict[str, Path],
     step: int,
+    head: dict[str, Any] | None = None,
     *,
     log_files: bool = True,
 ) -> str:
@@ -158,6 +162,10 @@ def _log(
     if view.get("error"):
         tracking.set_tags(c, run_id, {"governance_orchestration_error": view["error"][:5000]})
     tracking.set_tags(c, ids["parent_run_id"], {"governance_status": view["overall_status"]})
+    if head is not None and head["count"]:  # the audit chain head, anchored outside the trail
+        from mpm.graph.audit import HEAD_TAG, head_tag
+
+        tracking.set_tags(c, ids["parent_run_id"], {HEAD_TAG: head_tag(head)})
     return run_id
 
 
@@ -175,7 +183,12 @@ def governance(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     view["evaluations"] = step
     ids = state.get("mlflow") or {}
     if ctx.tracking and ids.get("parent_run_id"):
-        view["mlflow_run_id"] = _log(ids, thread_id, view, files, step, log_files=written)
+        from mpm.graph.audit import head as chain_head
+
+        audit_head = chain_head(state.get("audit") or [])
+        view["mlflow_run_id"] = _log(
+            ids, thread_id, view, files, step, audit_head, log_files=written
+        )
     changed = previous.get("overall_status") != view["overall_status"]
     events = [
         event(

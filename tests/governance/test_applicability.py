@@ -170,7 +170,9 @@ def test_high_risk_credit_model_on_personal_data_gets_four_frameworks() -> None:
 
 
 def test_a_validated_requirements_model_is_accepted() -> None:
-    model = ProjectRequirements.model_validate(requirements(risk_level="high"))
+    model = ProjectRequirements.model_validate(
+        requirements(risk_level="high", requested_by="ds-lead")
+    )
     assert "model_risk_management" in applicable_frameworks(model)
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mpm.governance.assessment import GovernanceReport, assess_project
+from mpm.governance.assessment import GovernanceContext, GovernanceReport, assess_project
 from mpm.governance.dashboard import render_dashboard, write_dashboard
-from mpm.governance.testing import credit_project_state, llm_project_state
+from mpm.governance.testing import credit_project_state, llm_project_state, with_signed_approvals
 
 REPO = Path(__file__).resolve().parents[2]
 # The README's picture (docs/img/governance_dashboard.png) is refreshed by
@@ -21,8 +21,16 @@ XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def report() -> GovernanceReport:
-    return assess_project(credit_project_state())
+def report(signing_identity: tuple[Path, Path]) -> GovernanceReport:
+    """Half-way through approvals: the decisions are signed, as only signed ones count."""
+    identity, keys = signing_identity
+    state = with_signed_approvals(credit_project_state(), keys)
+    return assess_project(state, context=GovernanceContext.load(identity=identity))
+
+
+def test_unsigned_approvals_map_grants_nothing() -> None:
+    report = assess_project(credit_project_state())  # the map alone, no signed entries
+    assert "granted" not in report.approval_states.values()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,18 @@ from mpm.governance.fail_closed import LOWER_IS_BETTER, success_criterion
 from mpm.governance.testing import credit_project_state
 
 
+def _assess(state: dict[str, Any]) -> Any:
+    """Governance on ``state`` with its decisions signed (only signed decisions count)."""
+    import os
+
+    from mpm.governance.assessment import GovernanceContext
+    from mpm.governance.testing import with_signed_approvals
+
+    signed = with_signed_approvals(state, os.environ["MPM_SIGNING_KEY"])
+    context = GovernanceContext.load(identity=os.environ["MPM_IDENTITY"])
+    return assess_project(signed, context=context)
+
+
 def _grant(state: dict[str, Any], approval_id: str, who: str = "mrm-head-1") -> None:
     state["approvals"][approval_id] = {
         "decision": "approve",
@@ -28,7 +40,7 @@ def _with_eo(value: float) -> dict[str, Any]:
 
 def test_a_failed_framework_blocks_until_that_exact_finding_is_accepted() -> None:
     state = _with_eo(0.13)
-    report = assess_project(state)
+    report = _assess(state)
     guarded = report.fail_closed
     assert report.overall_status.value == "FAILED" and guarded.blocked
     assert guarded.status == "failed_governance"
@@ -40,23 +52,23 @@ def test_a_failed_framework_blocks_until_that_exact_finding_is_accepted() -> Non
     assert report.approval_states[item.id] == "ready"
 
     _grant(state, item.id)
-    accepted = assess_project(state).fail_closed
+    accepted = _assess(state).fail_closed
     assert not accepted.blocked and accepted.status == "clear"
     assert [b.accepted_by for b in accepted.accepted] == ["mrm-head-1"]
 
     # the same check failing differently later is a new finding: the old grant is no cover
     later = _with_eo(0.31)
     _grant(later, item.id)
-    again = assess_project(later).fail_closed
+    again = _assess(later).fail_closed
     assert again.blocked and again.blockers[0].acceptance_id != item.id
     assert again.accepted == []
 
 
 def test_a_rejected_risk_acceptance_keeps_the_finding_blocking() -> None:
     state = _with_eo(0.13)
-    aid = assess_project(state).fail_closed.blockers[0].acceptance_id
+    aid = _assess(state).fail_closed.blockers[0].acceptance_id
     state["approvals"][aid] = {"decision": "reject", "approver": "mrm-head-1", "comment": "no"}
-    report = assess_project(state)
+    report = _assess(state)
     assert report.fail_closed.blocked and report.approval_states[aid] == "rejected"
 
 
@@ -64,7 +76,7 @@ def test_success_criterion_is_direction_aware_and_recomputed() -> None:
     state = credit_project_state()
     state["results"]["model_validation"]["metrics"]["equalized_odds_difference"] = 0.05
     state["results"]["model_validation"]["outputs"] = {"test_score": 0.70, "meets_threshold": True}
-    report = assess_project(state)
+    report = _assess(state)
     assert report.fail_closed.status == "failed_criteria", "meets_threshold is not trusted"
     assert "roc_auc >= 0.75 not met: test roc_auc = 0.7" in report.fail_closed.reasons[0]
 
@@ -99,7 +111,7 @@ def test_a_blocking_validation_finding_blocks_until_that_finding_is_accepted() -
         "test_score": 0.9,  # meets the threshold: the finding alone blocks
         "blocking_findings": [leak],
     }
-    report = assess_project(state)
+    report = _assess(state)
     guarded = report.fail_closed
     assert guarded.blocked and guarded.status == "failed_criteria"
     (blocker,) = [b for b in guarded.blockers if b.kind == "validation_finding"]
@@ -109,10 +121,10 @@ def test_a_blocking_validation_finding_blocks_until_that_finding_is_accepted() -
     assert item.kind == "risk_acceptance" and item.finding["id"] == blocker.finding_id
 
     _grant(state, item.id)
-    assert not assess_project(state).fail_closed.blocked
+    assert not _assess(state).fail_closed.blocked
 
     other = {**leak, "id": "leakage.post_event_date.end_day", "reason": "post-event date"}
     state["results"]["model_validation"]["outputs"]["blocking_findings"] = [leak, other]
-    again = assess_project(state).fail_closed
+    again = _assess(state).fail_closed
     assert again.blocked
     assert [b.finding_id for b in again.blockers] == ["validation:leakage.post_event_date.end_day"]

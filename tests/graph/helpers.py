@@ -65,28 +65,64 @@ def auto_answer(question: dict[str, Any]) -> Any:
     return "answered by the test project owner"
 
 
+# The session's identity directory and key directory (set by the ``signing_identity``
+# fixture in tests/conftest.py): every approver a test plays signs with a real key.
+_SIGNING: dict[str, Path] = {}
+
+
+def use_signing_dirs(identity: Path, keys: Path) -> None:
+    identity.mkdir(parents=True, exist_ok=True)
+    keys.mkdir(parents=True, exist_ok=True)
+    _SIGNING.update(identity=identity, keys=keys)
+
+
+def key_for(member: str) -> Path:
+    """The private key of ``member`` (made, and bound in allowed_signers, on first use)."""
+    from mpm.governance.identity import canonical_id
+    from mpm.governance.signatures import allowed_signers_line, generate_key
+
+    member = canonical_id(member)
+    path = _SIGNING["keys"] / member
+    if not path.exists():
+        public = generate_key(path, f"{member}@mpm-tests")
+        with open(_SIGNING["identity"] / "allowed_signers", "a", encoding="ascii") as fh:
+            fh.write(allowed_signers_line(member, public))
+    return path
+
+
 def approver_for(request: dict[str, Any], requested_by: str | None) -> str:
     """An authorised approver for an approval request: an eligible member, not the requester."""
-    eligible = [u for u in request["eligible_approvers"] if u != requested_by]
+    from mpm.governance.identity import same_id
+
+    eligible = [u for u in request["eligible_approvers"] if not same_id(u, requested_by)]
     assert eligible, f"nobody may approve {request['approval_id']}"
+    key_for(eligible[0])
     return eligible[0]
 
 
 def decision(
-    request: dict[str, Any], approver: str, verdict: str = "approve", comment: str = "ok"
+    request: dict[str, Any],
+    approver: str,
+    verdict: str = "approve",
+    comment: str = "ok",
+    *,
+    key: Path | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    import uuid
-
+    """A decision signed by ``approver``'s key (or ``key``), through the same path as
+    ``mpm approve``."""
+    from mpm.governance.decisions import make_decision
     from mpm.graph.state import now_iso
 
-    return {
-        "decision": verdict,
-        "approver": approver,
-        "comment": comment,
-        "approval_id": request["approval_id"],
-        "decision_id": uuid.uuid4().hex,
-        "submitted_at": now_iso(),
-    }
+    return make_decision(
+        request,
+        approver=approver,
+        key=key or key_for(approver),
+        decision=verdict,
+        comment=comment,
+        submitted_at=now_iso(),
+        **fields,
+    )
 
 
 def drive_to_completion(r: Runner, outcome: Any, *, max_rounds: int = 60) -> Any:

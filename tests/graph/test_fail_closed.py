@@ -193,7 +193,7 @@ def test_approve_with_a_not_approved_evidence_answer_is_refused_and_re_asked(
         )
     else:
         raise AssertionError("no approval with a negative evidence option was asked")
-    contradicting = {**decision(value, approver_for(value, None)), "answers": negative}
+    contradicting = decision(value, approver_for(value, None), answers=negative)
     outcome = r.answer(outcome.thread_id, "approval", contradicting, key=value["approval_id"])
     again = [
         i["value"]

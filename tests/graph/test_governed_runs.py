@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from mpm.graph import audit
-from tests.graph.helpers import approver_for, auto_answer, example, mpm, runner
+from tests.graph.helpers import approver_for, auto_answer, example, key_for, mpm, runner
 
 CLI_RUN = ("--toolset", "noop", "--no-tracking")
 
@@ -201,6 +201,7 @@ def test_outsider_is_refused_and_nothing_changes(tmp_path: Path, workspace: Path
     _kickoff(tmp_path, workspace, "out", "breast_cancer")
     before = _until_approval(tmp_path, workspace, "out")
     request = before.interrupts[0]["value"]
+    key_for("intruder-42")  # a real key the identity directory binds, but in no group
     result = _approve(workspace, "out", request["approval_id"], "intruder-42")
     assert result.returncode == 2
     assert "decision refused" in result.stderr and "intruder-42 is not a member of" in result.stderr

@@ -26,10 +26,13 @@ from typing import Any
 
 import yaml
 
+from mpm.graph import audit
 from mpm.graph.runner import Runner
 from mpm.tools import killpoints
 from tests.conftest import MPM_ENV_VARS
-from tests.graph.helpers import REPO, approver_for, auto_answer, decision, runner
+from tests.graph.helpers import REPO, approver_for, auto_answer, decision, key_for, runner
+
+OUTSIDER = "intruder-42"
 
 KILLED = -signal.SIGKILL
 STOPPED = {"KILL": KILLED, "INT": 128 + signal.SIGINT, "TERM": 128 + signal.SIGTERM}
@@ -145,6 +148,16 @@ def next_step(workspace: Path, thread: str, scratch: Path) -> Step | None:
     if value["type"] == "approval":
         who = approver_for(value, snap.values["requirements"].get("requested_by"))
         approval = value["approval_id"]
+        trail = audit.read_trail(workspace / "runs" / thread / audit.TRAIL_FILE)
+        if not any(not e["accepted"] for e in trail):
+            # one outsider attempt per run (a real key, in no group): it must be refused,
+            # recorded once, and killed while it is, like everything else
+            key_for(OUTSIDER)
+            return Step(
+                f"refuse {approval}",
+                ["approve", thread, approval, "--as", OUTSIDER, "-c", "let me in", *ws],
+                lambda r: r.answer(thread, "approval", decision(value, OUTSIDER), key=approval),
+            )
         return Step(
             f"approve {approval}",
             ["approve", thread, approval, "--as", who, "-c", "ok", *ws],
@@ -225,7 +238,8 @@ def drive(
                 assert resumed.returncode == 0, resumed.stdout + resumed.stderr
                 assert "Traceback" not in resumed.stdout + resumed.stderr
             else:
-                assert proc.returncode in (0, 1), f"{args}: exit {proc.returncode}\n{output}"
+                allowed = (0, 1, 2) if phase.startswith("refuse") else (0, 1)
+                assert proc.returncode in allowed, f"{args}: exit {proc.returncode}\n{output}"
                 assert not kill_at, f"{args}: MPM_KILL_AT={kill_at} never fired"
         resuming = False
         step = next_step(workspace, thread, scratch)

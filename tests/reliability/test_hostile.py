@@ -193,7 +193,7 @@ def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
         "non-member": decision(second, "intruder-42"),
         "requester": decision(second, req["requested_by"]),
         "unknown verb": {**decision(second, member2), "decision": "approve; rm -rf /"},
-        "hostile approver": decision(second, NAME),
+        "hostile approver": {**decision(second, member2), "approver": NAME},
         "not an object": "approve",
     }
     reasons = {
@@ -203,7 +203,7 @@ def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
         "non-member": "intruder-42 is not a member of",
         "requester": f"{requester} requested this project and may not approve it (separation of duties)",
         "unknown verb": "expected one of approve, reject, request_changes",
-        "hostile approver": "is not a member of",
+        "hostile approver": "ids may use only a-z, 0-9",
         "not an object": "a decision must be an object",
     }
     for label, forged in forgeries.items():
@@ -219,7 +219,7 @@ def test_forged_decisions_are_refused_and_audited(workspace: Path) -> None:
         assert still is not None, f"{label}: the forged decision was accepted"
         assert reasons[label] in still["refusals"][-1]["reason"], (label, still["refusals"][-1])
         assert second["approval_id"] not in (after.values.get("approvals") or {}), label
-    final = send(second, {**decision(second, member2), "decision_id": uuid.uuid4().hex})
+    final = send(second, decision(second, member2, decision_id=uuid.uuid4().hex))
     trail = [e for e in final.values["audit"] if e["approval_id"] == second["approval_id"]]
     assert [e["accepted"] for e in trail] == [False] * len(forgeries) + [True]
     assert all(e["reason"] for e in trail)

@@ -51,7 +51,7 @@ from tests.reliability.driver import (
 
 SEED = int(os.environ.get("MPM_TORTURE_SEED", "20261125"))
 TRIALS = int(os.environ["MPM_TORTURE_TRIALS"]) if os.environ.get("MPM_TORTURE_TRIALS") else None
-KILLS_PER_RUN = 7
+KILLS_PER_RUN = 8  # 15 points in two runs: two workers, one round
 # The full set runs as people do, MLflow tracing on; the default subset turns tracing off:
 # it costs seconds per process and is observability, not state (tests/graph/test_tracing.py).
 ENV = {} if TRIALS else {"MPM_TRACING": "0"}
