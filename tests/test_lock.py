@@ -9,7 +9,7 @@ import tomllib
 
 from tests.graph.helpers import REPO
 
-EXTRAS = ("dev", "postgres", "server")
+EXTRAS = ("dev", "postgres", "server", "local")
 
 
 def _normal(name: str) -> str:
