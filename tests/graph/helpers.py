@@ -90,6 +90,23 @@ def key_for(member: str) -> Path:
     return path
 
 
+def bind_named_people(policy_dir: Path) -> list[str]:
+    """Give every person a policy names directly as approver (no group of Approvers.md has
+    them, e.g. ``anthony_huinker`` in the Domino examples) a key in the session's identity
+    directory, as their organisation's identity directory would. Without it the policy
+    fails to load: nobody could ever sign as that approver."""
+    from mpm.governance.library import PolicyLibrary
+
+    names = sorted({u.name for u in PolicyLibrary.load(policy_dir).unknown_approvers()})
+    for name in names:
+        key_for(name)
+    return names
+
+
+def signing_identity_dir() -> Path:
+    return _SIGNING["identity"]
+
+
 def approver_for(request: dict[str, Any], requested_by: str | None) -> str:
     """An authorised approver for an approval request: an eligible member, not the requester."""
     from mpm.governance.identity import same_id

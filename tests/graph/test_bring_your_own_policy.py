@@ -17,15 +17,14 @@ import yaml
 
 from mpm.governance import load_policy
 from mpm.governance.defaults import DEFAULT_APPLIES_REASON
-from tests.graph.helpers import REPO, auto_answer, example, mpm, runner
+from tests.conftest import SHARED_POLICIES
+from tests.graph.helpers import REPO, auto_answer, bind_named_people, example, mpm, runner
 
-SHARED = Path("/work/shared/policies")
+SHARED = SHARED_POLICIES
 PUBLIC = sorted(
     [*SHARED.glob("domino-examples/*.yml"), *SHARED.glob("*.yaml")], key=lambda p: p.name
 )
 CLI_RUN = ("--toolset", "noop", "--no-tracking")
-
-pytestmark = pytest.mark.skipif(not PUBLIC, reason="shared public policies not present")
 
 
 def _labels(policy: Path) -> set[str]:
@@ -40,6 +39,7 @@ def test_public_policy_alone_governs_a_kickoff(tmp_path: Path, policy: Path) -> 
     folder.mkdir()
     shutil.copy(policy, folder / policy.name)
     shutil.copy(REPO / "reference" / "governance" / "Approvers.md", folder / "Approvers.md")
+    bind_named_people(folder)  # the people it names directly get keys, as in their org
     workspace = tmp_path / "ws"
     req = tmp_path / "credit_risk.yaml"
     req.write_text(yaml.safe_dump(example("credit_risk")))
