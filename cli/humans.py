@@ -124,6 +124,8 @@ def approve(
     from mpm.governance.identity import UnsafeIdError, canonical_id
     from mpm.governance.signatures import SigningError
 
+    if not as_.strip():
+        raise fail("--as: your approver id is required (a member of a group the approval names)")
     try:
         signer = canonical_id(as_, what="--as")
     except UnsafeIdError as exc:
@@ -146,6 +148,24 @@ def approve(
             submitted_at=_now(),
         )
     except SigningError as exc:
+        if as_json:
+            print_json(
+                {
+                    "version": render.JSON_VERSION,
+                    "thread_id": thread,
+                    "decision": {
+                        "approval_id": approval,
+                        "decision": "reject"
+                        if reject
+                        else "request_changes"
+                        if request_changes
+                        else "approve",
+                        "approver": signer,
+                        "accepted": False,
+                        "reason": f"--key: {exc}",
+                    },
+                }
+            )
         raise fail(f"--key: {exc}") from exc
     from mpm.graph.runner import DecisionRefused
 
@@ -153,7 +173,6 @@ def approve(
         "approval_id": approval,
         "decision": decision["decision"],
         "approver": signer,
-        "decision_id": decision["decision_id"],
         "accepted": False,
         "reason": None,
     }

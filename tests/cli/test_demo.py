@@ -30,7 +30,9 @@ def test_demo_runs_the_bundled_example_to_a_registered_model(tmp_path: Path) -> 
     assert proc.returncode == 0, output
     assert "Traceback" not in output
     assert "thread demo: completed" in output
-    approvers = re.findall(r"demo approver (\S+) \(member of ([^)]+)\) approves (\S+)", output)
+    approvers = re.findall(
+        r"demo approver (\S+) \(member of ([^)]+)\)\s+signs an approval of\s+(\S+)", output
+    )
     assert len(approvers) >= 2, output
 
     values = runner(workspace).snapshot("demo").values

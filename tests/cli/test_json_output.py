@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from mpm.cli.main import app
-from tests.graph.helpers import REPO, auto_answer, runner
+from tests.graph.helpers import REPO, auto_answer, key_for, runner
 
 OUTCOME_KEYS = {
     "version",
@@ -139,11 +139,12 @@ def test_refused_decision_json_says_why_and_exits_2(tmp_path: Path) -> None:
         path.write_text(yaml.safe_dump({q["key"]: auto_answer(q) for q in pending["questions"]}))
         cli("answer", "r", "--file", str(path), "--json", *ws)
     row = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"][0]
+    key_for("mallory")  # a real key, bound in the identity directory: but in no group
     refused = cli(*row["command"][1:], "--as", "mallory", "-c", "x", "--json", *ws, code=2)
     assert refused["decision"]["accepted"] is False
     assert refused["decision"]["reason"].startswith("mallory is not a member of")
-    # the refusal is recorded with the pending request (the audit trail gets it once the
-    # approval is decided): the graph resumed for it, through the audited path
+    # the refusal is recorded with the pending request (and in the durable audit trail at
+    # once): the graph resumed for it, through the audited path
     snap = runner(tmp_path / "ws").snapshot("r")
     request = next(
         i["value"] for i in snap.interrupts if i["value"]["approval_id"] == row["approval_id"]
