@@ -143,7 +143,7 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         governance=governance,
         refused=refused,
         accepted=accepted,
-        approvals=[{"id": k, **v} for k, v in (state.get("approvals") or {}).items()],
+        approvals=_verified_approvals(state, governance),
         stages=rows,
         totals={
             "duration_s": sum(r["duration_s"] for r in rows),
@@ -238,3 +238,20 @@ def refused_registration(
         "stages": pending,
         "reasons": list(guarded.get("reasons") or []) or ["governance did not clear registration"],
     }
+
+
+def _verified_approvals(
+    state: GraphState, governance: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The decisions the summary lists: only those governance derived from verified, signed
+    audit entries (the ``approvals`` map is a cache anyone who can write state could edit)."""
+    derived = {
+        a["id"]: a["state"]
+        for a in (governance or {}).get("approvals") or []
+        if a.get("state") in ("granted", "rejected", "changes_requested")
+    }
+    return [
+        {"id": k, **v}
+        for k, v in (state.get("approvals") or {}).items()
+        if k in derived and isinstance(v, dict)
+    ]
