@@ -310,6 +310,7 @@ def test_the_restatement_is_one_line_per_field_whatever_the_values_hold() -> Non
         success_threshold=0.9,
         data_sources=[{"name": "d", "uri": "sklearn:iris"}],
         regulatory_impact=True,
+        requested_by="triage-lead",  # a regulated project names its requester
     )
     lines = restate(req).splitlines()
     assert [ln for ln in lines if ln.startswith("regulatory_impact:")] == ["regulatory_impact: yes"]
