@@ -137,54 +137,43 @@ def approve(
     given_answers = _read_answers(answers) if answers else {}
     runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
     request = _pending_request(runner, thread, approval)
+    choice = "reject" if reject else "request_changes" if request_changes else "approve"
+    verdict = {
+        "approval_id": approval,
+        "decision": choice,
+        "approver": signer,
+        "accepted": False,
+        "reason": None,
+    }
+
+    def refused(reason: str) -> None:
+        """The --json verdict of a decision refused before the graph judged it."""
+        if as_json:
+            verdict["reason"] = reason
+            print_json({"version": render.JSON_VERSION, "thread_id": thread, "decision": verdict})
+
     try:
         decision = make_decision(
             request,
             approver=signer,
             key=key,
-            decision="reject" if reject else "request_changes" if request_changes else "approve",
+            decision=choice,
             comment=comment,
             answers=given_answers,
             submitted_at=_now(),
         )
     except SigningError as exc:
-        if as_json:
-            print_json(
-                {
-                    "version": render.JSON_VERSION,
-                    "thread_id": thread,
-                    "decision": {
-                        "approval_id": approval,
-                        "decision": "reject"
-                        if reject
-                        else "request_changes"
-                        if request_changes
-                        else "approve",
-                        "approver": signer,
-                        "accepted": False,
-                        "reason": f"--key: {exc}",
-                    },
-                }
-            )
+        refused(f"--key: {exc}")
         raise fail(f"--key: {exc}") from exc
     from mpm.graph.runner import DecisionRefused
 
-    verdict = {
-        "approval_id": approval,
-        "decision": decision["decision"],
-        "approver": signer,
-        "accepted": False,
-        "reason": None,
-    }
     try:
         outcome = _guarded(
             lambda: runner.answer(thread, "approval", decision, key=approval, precheck=PRECHECK),
             thread,
         )
     except DecisionRefused as exc:  # refused before the graph was resumed
-        if as_json:
-            verdict["reason"] = str(exc)
-            print_json({"version": render.JSON_VERSION, "thread_id": thread, "decision": verdict})
+        refused(str(exc))
         raise fail(f"decision refused: {exc}; approval {approval} is still pending") from None
     refusal = _refusal_for(runner, outcome, thread, decision)
     verdict.update(accepted=refusal is None, reason=refusal)
