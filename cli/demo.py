@@ -13,6 +13,7 @@ are left for ``mpm answer`` (or, for a user's file, shown as the ``governance_an
 block to add to it). At the end it loads the registered pipeline model and predicts on
 held-out rows.
 """
+
 from __future__ import annotations
 
 from importlib.resources import files
