@@ -9,9 +9,9 @@ canonical project name (Unicode NFKC, surrounding and repeated whitespace collap
 case is kept, so names that differ only in case are different projects, as their slugs
 would otherwise make them the same one)::
 
-    project_name "Churn (EU)"  -> key churn_eu_1b0e5c8a
-    experiment   ml_pipeline_churn_eu_1b0e5c8a
-    registered   pipeline_churn_eu_1b0e5c8a
+    project_name "Churn (EU)"  -> key churn_eu_016c19d1
+    experiment   ml_pipeline_churn_eu_016c19d1
+    registered   pipeline_churn_eu_016c19d1
 
 The key depends on nothing but the exact name, so a resumed thread, another worker or
 another machine on the same tracking server derives the same names.
