@@ -628,7 +628,7 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
                     "events": [event("kickoff", "requirements_invalid", f"{loc}: {first['msg']}")],
                 },
             )
-        problem = data_problem(req, str(ctx.ws.root), thread_id)
+        problem = data_problem(req, ctx, thread_id)
         if problem is not None:  # checked before planning: nothing is tracked for it
             return Command(
                 goto=END,
@@ -721,7 +721,7 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
             ],
             prompt=detail,
         )
-    problem = None if doubts else data_problem(req, str(ctx.ws.root), thread_id)
+    problem = None if doubts else data_problem(req, ctx, thread_id)
     if problem is not None:
         field = problem.split(":", 1)[0].split(".", 1)[0]
         field = field if field in QUESTIONS or field in FILE_QUESTIONS else "data_sources"
@@ -756,14 +756,17 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     return _propose(base, req, conversation)
 
 
-def data_problem(req: ProjectRequirements, workspace_root: str, thread_id: str) -> str | None:
+def data_problem(req: ProjectRequirements, ctx: RunContext, thread_id: str) -> str | None:
     """What is wrong with the requirements' data (``tools/data_check.py``), or None: checked
-    at kickoff, before a plan, a parent run or a stage exists for it."""
+    at kickoff, before a plan, a parent run or a stage exists for it. The no-op toolset
+    (benchmarks of the graph itself) reads no data, so there is nothing to check."""
     from mpm.tools.data_check import check_data_sources
     from mpm.tools.errors import DataError
 
+    if ctx.toolset == "noop":
+        return None
     try:
-        check_data_sources(req.model_dump(mode="json"), workspace_root, thread_id)
+        check_data_sources(req.model_dump(mode="json"), str(ctx.ws.root), thread_id)
     except DataError as exc:
         return str(exc)
     return None

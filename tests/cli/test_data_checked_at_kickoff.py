@@ -137,7 +137,7 @@ def test_an_api_kickoff_with_bad_data_ends_before_planning(workspace: Path) -> N
     with the reason, before a plan or an MLflow run exists for it."""
     req = example("breast_cancer")
     req["data_sources"] = [{"name": "x", "uri": "data/not_here.csv"}]
-    outcome = runner(workspace, tracking=True).start("api1", {"requirements": req})
+    outcome = runner(workspace, toolset="real", tracking=True).start("api1", {"requirements": req})
     values = outcome.values
     assert values["status"] == "failed" and "plan" not in values and "mlflow" not in values
     (invalid,) = [e for e in values["events"] if e["event"] == "data_invalid"]
@@ -151,7 +151,7 @@ def test_the_conversational_kickoff_asks_again_about_a_one_class_target(workspac
         "project: Churn\nobjective: keep customers\nWe need to classify churn on customers.csv, "
         "AUC of at least 75%.\ntarget column: churned\nconstraints: none\nRisk is low."
     )
-    r = runner(workspace)
+    r = runner(workspace, toolset="real")
     first = r.start("chat1", {"conversation": [{"role": "user", "content": opening}]})
     (question,) = first.interrupts[0]["value"]["questions"]
     assert question["field"] == "target_column"
