@@ -316,7 +316,10 @@ def registry_facts(ctx: StageContext, parent_tags: dict[str, str], accepted: lis
     validation = (ctx.upstream.get("model_validation") or {}).get("outputs") or {}
     score, met = measured_criterion(req, validation)
     threshold = req.get("success_threshold")
-    positive = validation.get("positive_class") or req.get("positive_class")
+    positive = next(
+        (v for v in (validation.get("positive_class"), req.get("positive_class")) if v is not None),
+        None,
+    )
     if positive is None and req.get("model_type") == "classification":
         config = Path(ctx.stage_dir) / "pipeline_config.json"
         if config.is_file():

@@ -32,8 +32,11 @@ REGISTERED_MODEL_PREFIX = "pipeline_"
 
 
 def project_slug(name: str) -> str:
-    """Lower-case ``[a-z0-9_]`` only, never empty, at most 64 chars: safe in paths and run names."""
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:64].strip("_")
+    """Lower-case ``[a-z0-9_]`` only, never empty, at most 64 chars: safe in paths and run
+    names. Compatibility forms are folded and accents dropped first (``Ｃａｆé`` -> ``cafe``)."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    slug = re.sub(r"[^a-z0-9]+", "_", plain.lower()).strip("_")[:64].strip("_")
     return slug or EMPTY_SLUG
 
 
