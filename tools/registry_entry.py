@@ -134,7 +134,7 @@ def version_description(facts: RegistryFacts) -> str:
         f"Pipeline model of the project **{md(facts.project_name)}** "
         f"(mpm thread `{code(facts.thread_id)}`).",
         "",
-        f"- Governance: {facts.governance_status}; frameworks: "
+        f"- Governance when registered: {facts.governance_status}; frameworks: "
         f"{md(', '.join(facts.frameworks) or 'none applied')}",
         f"- Success criterion: {criterion_text(facts)}",
         f"- Positive class: {md(facts.positive_class or 'not stated')}",
@@ -142,12 +142,31 @@ def version_description(facts: RegistryFacts) -> str:
         + md(", ".join(f"{a.approval_id} by {a.approver}" for a in facts.approvals))
         + ")",
         f"- Audit chain head: {facts.audit_head or 'none (no decisions recorded)'}",
-        f"- Alias `{CHAMPION_ALIAS}`: "
-        + ("set (governance passed)" if refusal is None else f"not set: {md(refusal)}"),
+        _alias_line(refusal),
     ]
     if facts.accepted_risks:
         lines.append("- Accepted risks: " + md("; ".join(facts.accepted_risks)))
     return "\n".join(lines)[:_MAX_TAG]
+
+
+ALIAS_LINE = f"- Alias `{CHAMPION_ALIAS}`: "
+FINAL_LINE = "- Governance at the end of the run: "
+
+
+def _alias_line(refusal: str | None) -> str:
+    return ALIAS_LINE + (
+        "set (governance passed)" if refusal is None else f"not set: {md(refusal)}"
+    )
+
+
+def _settled_description(description: str, status: str, refusal: str | None) -> str:
+    """The description with its alias line (and final-governance line) for the settled state."""
+    kept = [
+        line
+        for line in (description or "").splitlines()
+        if not line.startswith((ALIAS_LINE, FINAL_LINE))
+    ]
+    return "\n".join([*kept, FINAL_LINE + md(status), _alias_line(refusal)])[:_MAX_TAG]
 
 
 def write_registry_entry(
@@ -203,8 +222,9 @@ def settle_champion(
     parent_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Settle the alias again with the final governance of the run (synthesize calls it):
-    the version's ``mpm.governance_status`` becomes the final status, and the alias
-    follows the same rule as at registration."""
+    the version's ``mpm.governance_status`` and its description's last lines say the final
+    status, and the alias follows the same rule as at registration. What let the version
+    in (approvals, chain head, criterion) stays as it was recorded at registration."""
     from mpm.tools import tracking
 
     c = tracking.client(tracking_uri)
@@ -220,7 +240,14 @@ def settle_champion(
     c.set_model_version_tag(
         name, version, TAG_PREFIX + "governance_status", tracked_text(facts_like.governance_status)
     )
-    champion = _settle_alias(c, name, version, facts_like.champion_refusal())
+    refusal = facts_like.champion_refusal()
+    champion = _settle_alias(c, name, version, refusal)
+    current = c.get_model_version(name, version).description or ""
+    c.update_model_version(
+        name,
+        version,
+        description=_settled_description(current, facts_like.governance_status, refusal),
+    )
     if parent_run_id:
         tracking.set_tags(
             c, parent_run_id, {"registered_model_champion": str(champion["champion"]).lower()}

@@ -45,7 +45,10 @@ def test_projects_with_colliding_or_empty_slugs_never_share_experiment_or_model(
     for thread, name in experiments.items():
         exp = client.get_experiment_by_name(name)
         runs = client.search_runs([exp.experiment_id])
-        assert {r.data.tags["mpm.thread_id"] for r in runs} == {thread}, name
+        parents = [r.data.tags.get("mpm.key") for r in runs if r.info.run_name.startswith("master")]
+        assert parents == [f"{thread}:parent"], (name, parents)
+        threads = {r.data.tags.get("mpm.thread_id") for r in runs} - {None}
+        assert threads == {thread}, (name, threads)
 
     models = {t: values[t]["results"]["mlops"]["outputs"]["registered_model_name"] for t in "ab"}
     assert models == {t: registered_model_name(NAMES[t]) for t in "ab"}
@@ -68,19 +71,17 @@ def test_registered_version_carries_what_governance_knew(governed: dict[str, Any
     for title in governance["context"]["frameworks"]:
         assert title in tags["mpm.frameworks"]
 
-    # every approval granted on a verified, signed decision, with its signer and decision id
-    granted = [
-        e
-        for e in values["audit"]
-        if e["accepted"]
-        and e["decision"] == "approve"
-        and governance_state(governance, e["approval_id"]) == "granted"
-    ]
+    # the approvals that let it in: every approving entry of the audit trail up to the head
+    # anchored on the version, each with its signer and signed decision id
+    count = int(tags["mpm.audit_head"].split(":")[0])
+    granted = [e for e in values["audit"][:count] if e["accepted"] and e["decision"] == "approve"]
     assert granted
     for entry in granted:
+        assert governance_state(governance, entry["approval_id"]) == "granted"
         assert f"{entry['approval_id']} signed by {entry['approver']}" in tags["mpm.approvals"]
         assert entry["decision_id"] in tags["mpm.approvals"]
         assert entry["approver"] in tags["mpm.approvers"]
+    assert tags["mpm.approval_ids"] == ", ".join(e["approval_id"] for e in granted)
 
     parent = client.get_run(values["mlflow"]["parent_run_id"])
     assert tags["mpm.audit_head"] == parent.data.tags["mpm.audit_head"]
@@ -94,6 +95,7 @@ def test_registered_version_carries_what_governance_knew(governed: dict[str, Any
     assert f"{score:.4g}" in tags["mpm.success_criteria"]
     assert NAMES["a"].replace("(", "\\(").replace(")", "\\)") in mv.description
     assert "Success criterion: test accuracy" in mv.description
+    assert f"Governance at the end of the run: {governance['overall_status']}" in mv.description
 
     # the parent run links the version
     assert parent.data.tags["registered_model_name"] == name
@@ -105,6 +107,7 @@ def test_registered_version_carries_what_governance_knew(governed: dict[str, Any
     if governance["overall_status"] == "PASSED":
         assert aliases.get("champion") == version
         assert tags["mpm.champion"] == "true"
+        assert "- Alias `champion`: set (governance passed)" in mv.description
         assert parent.data.tags["registered_model_champion"] == "true"
     else:
         assert "champion" not in aliases
