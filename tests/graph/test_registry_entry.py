@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mpm.graph import audit
 from mpm.tools.naming import experiment_name, registered_model_name
 from tests.graph.helpers import drive_to_completion, example, runner
 
@@ -84,7 +85,9 @@ def test_registered_version_carries_what_governance_knew(governed: dict[str, Any
     assert tags["mpm.approval_ids"] == ", ".join(e["approval_id"] for e in granted)
 
     parent = client.get_run(values["mlflow"]["parent_run_id"])
-    assert tags["mpm.audit_head"] == parent.data.tags["mpm.audit_head"]
+    # the chain head when it was let in: a prefix of the trail the parent run anchors now
+    assert tags["mpm.audit_head"] == audit.head_tag(values["audit"][:count])
+    assert count <= int(parent.data.tags["mpm.audit_head"].split(":")[0])
     # breast_cancer's label 1 is benign: the tag says which class the probability is for
     positive = values["results"]["model_validation"]["outputs"].get("positive_class") or values[
         "requirements"
@@ -105,7 +108,7 @@ def test_registered_version_carries_what_governance_knew(governed: dict[str, Any
     # champion exactly when the run's final governance passed
     aliases = client.get_registered_model(name).aliases
     if governance["overall_status"] == "PASSED":
-        assert aliases.get("champion") == version
+        assert str(aliases.get("champion")) == version
         assert tags["mpm.champion"] == "true"
         assert "- Alias `champion`: set (governance passed)" in mv.description
         assert parent.data.tags["registered_model_champion"] == "true"
@@ -146,7 +149,7 @@ def test_champion_only_when_governance_passed_and_an_earlier_champion_keeps_it(
     }
     v1 = _version(c, name)
     passed = write_registry_entry(c, name, v1, RegistryFacts(governance_status="PASSED", **facts))
-    assert passed["champion"] and c.get_registered_model(name).aliases["champion"] == v1
+    assert passed["champion"] and str(c.get_registered_model(name).aliases["champion"]) == v1
 
     for status, extra in (
         ("REQUIRES_REVIEW", {}),  # approvals still pending
@@ -161,13 +164,15 @@ def test_champion_only_when_governance_passed_and_an_earlier_champion_keeps_it(
         )
         assert not entry["champion"], (status, extra)
         assert c.get_model_version(name, v).tags["mpm.champion"] == "false"
-        assert c.get_registered_model(name).aliases["champion"] == v1  # the earlier one keeps it
+        assert (
+            str(c.get_registered_model(name).aliases["champion"]) == v1
+        )  # the earlier one keeps it
 
     # settled again with the final governance: passed -> champion; failed later -> taken back
     last = _version(c, name)
     write_registry_entry(c, name, last, RegistryFacts(governance_status="REQUIRES_REVIEW", **facts))
     settle_champion(uri, name, last, governance_status="PASSED", criteria_met=True)
-    assert c.get_registered_model(name).aliases["champion"] == last
+    assert str(c.get_registered_model(name).aliases["champion"]) == last
     settle_champion(uri, name, last, governance_status="FAILED", criteria_met=True)
     assert "champion" not in c.get_registered_model(name).aliases
     assert c.get_model_version(name, last).tags["mpm.governance_status"] == "FAILED"
