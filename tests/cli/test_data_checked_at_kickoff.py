@@ -139,10 +139,11 @@ def test_an_api_kickoff_with_bad_data_ends_before_planning(workspace: Path) -> N
     req["data_sources"] = [{"name": "x", "uri": "data/not_here.csv"}]
     outcome = runner(workspace, toolset="real", tracking=True).start("api1", {"requirements": req})
     values = outcome.values
-    assert values["status"] == "failed" and "plan" not in values and "mlflow" not in values
+    assert values["status"] == "failed" and "plan" not in values and not values.get("results")
+    assert not (values.get("mlflow") or {}).get("parent_run_id")  # no parent run was opened
     (invalid,) = [e for e in values["events"] if e["event"] == "data_invalid"]
     assert "data_sources.0.uri: data/not_here.csv: file not found" in invalid["detail"]
-    assert not (workspace / "mlflow.db").exists()
+    assert not (workspace / "runs" / "api1" / "data_acquisition").exists()  # no stage ran
 
 
 def test_the_conversational_kickoff_asks_again_about_a_one_class_target(workspace: Path) -> None:
