@@ -64,7 +64,7 @@ def test_demo_runs_a_users_own_requirements_file_on_a_csv(tmp_path: Path) -> Non
 
     workspace = tmp_path / "ws"
     frame = load_breast_cancer(as_frame=True).frame
-    frame["diagnosis"] = frame.pop("target").map({0: "malignant", 1: "benign"})
+    frame["malignant"] = 1 - frame.pop("target")  # scikit-learn's label 0 is malignant
     (workspace / "data").mkdir(parents=True)
     frame.to_csv(workspace / "data" / "biopsies.csv", index=False)
     bundled = yaml.safe_load((REPO / "reference" / "examples" / "breast_cancer.yaml").read_text())
@@ -74,8 +74,7 @@ def test_demo_runs_a_users_own_requirements_file_on_a_csv(tmp_path: Path) -> Non
         "model_type": "classification",
         "target_metric": "roc_auc",
         "success_threshold": 0.9,
-        "target_column": "diagnosis",
-        "positive_class": "malignant",
+        "target_column": "malignant",
         "data_sources": [{"name": "biopsies", "uri": "data/biopsies.csv", "sensitivity": "public"}],
         "risk_level": "low",
         "requested_by": "lab-analytics",
