@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -185,6 +186,7 @@ def documentation_context(
         "generated_at": generated_at,
         "pipeline_status": pipeline_status,
         "positive_class": report.get("positive_class")
+        or val.get("positive_class")
         or req.positive_class
         or (bootstrap or {}).get("positive_class"),
         "data": {
@@ -194,7 +196,10 @@ def documentation_context(
             "feature_columns": data.get("feature_columns") or [],
             "excluded_columns": data.get("excluded_columns") or [],
             "remediations": data.get("remediations") or [],
-            "splits": {k: v for k, v in data_metrics.items() if k.endswith("_rows")},
+            "rows_acquired": data_metrics.get("n_rows"),
+            "splits": {
+                k: v for k, v in data_metrics.items() if k.endswith("_rows") and k != "n_rows"
+            },
             "split_info": data.get("split_info") or {},
             "quality_checks": quality.get("checks") or data.get("quality_checks") or {},
             "failed_gates": data.get("failed_quality_gates") or [],
@@ -208,7 +213,10 @@ def documentation_context(
             "decision_threshold": dev.get("decision_threshold"),
             "threshold_tuning": dev.get("threshold_tuning"),
             "feature_columns": dev.get("feature_columns") or [],
-            "remediation_attempts": state.get("remediation_attempts") or [],
+            # the remediation loop's attempts (state key, else model development's outputs)
+            "remediation_attempts": state.get("remediation_attempts")
+            or dev.get("remediation_attempts")
+            or [],
         },
         "performance": performance_rows(criteria, intervals),
         "bootstrap": bootstrap or {},
@@ -263,10 +271,27 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+_THRESHOLD = re.compile(r"^[<>=!≤≥ ]*[-+]?[0-9.eE+-]+(?:\s*(?:and|to|-|,)\s*[-+]?[0-9.eE+-]+)?$")
+
+
+def threshold_text(value: Any) -> Any:
+    """A threshold as written (``>= 0.75``): shown as is when it is only a comparison and
+    numbers, else escaped like any other text (a policy file is input too)."""
+    from markupsafe import Markup
+
+    from mpm.graph.reports import markdown_text
+
+    text = str(value)
+    return Markup(text) if _THRESHOLD.match(text.strip()) else markdown_text(text)
+
+
+@lru_cache(maxsize=1)
 def _md_env() -> Any:
     from mpm.graph.reports import _env
 
-    return _env()
+    env = _env()
+    env.filters["threshold"] = threshold_text
+    return env
 
 
 @lru_cache(maxsize=1)

@@ -145,7 +145,11 @@ def roi_metrics(roi: dict[str, Any]) -> dict[str, float]:
         "net_first_year_value",
         "roi_first_year",
     )
-    return {f"roi_{k}": float(roi[k]) for k in keys if roi.get(k) is not None}
+    return {
+        k if k.startswith("roi_") else f"roi_{k}": float(roi[k])
+        for k in keys
+        if roi.get(k) is not None
+    }
 
 
 def render_executive_summary(**context: Any) -> str:

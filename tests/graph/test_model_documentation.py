@@ -161,7 +161,7 @@ def test_roi_is_computed_from_the_stated_assumptions_only(run: dict[str, Any]) -
     assert parent["roi_incremental_annual_value"] == pytest.approx(incremental)
     assert parent["roi_first_year_cost"] == pytest.approx(20000.0)
     assert parent["roi_net_first_year_value"] == pytest.approx(incremental - cost)
-    assert parent["roi_roi_first_year"] == pytest.approx((incremental - cost) / cost)
+    assert parent["roi_first_year"] == pytest.approx((incremental - cost) / cost)
     summary = run["summary"]
     assert f"| Incremental annual value | EUR {incremental:,.0f} |" in summary
     assert f"| ROI (first year) | {(incremental - cost) / cost:.0%} |" in summary
@@ -231,7 +231,7 @@ def test_every_number_in_the_deliverables_is_traced(run: dict[str, Any]) -> None
         missing = untraced(text, hay)
         assert not missing, f"{name}: untraced numbers: {missing[:10]}"
     # the check has teeth: the invented ROI of old, or one made-up score, is caught
-    invented = run["summary"] + "\nannual value USD 3,800,000, ROI 2,416%, AUC 0.6137\n"
+    invented = run["summary"] + "\nannual value USD 3,800,000, ROI 2,416%, AUC 0.613719\n"
     assert len(untraced(invented, hay)) == 3
 
 
@@ -356,3 +356,50 @@ def test_model_documentation_renders_in_headless_chromium(
         assert rgb.getpixel((5, 1200)) == (244, 246, 248)  # page background, not blank white
         colours = rgb.resize((320, 600)).getcolors(maxcolors=1_000_000)
         assert colours is not None and len(colours) > 300  # text, tables, pills: rendered
+
+
+def test_what_the_run_did_not_establish_reads_not_known() -> None:
+    """A run with results but no saved files, intervals, importance or decisions: the
+    documentation still renders, and each of those says "not known" instead of a figure."""
+    from mpm.governance.testing import credit_project_state
+    from mpm.graph import model_doc
+    from mpm.graph.state import ProjectRequirements
+
+    state = credit_project_state()
+    req = ProjectRequirements.model_validate(state["requirements"])
+    context = model_doc.documentation_context(
+        state=state,
+        req=req,
+        thread_id="t",
+        governance_report=None,
+        criteria=[
+            {
+                "criterion": "Project success criterion",
+                "framework": "requirements",
+                "metric": "test roc_auc",
+                "threshold": ">= 0.75",
+                "value": 0.81,
+                "met": True,
+            }
+        ],
+        decisions=[],
+        bootstrap=None,
+        env={},
+        fingerprints={},
+        rerun_command="mpm kickoff --requirements r.yaml",
+        registered=None,
+        pipeline_status="partial_success",
+        generated_at="2026-01-01T00:00:00+00:00",
+    )
+    md = model_doc.render_markdown(context)
+    html = model_doc.render_html(context)
+    assert "| 0.8100 | not known | yes |" in md  # the score, and no invented interval
+    for line in (
+        "Calibration: not known",
+        "Feature importance: not known",
+        "Data fingerprints (SHA-256): not known",
+        "Robustness: not known",
+    ):
+        assert line in md, line
+        assert line in visible_text(html), line
+    assert "No model was registered." in md
