@@ -267,7 +267,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        # counts arrive as floats from metric frames: 150.0 reads as 150
+        return str(int(value)) if value.is_integer() and abs(value) >= 2 else f"{value:.4f}"
     return str(value)
 
 

@@ -157,7 +157,7 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         parent = ids["parent_run_id"]
         for path in files.values():
             tracking.log_file(c, parent, path)
-        _log_traced_numbers(c, parent, results, rows, roi, doc)
+        _log_traced_numbers(c, parent, results, rows, roi, doc, governance)
         _attach_to_registered_version(c, ids["tracking_uri"], mlops, doc["files"])
         tracking.log_metrics(
             c,
@@ -299,6 +299,7 @@ def _log_traced_numbers(
     rows: list[dict[str, Any]],
     roi: dict[str, Any],
     doc: dict[str, Any],
+    governance: dict[str, Any] | None,
 ) -> None:
     """Track what the deliverables compute themselves, so every figure they show is in
     MLflow: resource use and ROI on the parent run, bootstrap intervals on the validation
@@ -318,6 +319,15 @@ def _log_traced_numbers(
     params = {f"env.{k}": v for k, v in doc["env"].items()}
     params.update({f"data_sha256.{k}": v for k, v in doc["fingerprints"].items()})
     tracking.log_params(c, parent, params)
+    scores = [
+        float(v["compliance_score"])
+        for v in ((governance or {}).get("compliance_status") or {}).values()
+        if isinstance(v, dict) and isinstance(v.get("compliance_score"), int | float)
+    ]
+    if scores and (governance or {}).get("mlflow_run_id"):  # the dashboard's headline figure
+        tracking.log_metrics(
+            c, governance["mlflow_run_id"], {"average_compliance_score": sum(scores) / len(scores)}
+        )
     bootstrap = doc.get("bootstrap")
     validation_run = (results.get("model_validation") or {}).get("mlflow_run_id")
     if bootstrap and validation_run:

@@ -275,7 +275,7 @@ def test_hostile_name_and_comment_are_inert_in_md_and_html(run: dict[str, Any]) 
     assert "\\x1b" in md and "\\u202e" in md  # shown, visibly
     assert "[click](javascript:" not in md and "![x](http" not in md
     assert "\\[click\\]\\(javascript:alert\\(2\\)\\)" in md
-    assert "&lt;img src=x onerror=alert(1)&gt;" in md
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in md
     assert "&lt;script&gt;alert(3)&lt;/script&gt;" in html
     assert "&lt;script&gt;alert(3)&lt;/script&gt;" in dashboard
     assert "<script" not in html.lower()
