@@ -197,7 +197,7 @@ def test_summary_says_roi_not_estimated_without_assumptions() -> None:
         totals={"duration_s": 0.0, "cpu_s": 0.0, "artifact_bytes": 0},
         plots=[],
     )
-    section = text.split("## ROI estimate")[1].split("## Risks")[0]
+    section = text.split("## ROI estimate")[1].split("Model documentation (")[0]
     assert "not estimated: no business assumptions given" in section
     assert not re.search(r"\d", section)  # no figure at all
 
@@ -308,7 +308,7 @@ def test_dashboard_shows_score_vs_threshold_with_run_ids(run: dict[str, Any]) ->
     section = page.split('id="criteria"')[1].split("</table>")[0]
     validation_run = values["results"]["model_validation"]["mlflow_run_id"]
     score = values["results"]["model_validation"]["outputs"]["test_score"]
-    assert "Project success criterion" in section and ">= 0.75" in section
+    assert "Project success criterion" in section and "&gt;= 0.75" in section
     assert f"{score:.4f}" in section and validation_run in section
 
 
