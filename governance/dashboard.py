@@ -130,6 +130,8 @@ def criteria_rows(report: GovernanceReport) -> list[dict[str, Any]]:
         for check in report.compliance_status[framework].checks:
             if check.kind.value != "metric" or check.threshold is None:
                 continue
+            if check.outcome.value == "not_applicable":  # hidden by the policy's rules
+                continue
             stage = _stage_of_source(check.source)
             value = check.value if isinstance(check.value, int | float) else None
             rows.append(
