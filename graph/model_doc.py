@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -126,7 +125,7 @@ def performance_rows(
     return rows
 
 
-def _fairness_limits(report: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def fairness_limits(report: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Policy checks on fairness metrics (parity, equalised odds, gaps), with their limits."""
     if not report:
         return []
@@ -226,7 +225,7 @@ def documentation_context(
         "brier": (report.get("test_metrics") or {}).get("brier"),
         "robustness": report.get("robustness") or {},
         "fairness": fairness,
-        "fairness_limits": _fairness_limits(governance),
+        "fairness_limits": fairness_limits(governance),
         "importance": importance,
         "findings": findings,
         "blocking": val.get("blocking_findings") or report.get("blocking_findings") or [],
@@ -272,27 +271,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-_THRESHOLD = re.compile(r"^[<>=!≤≥ ]*[-+]?[0-9.eE+-]+(?:\s*(?:and|to|-|,)\s*[-+]?[0-9.eE+-]+)?$")
-
-
-def threshold_text(value: Any) -> Any:
-    """A threshold as written (``>= 0.75``): shown as is when it is only a comparison and
-    numbers, else escaped like any other text (a policy file is input too)."""
-    from markupsafe import Markup
-
-    from mpm.graph.reports import markdown_text
-
-    text = str(value)
-    return Markup(text) if _THRESHOLD.match(text.strip()) else markdown_text(text)
-
-
 @lru_cache(maxsize=1)
 def _md_env() -> Any:
     from mpm.graph.reports import _env
 
-    env = _env()
-    env.filters["threshold"] = threshold_text
-    return env
+    return _env()
 
 
 @lru_cache(maxsize=1)

@@ -22,7 +22,21 @@ def _env() -> Any:
         trim_blocks=False,
     )
     env.filters["md"] = markdown_text
+    env.filters["threshold"] = threshold_text
     return env
+
+
+_NUM = r"[-+]?(?:\d|\.\d)[0-9.eE+-]*"
+_THRESHOLD = re.compile(rf"^[<>=!≤≥ ]*{_NUM}(?:\s*(?:and|to|-|,)\s*{_NUM})?$")
+
+
+def threshold_text(value: Any) -> Any:
+    """A threshold as written (``>= 0.75``): shown as is when it is only a comparison and
+    numbers, else escaped like any other text (a policy file is input too)."""
+    from markupsafe import Markup
+
+    text = str(value)
+    return Markup(text) if _THRESHOLD.match(text.strip()) else markdown_text(text)
 
 
 _MARKDOWN = re.compile(r"([\\`\[\]()!|])")

@@ -114,6 +114,9 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         )
 
     roi = reports.roi_estimate(req, *_accuracies(req, results))
+    from mpm.graph import model_doc
+
+    tables = model_doc.governance_tables(governance, state["requirements"], results)
     plot = reports.plot_stage_durations(rows, out_dir / "stage_durations.png")
     files["stage_durations.png"] = plot
     summary = reports.render_executive_summary(
@@ -130,6 +133,8 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         candidates=dev.get("candidates") or [],
         registered=mlops.get("model_uri"),
         roi=roi,
+        fairness=val.get("fairness") or {},
+        fairness_limits=model_doc.fairness_limits(tables[0]),
         risks=_outputs(results, "business_analysis").get("risks") or [],
         governance=governance,
         refused=refused,
@@ -147,7 +152,7 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
     files["executive_summary.md"].write_text(summary, encoding="utf-8")
 
     doc = _model_documentation(
-        state, req, thread_id, governance, out_dir, ctx, pipeline_status, metadata
+        state, req, thread_id, tables, out_dir, ctx, pipeline_status, metadata
     )
     files.update(doc["files"])
 
@@ -228,7 +233,7 @@ def _model_documentation(
     state: GraphState,
     req: ProjectRequirements,
     thread_id: str,
-    governance: dict[str, Any] | None,
+    tables: tuple[Any, list[dict[str, Any]], list[dict[str, Any]]],
     out_dir: Path,
     ctx: RunContext,
     pipeline_status: str,
@@ -241,9 +246,7 @@ def _model_documentation(
     from mpm.graph import model_doc
 
     results = state.get("results") or {}
-    report, criteria, decisions = model_doc.governance_tables(
-        governance, state["requirements"], results
-    )
+    report, criteria, decisions = tables
     bootstrap, why = model_doc.test_intervals(req, results, criteria)
     files: dict[str, Path] = {}
     if bootstrap is not None:

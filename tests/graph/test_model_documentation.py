@@ -168,6 +168,27 @@ def test_roi_is_computed_from_the_stated_assumptions_only(run: dict[str, Any]) -
     assert "3,800,000" not in summary and "2,416" not in summary
 
 
+def test_summary_and_documentation_show_the_fairness_failure_with_numbers(
+    run: dict[str, Any],
+) -> None:
+    fairness = run["values"]["results"]["model_validation"]["outputs"]["fairness"]
+    gender = fairness["attributes"]["gender"]
+    dpd, eod = gender["demographic_parity_difference"], gender["equalized_odds_difference"]
+    assert f"| gender | {dpd:.4f} | {eod:.4f} |" in run["summary"]
+    assert f"demographic parity difference {dpd:.4f}" in run["md"]
+    # the policy's limit beside the measurement, in both
+    assert re.search(
+        r"Policy limit \(Ethical AI\): Equalized odds difference <= 0\.1, measured", run["summary"]
+    )
+    assert "Ethical AI — Equalized odds difference: limit <= 0.1, measured" in run["md"]
+    # a threshold is shown as written only when it is a comparison and numbers
+    from mpm.graph.reports import _env
+
+    shown = _env().from_string("{{ t | threshold }}")
+    assert shown.render(t="<= 0.1") == "<= 0.1"
+    assert shown.render(t="<e1 onload=x>") == "&lt;e1 onload=x&gt;"
+
+
 def test_summary_says_roi_not_estimated_without_assumptions() -> None:
     from mpm.graph import reports
     from mpm.graph.state import ProjectRequirements
