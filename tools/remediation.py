@@ -314,14 +314,19 @@ def train_remediated(
             result["metrics"]["decision_threshold"] = tuning["threshold"]
             result["metrics"][f"val_{target_metric}_tuned_threshold"] = tuning["tuned_score"]
             result["protocol"]["decision_threshold"] = tuning
-            Path(result["protocol_path"]).write_text(
-                json.dumps(result["protocol"], indent=2, default=str, sort_keys=True)
-            )
         applied["threshold_tuning"] = tuning
     result["protocol"]["remediation"] = applied
     Path(result["protocol_path"]).write_text(
         json.dumps(result["protocol"], indent=2, default=str, sort_keys=True)
     )
+    if tracking_uri and run_id:  # the tracked protocol says what the attempt applied
+        from mpm.tools import tracking
+
+        c = tracking.client(tracking_uri)
+        tracking.log_dict(c, run_id, result["protocol"], "training/selection_protocol.json")
+        if result.get("decision_threshold") is not None:
+            tracking.log_metrics(c, run_id, {"decision_threshold": result["decision_threshold"]})
+            tracking.set_tags(c, run_id, {"mpm.decision_threshold": result["decision_threshold"]})
     result["remediation"] = applied
     return result
 
