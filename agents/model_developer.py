@@ -181,7 +181,20 @@ class ModelDeveloperToolkit(Toolkit):
             **self._common(),
         )
         reply = self._publish_training(result)
-        self.publish(outputs={"remediation": result["remediation"]})
+        applied = result["remediation"]
+        methodology = self.outcome.evidence.get("methodology")
+        note = (
+            f" Remediation attempt {attempt.get('attempt')} (validation missed the success "
+            f"criterion): {', '.join(applied['strategies'])}"
+            + (f", without {', '.join(applied['drop_columns'])}" if applied["drop_columns"] else "")
+            + f"; chosen because {attempt.get('why')}. Every choice of the attempt was made on "
+            "cross-validation over train+validation; the test split is scored once, by the "
+            "validator."
+        )
+        self.publish(
+            outputs={"remediation": applied},
+            evidence={"methodology": (methodology or "") + note} if methodology else None,
+        )
         reply["summary"] = (
             f"remediation attempt {attempt.get('attempt')} "
             f"({', '.join(result['remediation']['strategies'])}): {reply['summary']}"

@@ -259,14 +259,14 @@ def train_remediated(
     target_metric = check_metric(target_metric, model_type)
     strategies = [s for s in remediation.get("strategies") or [] if s in STRATEGIES]
     drops = [str(c) for c in remediation.get("drop_columns") or [] if c != target_column]
-    if recommendations is None:
-        train = read_table(Path(train_path))
-        recommendations = recommend_features(train, target_column, model_type)
-    recommendations = list(recommendations)
     if "drop_features" in strategies and drops:
-        recommendations.append(
-            {"action": "drop", "columns": drops, "reason": "remediation: named by validation"}
-        )
+        if recommendations is None:  # what EDA would recommend, as train_candidates does
+            train = read_table(Path(train_path))
+            recommendations = recommend_features(train, target_column, model_type)
+        recommendations = [
+            *recommendations,
+            {"action": "drop", "columns": drops, "reason": "remediation: named by validation"},
+        ]
     plan, own_variants = training_plan(model_type, strategies)
     result = _train(
         plan,
