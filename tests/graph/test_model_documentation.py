@@ -387,6 +387,17 @@ def test_what_the_run_did_not_establish_reads_not_known() -> None:
     from mpm.graph.state import ProjectRequirements
 
     state = credit_project_state()
+    state["remediation_attempts"] = [  # the supervisor's record of one attempt
+        {
+            "attempt": 1,
+            "strategy": "class_weights",
+            "strategies": ["class_weights"],
+            "why": "imbalanced target",
+            "status": "unmet",
+            "before": {"test_score": 0.61},
+            "after": {"test_score": 0.66, "development_run_id": "d1", "validation_run_id": "v1"},
+        }
+    ]
     req = ProjectRequirements.model_validate(state["requirements"])
     context = model_doc.documentation_context(
         state=state,
@@ -424,3 +435,5 @@ def test_what_the_run_did_not_establish_reads_not_known() -> None:
         assert line in md, line
         assert line in visible_text(html), line
     assert "No model was registered." in md
+    assert "| 1 | class_weights | imbalanced target | unmet | 0.6100 | 0.6600 | `d1`, `v1` |" in md
+    assert "<td>class_weights</td><td>imbalanced target</td><td>unmet</td>" in html
