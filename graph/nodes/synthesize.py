@@ -166,7 +166,7 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         parent = ids["parent_run_id"]
         for path in files.values():
             tracking.log_file(c, parent, path)
-        _log_traced_numbers(c, parent, results, rows, roi, doc, governance)
+        _log_traced_numbers(c, parent, req, results, rows, roi, doc, governance)
         _attach_to_registered_version(c, ids["tracking_uri"], mlops, doc["files"])
         tracking.log_metrics(
             c,
@@ -302,6 +302,7 @@ def _model_documentation(
 def _log_traced_numbers(
     c: Any,
     parent: str,
+    req: ProjectRequirements,
     results: dict[str, Any],
     rows: list[dict[str, Any]],
     roi: dict[str, Any],
@@ -322,6 +323,10 @@ def _log_traced_numbers(
     metrics["pipeline_cpu_s"] = sum(r["cpu_s"] for r in rows)
     metrics["pipeline_artifact_bytes"] = float(sum(r["artifact_bytes"] for r in rows))
     metrics.update(reports.roi_metrics(roi))
+    val = _outputs(results, "model_validation")
+    if isinstance(val.get("test_score"), int | float) and not val.get("meets_threshold"):
+        # the summary's "gap to the target" is a figure the run tracks too
+        metrics["success_criterion_gap"] = abs(float(val["test_score"]) - req.success_threshold)
     tracking.log_metrics(c, parent, metrics)
     params = {f"env.{k}": v for k, v in doc["env"].items()}
     params.update({f"data_sha256.{k}": v for k, v in doc["fingerprints"].items()})
