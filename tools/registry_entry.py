@@ -274,19 +274,3 @@ def _settle_alias(c: MlflowClient, name: str, version: str, refusal: str | None)
     if current is not None and str(current) == version:
         c.delete_registered_model_alias(name, CHAMPION_ALIAS)
     return {"champion": False, "champion_reason": refusal}
-
-
-def attach_model_documentation(tracking_uri: str, name: str, version: int | str, path: Any) -> str:
-    """Hook for the model documentation: log the file to the version's own run (under
-    ``model_documentation/``) and tag the version with its artifact URI. Returns the URI."""
-    from pathlib import Path
-
-    from mpm.tools import tracking
-
-    c = tracking.client(tracking_uri)
-    mv = c.get_model_version(name, str(version))
-    file = Path(path)
-    tracking.log_file(c, mv.run_id, file, "model_documentation")
-    uri = f"runs:/{mv.run_id}/model_documentation/{file.name}"
-    c.set_model_version_tag(name, str(version), TAG_PREFIX + "model_documentation", uri)
-    return uri
