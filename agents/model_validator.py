@@ -71,6 +71,9 @@ class ModelValidatorToolkit(Toolkit):
             decision_threshold=self._optional("decision_threshold"),
             train_path=self.ctx.upstream_output("train_path"),
             findings=self._data_findings(),
+            positive_class=self._optional("positive_class"),
+            positive_class_reason=self._optional("positive_class_reason"),
+            fairness_limits=self.ctx.governance.get("metric_limits") or None,
         )
         metrics = result["metrics"]
         meets = bool(result["meets_threshold"])
@@ -88,6 +91,9 @@ class ModelValidatorToolkit(Toolkit):
                 "per_class": result.get("per_class"),
                 "confusion_matrix": result.get("confusion_matrix"),
                 "decision_threshold": result.get("decision_threshold"),
+                "positive_class": result.get("positive_class"),
+                "positive_class_reason": result.get("positive_class_reason"),
+                "degeneracy": result.get("degeneracy"),
             },
             metrics=metrics,
             evidence=self._evidence(result),
