@@ -49,6 +49,47 @@ def label_names(uri: str | None) -> dict[str, str]:
     return {str(i): str(n) for i, n in enumerate(names)}
 
 
+def source_classes(uri: str | None, *, rows: int | None = None, seed: int = 42) -> dict[str, Any]:
+    """The target classes a built-in source has, known before any data is acquired:
+    ``{target, labels, names, counts}`` for ``sklearn:<name>`` and ``synthetic:<schema>``
+    (``{}`` for files and unknown sources). Kickoff offers these labels by name."""
+    uri = str(uri or "").strip()
+    if uri.startswith("sklearn:"):
+        from mpm.tools.datasets import SKLEARN_DATASETS
+
+        name = uri.removeprefix("sklearn:").strip().lower()
+        if name not in SKLEARN_DATASETS or name == "diabetes":
+            return {}
+        import numpy as np
+        import sklearn.datasets as skd
+
+        target = getattr(skd, f"load_{name}")().target
+        labels, counts = np.unique(target, return_counts=True)
+        return {
+            "target": "target",
+            "labels": [_scalar(v) for v in labels],
+            "names": label_names(uri),
+            "counts": {_scalar(v): int(n) for v, n in zip(labels, counts, strict=True)},
+        }
+    if uri.startswith("synthetic:"):
+        from mpm.tools.synthetic import SCHEMA_INFO, generate
+
+        schema = uri.removeprefix("synthetic:").strip().lower()
+        if schema not in SCHEMA_INFO:
+            return {}
+        target = SCHEMA_INFO[schema][0]
+        y = generate(schema, min(int(rows or 2000), 2000), seed)[target]
+        counts = y.value_counts()
+        return {
+            "target": target,
+            "labels": sorted(_scalar(v) for v in counts.index),
+            "names": {},
+            "counts": {_scalar(k): int(v) for k, v in counts.items()},
+            "meaning": SCHEMA_INFO[schema][2],
+        }
+    return {}
+
+
 def training_requirements(requirements: Mapping[str, Any]) -> dict[str, Any]:
     """The requirement fields training needs to choose the positive class and keep the
     sensitive attributes out of the features (keyword arguments of ``train_candidates``)."""

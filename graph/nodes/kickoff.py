@@ -4,7 +4,9 @@ Each round of clarifying questions is one ``interrupt()``; the answer resumes th
 thread, is appended to the conversation, and the node runs again (a conditional loop in
 the graph, not a ``while`` around ``interrupt``). Only what is still missing or doubtful
 is asked: a file source always has its target column asked (offering the file's
-columns) and a binary target its positive class (offering its values). Before planning,
+columns) and every binary target its positive class (offering its values; by name where
+the source names them, e.g. scikit-learn's breast_cancer: malignant / benign, with the
+class mpm would otherwise infer and why). Before planning,
 a conversational kickoff restates the complete requirements and asks for confirmation
 or corrections (one interrupt; corrections loop back through extraction). A requirements
 file is already explicit and goes straight to planning.
@@ -541,6 +543,42 @@ def file_doubts(draft: RequirementsDraft, workspace_root: str) -> list[dict[str,
     return out
 
 
+def source_doubts(draft: RequirementsDraft) -> list[dict[str, Any]]:
+    """The positive class of a built-in source's binary target (scikit-learn and synthetic
+    sources know their labels before any data is acquired), offered by name, with the
+    class mpm would otherwise infer and why."""
+    from mpm.tools.positive_class import resolve_positive_class, source_classes
+
+    if draft.model_type != "classification" or not draft.data_sources:
+        return []
+    source = draft.data_sources[0]
+    known = source_classes(source.uri, rows=source.rows)
+    labels = known.get("labels") or []
+    if len(labels) != 2:
+        return []
+    names = known.get("names") or {}
+    options = [names.get(str(v), str(v)) for v in labels]
+    accepted = {o.lower() for o in options} | {str(v).lower() for v in labels}
+    stated = (draft.positive_class or "").strip().lower()
+    if stated and stated in accepted:
+        return []
+    column = draft.target_column or known["target"]
+    guess = resolve_positive_class(
+        labels, counts=known.get("counts"), objective=draft.business_objective, names=names
+    )
+    question = {
+        "field": "positive_class",
+        "question": FILE_QUESTIONS["positive_class"].format(column=column)
+        + (f" ({known['meaning']})" if known.get("meaning") else "")
+        + f" Without an answer mpm would choose {guess['name']!r}: {guess['reason']}.",
+        "options": options,
+        "strict": True,
+    }
+    if stated:
+        question["problem"] = f"positive_class: {draft.positive_class!r} is not a class of {column}"
+    return [question]
+
+
 def threshold_doubts(draft: RequirementsDraft) -> list[dict[str, Any]]:
     """A threshold above 1 for a metric in [0, 1] is unclear (70 meant 0.70?): ask."""
     metric = canonical_metric(draft.target_metric or "")
@@ -679,7 +717,9 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     ]
     doubts: list[dict[str, Any]] = []
     if not questions:
-        doubts = threshold_doubts(draft) or file_doubts(draft, str(ctx.ws.root))
+        doubts = (
+            threshold_doubts(draft) or file_doubts(draft, str(ctx.ws.root)) or source_doubts(draft)
+        )
         questions = doubts
     if questions and rounds < MAX_ROUNDS:
         return _ask(base, questions)
