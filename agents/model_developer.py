@@ -134,6 +134,7 @@ class ModelDeveloperToolkit(Toolkit):
             model_type=self.ctx.requirements["model_type"],
             target_metric=self.ctx.requirements["target_metric"],
             seed=self.ctx.seed,
+            pos_label=self.outcome.outputs.get("positive_class"),
         )
         self.record_file(result["path"], name="feature_importance")
         top = result["importances"][:5]

@@ -311,6 +311,7 @@ def validate_model(
                 score=score,
                 seed=seed,
                 data_level=[f for f in findings if f.get("category") == "leakage"],
+                pos_label=pos_label,
             )
         )
     blocking = blocking_findings(all_findings, inputs)
@@ -526,6 +527,7 @@ def _model_leakage(
     score: float,
     seed: int,
     data_level: list[dict[str, Any]],
+    pos_label: Any = None,
 ) -> list[dict[str, Any]]:
     """Validation-time leakage findings: the result next to the naive baseline, and the
     importance concentration of the trained model's inputs (permutation importance on the
@@ -536,7 +538,9 @@ def _model_leakage(
     from mpm.tools.explain import permutation_importances
     from mpm.tools.leakage import model_findings
 
-    baseline = naive_baseline_score(train_path, test_path, target_column, model_type, target_metric)
+    baseline = naive_baseline_score(
+        train_path, test_path, target_column, model_type, target_metric, pos_label
+    )
     work = out / "leakage"
     work.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, work / "model.joblib")
@@ -549,6 +553,7 @@ def _model_leakage(
         target_metric=target_metric,
         seed=seed,
         n_repeats=3,
+        pos_label=pos_label,
     )
     (work / "model.joblib").unlink()
     return model_findings(
