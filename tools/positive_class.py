@@ -190,7 +190,7 @@ def resolve_positive_class(
             return result(
                 low,
                 "minority",
-                f"inferred: the minority class ({share:.1%} of {n[low] + n[high]} training "
+                f"inferred: the minority class ({share:.1%} of {n[low] + n[high]} "
                 "rows); no positive_class was stated and the objective names neither class",
             )
     label = sorted(classes)[-1]

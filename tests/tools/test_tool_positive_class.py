@@ -45,7 +45,7 @@ def test_without_a_statement_the_minority_class_with_its_share() -> None:
     )
     # "no" in the objective names nothing: generic labels are never matched
     assert (chosen["label"], chosen["source"]) == ("yes", "minority")
-    assert "10.0% of 1000 training rows" in chosen["reason"]
+    assert "10.0% of 1000 rows" in chosen["reason"]
 
 
 def test_scikit_learn_names_its_labels() -> None:
