@@ -529,9 +529,17 @@ def file_doubts(draft: RequirementsDraft, workspace_root: str) -> list[dict[str,
             return out
         values = sorted({str(v) for v in df[target].dropna().unique()[:3]})
         if len(values) == 2 and draft.positive_class not in values:
+            from mpm.tools.positive_class import resolve_positive_class
+
+            guess = resolve_positive_class(
+                values,
+                counts=df[target].dropna().astype(str).value_counts().to_dict(),
+                objective=draft.business_objective,
+            )
             question = {
                 "field": "positive_class",
-                "question": FILE_QUESTIONS["positive_class"].format(column=target),
+                "question": FILE_QUESTIONS["positive_class"].format(column=target)
+                + f" Without an answer mpm would choose {guess['name']!r}: {guess['reason']}.",
                 "options": values,
                 "strict": True,
             }
