@@ -77,7 +77,7 @@ def _train(cancer: dict[str, Any], out: str, **kwargs: Any) -> dict[str, Any]:
         model_type="classification",
         target_metric="f1",
         families=["logistic_regression"],
-        recommendations=[],
+        recommendations=None,  # scaled, as EDA would recommend
         label_names=label_names("sklearn:breast_cancer"),
         seed=11,
         **kwargs,
