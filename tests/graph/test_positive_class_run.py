@@ -103,3 +103,9 @@ def test_credit_fairness_numbers_against_the_policy_limits(credit: dict[str, Any
         female["selection_rate"]
     )
     assert tracked["demographic_parity_difference"] == pytest.approx(dpd["value"])
+
+
+def test_the_documented_intervals_are_for_malignant(malignant: dict[str, Any]) -> None:
+    # the deliverable and its MLflow copy: breast_cancer's label 0 is not mistaken for "none"
+    found = list(Path(malignant["workspace"]).rglob("bootstrap_intervals.json"))
+    assert found and {json.loads(p.read_text())["positive_class"] for p in found} == {"0"}
