@@ -28,6 +28,7 @@ import binascii
 import datetime as dt
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -93,18 +94,24 @@ def _ext(code: int, data: bytes) -> Any:
         return dt.datetime.fromisoformat(args)
     if kind == (EXT_CONSTRUCTOR_SINGLE_ARG, "uuid", "UUID"):
         return uuid.UUID(hex=args)
-    raise Unreadable(f"a value of type {module}.{name} (msgpack ext {code})")
+    _refused.why = Unreadable(f"a value of type {module}.{name} (msgpack ext {code})")
+    raise _refused.why
+
+
+_refused = threading.local()
+"""The reason :func:`_ext` refused a value (ormsgpack reports only "ext_hook failed")."""
 
 
 def _unpack(data: bytes) -> Any:
+    _refused.why = None
     try:
         return ormsgpack.unpackb(data, ext_hook=_ext, option=ormsgpack.OPT_NON_STR_KEYS)
     except Unreadable:
         raise
     except Exception as exc:  # noqa: BLE001 - ormsgpack wraps what the hook raised
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, Unreadable):
-            raise cause from None
+        why = getattr(_refused, "why", None)
+        if isinstance(why, Unreadable):
+            raise why from None
         raise Unreadable(f"undecodable checkpoint data: {exc}") from exc
 
 

@@ -108,8 +108,8 @@ def test_reader_shows_what_get_state_shows_through_a_governed_run(tmp_path: Path
             assert_half_way(ws, "t")
         else:
             assert_same(ws, "t")
-    assert outcome.status == "completed", outcome.status
-    assert {"open_questions", "approval"} <= kinds
+    assert not outcome.interrupts and outcome.status in {"completed", "partial"}  # noop tools
+    assert {"open_questions", "approval", "half-way"} <= kinds
     snap = assert_same(ws, "t")
     assert not snap.next and not snap.interrupts
 
