@@ -7,6 +7,7 @@ whose node records it, and the whole trail verifies."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def probe(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str],
         text=True,
         cwd=REPO,
         timeout=300,
+        env={**os.environ, "COLUMNS": "400"},
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc, json.loads(out.read_text())
@@ -106,7 +108,8 @@ def test_refused_approve_is_refused_before_resume_and_audited(tmp_path: Path) ->
     trail = audit.read_trail(ws / "runs" / "r2" / audit.TRAIL_FILE)
     refusal = trail[-1]
     assert (refusal["approver"], refusal["accepted"]) == ("mallory", False)
-    assert refusal["reason"] == verdict["reason"] and refusal["key_fingerprint"] is None
+    assert refusal["reason"] == verdict["reason"]
+    assert refusal["signature"] and refusal["key_fingerprint"]  # her key signed it: evidence
     task = next(
         t for t in _tasks(r, "r2") if any(i.value["approval_id"] == approval for i in t.interrupts)
     )
