@@ -108,6 +108,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's own help layout: typer's rich one imports rich's markdown, syntax and
+    # traceback machinery (pygments, markdown-it) -- most of what `mpm --help` cost
+    rich_markup_mode=None,
 )
 # piped output (logs, CI, tests) gets a wide page instead of rich's 80-column default
 console = Console(
