@@ -230,7 +230,7 @@ def _thread_context(run: RunOptions, thread: str, *, check_model: bool = True) -
 def _check_policy_library(ctx: Any) -> None:
     """Refuse to start a run on a policy library that cannot be loaded (the run would only
     reach governance to find every gate closed). Loaded once: governance reuses it."""
-    from mpm.graph.nodes.governance import governance_context
+    from mpm.graph.governance_context import governance_context
 
     try:
         governance_context(ctx)

@@ -268,11 +268,9 @@ class Runner:
         if waiting is None:
             return None  # not waiting for it: the graph path says so
         try:
-            from mpm.governance import GovernanceContext
+            from mpm.graph.governance_context import governance_context
 
-            context = GovernanceContext.load(
-                str(self.context.policy_dir()), str(self.context.identity_dir())
-            )
+            context = governance_context(self.context)  # the nodes reuse this load
         except Exception:  # noqa: BLE001 - the node reports an unloadable library itself
             return None
         return precheck(
