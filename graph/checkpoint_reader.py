@@ -155,6 +155,9 @@ class ThreadView:
     next: tuple[str, ...]
     audit_writes: list[dict[str, Any]] = field(default_factory=list)
     """Audit entries written by tasks that finished in the open super-step."""
+    stale: frozenset[str] = frozenset()
+    """State keys those finished tasks wrote: their live value is not ``values[key]``
+    (read with ``need_values=False`` only; otherwise such a step is :class:`Unreadable`)."""
 
     @property
     def interrupts(self) -> list[dict[str, Any]]:
@@ -243,6 +246,7 @@ def _view(
             tasks[_task_id(checkpoint_id, node, step, node, PULL, channel)] = (node, None)
 
     finished: set[str] = set()
+    stale: set[str] = set()
     interrupts: dict[str, list[_Interrupt]] = {}
     audit_writes: list[dict[str, Any]] = []
     for task_id, channel, value in writes:
@@ -259,6 +263,8 @@ def _view(
             interrupts.setdefault(task_id, []).extend(items)
         elif channel not in CONTROL_WRITES:
             finished.add(task_id)
+            if _is_state_key(channel):
+                stale.add(channel)
             if channel == "audit" and isinstance(value, list):
                 audit_writes += [e for e in value if isinstance(e, dict)]
     if finished and need_values:
@@ -285,6 +291,7 @@ def _view(
         has_tasks=bool(tasks),
         next=tuple(node for task_id, (node, _) in tasks.items() if task_id not in finished),
         audit_writes=audit_writes,
+        stale=frozenset(stale),
     )
 
 

@@ -492,13 +492,19 @@ class Reader:
             return self.graph_runner().threads()
         rows = []
         for thread_id in ids:
-            view = self.view(thread_id)
+            view = self.view(thread_id, need_values=False)
+            if view is not None and view.stale & {"requirements", "status"}:
+                self.fallbacks.append(f"{thread_id}: a task of the open step wrote {view.stale}")
+                view = None  # what the row shows was changed by a task of the open step
             if view is None:
                 outcome = self.graph_runner().snapshot(thread_id)
                 with self.graph_runner().graph() as g:
                     updated = g.get_state(Runner.config(thread_id)).created_at
-            else:
-                outcome, updated = self.snapshot(thread_id), view.created_at
+            else:  # a row needs the interrupts, the project name and the status only
+                outcome = outcome_of(
+                    thread_id, view.values, view.interrupts, has_tasks=view.has_tasks
+                )
+                updated = view.created_at
             rows.append(thread_row(outcome, updated))
         return sorted(rows, key=lambda r: r["updated_at"] or "", reverse=True)
 
