@@ -211,11 +211,11 @@ def test_outsider_is_refused_and_nothing_changes(tmp_path: Path, workspace: Path
     ]
     for key in ("results", "approvals", "governance", "plan", "human_answers"):
         assert after.values.get(key) == before.values.get(key), key
-    # the refusal is in the pending request and, once decided, in the audit trail
-    pending = next(
-        i["value"] for i in after.interrupts if i["value"]["approval_id"] == request["approval_id"]
-    )
-    assert pending["refusals"][0]["approver"] == "intruder-42"
+    # refused before the graph was resumed (the approval node's own judgement, in
+    # ``mpm approve``): it is in the durable audit trail at once, and once the approval is
+    # decided, in the checkpoint's copy of the chain too
+    durable = audit.read_trail(workspace / "runs" / "out" / audit.TRAIL_FILE)
+    assert [(e["approver"], e["accepted"]) for e in durable] == [("intruder-42", False)]
     who = approver_for(request, before.values["requirements"]["requested_by"])
     assert _approve(workspace, "out", request["approval_id"], who).returncode in (0, 1)
     trail = _snapshot(workspace, "out").values["audit"]
