@@ -117,5 +117,6 @@ SPEC = AgentSpec(
     name="deployment_engineer",
     persona=PERSONA,
     toolkit=DeploymentToolkit,
-    procedure=(("serve_endpoint", {}), ("write_app", {})),
+    # the smoke result last: it is the line `mpm status` and the demo show for the stage
+    procedure=(("write_app", {}), ("serve_endpoint", {})),
 )

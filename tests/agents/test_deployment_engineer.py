@@ -30,7 +30,7 @@ def never_served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_serving_and_the_app_left_the_registration_stage() -> None:
-    assert [t for t, _ in SPEC.procedure] == ["serve_endpoint", "write_app"]
+    assert {t for t, _ in SPEC.procedure} == {"serve_endpoint", "write_app"}
     assert not {"serve_endpoint", "write_app"} & {t for t, _ in MLOPS.procedure}
 
 
