@@ -14,6 +14,7 @@ framework requires review, else ``PASSED`` (also when no framework applies).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -153,6 +154,16 @@ class GovernanceReport(BaseModel):
     fail_closed: FailClosed = Field(
         default_factory=lambda: FailClosed(blocked=False),
         description="whether the guarded actions (registration) are refused, and why",
+    )
+    decisions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the standing decisions, from verified signed audit entries only: approval "
+        "id, decision, approver, comment, decided_at, decision_id, key_fingerprint",
+    )
+    runs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="MLflow ids the report links to: tracking_uri, experiment_id, parent_run_id "
+        "and stage -> run id (from the project state; empty without tracking)",
     )
 
 
@@ -312,4 +323,29 @@ def assess_project(
             for n in context.notes
         ],
         fail_closed=guarded,
+        decisions=[dict(d) for _, d in sorted(decisions.items())],
+        runs=_mlflow_runs(project_state),
     )
+
+
+def _mlflow_runs(project_state: Mapping[str, Any]) -> dict[str, Any]:
+    """The MLflow ids a reader of the report can follow: where each stage's numbers were
+    tracked (credentials in a tracking URI are dropped)."""
+    ids = project_state.get("mlflow")
+    if not isinstance(ids, Mapping):
+        return {}
+    runs: dict[str, Any] = {
+        k: str(ids[k]) for k in ("experiment_id", "parent_run_id") if ids.get(k)
+    }
+    uri = ids.get("tracking_uri")
+    if isinstance(uri, str) and uri:
+        runs["tracking_uri"] = re.sub(r"//[^/@]*@", "//", uri)
+    results = project_state.get("results") or {}
+    stages = {
+        name: str(r["mlflow_run_id"])
+        for name, r in (results.items() if isinstance(results, Mapping) else ())
+        if isinstance(r, Mapping) and r.get("mlflow_run_id")
+    }
+    if stages:
+        runs["stages"] = stages
+    return runs

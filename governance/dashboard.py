@@ -17,7 +17,14 @@ from typing import Any
 from mpm.governance.assessment import GovernanceReport
 from mpm.governance.defaults import STAGE_OF_ACTION
 
-__all__ = ["dashboard_context", "render_dashboard", "write_dashboard"]
+__all__ = [
+    "approval_rows",
+    "criteria_rows",
+    "dashboard_context",
+    "render_dashboard",
+    "run_link",
+    "write_dashboard",
+]
 
 _TEMPLATE = "dashboard.html.j2"
 
@@ -79,6 +86,90 @@ def _short(value: Any, limit: int = 120) -> str:
     else:
         text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_link(runs: Mapping[str, Any], run_id: str | None) -> str | None:
+    """The MLflow UI address of ``run_id`` when the tracking store is a server; None for a
+    local store (no address a browser could open; the run id is shown instead)."""
+    uri = str(runs.get("tracking_uri") or "")
+    experiment = runs.get("experiment_id")
+    if not run_id or not experiment or not re.match(r"^https?://", uri):
+        return None
+    return f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def _stage_of_source(source: str | None) -> str | None:
+    """``results.model_validation.metrics.test_roc_auc`` -> ``model_validation``."""
+    parts = (source or "").split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "results" else None
+
+
+def criteria_rows(report: GovernanceReport) -> list[dict[str, Any]]:
+    """Score vs threshold for every success criterion: the project's own (requirements'
+    target metric and threshold, as fail-closed recomputed it) and each policy metric that
+    has a threshold; with the stage and MLflow run the value was tracked in."""
+    runs = report.runs
+    stages = runs.get("stages") or {}
+    rows: list[dict[str, Any]] = []
+    criterion = report.fail_closed.criterion
+    if criterion is not None:
+        stage = _stage_of_source(criterion.source) or "model_validation"
+        rows.append(
+            {
+                "criterion": "Project success criterion",
+                "framework": "requirements",
+                "metric": f"test {criterion.metric}",
+                "threshold": f"{'<=' if criterion.lower_is_better else '>='} "
+                f"{criterion.threshold:g}",
+                "value": criterion.value,
+                "met": criterion.met,
+                "stage": stage,
+                "run_id": stages.get(stage),
+            }
+        )
+    for framework in report.frameworks:
+        for check in report.compliance_status[framework].checks:
+            if check.kind.value != "metric" or check.threshold is None:
+                continue
+            if check.outcome.value == "not_applicable":  # hidden by the policy's rules
+                continue
+            stage = _stage_of_source(check.source)
+            value = check.value if isinstance(check.value, int | float) else None
+            rows.append(
+                {
+                    "criterion": check.label,
+                    "framework": report.titles.get(framework, framework),
+                    "metric": check.key.split(":")[-1],
+                    "threshold": check.threshold,
+                    "value": value,
+                    "met": {"satisfied": True, "failed": False}.get(check.outcome.value),
+                    "stage": stage,
+                    "run_id": stages.get(stage) if stage else None,
+                }
+            )
+    for row in rows:
+        row["link"] = run_link(runs, row["run_id"])
+    return rows
+
+
+def approval_rows(report: GovernanceReport) -> list[dict[str, Any]]:
+    """Every standing decision with who, when, comment and signature ids, from the
+    report's ``decisions`` (derived from verified signed audit entries, never the
+    approvals map); named by the approval it decides."""
+    names = {a.id: a.name for a in report.approval_workflow.approvals}
+    return [
+        {
+            "approval_id": d.get("approval_id"),
+            "approval": names.get(str(d.get("approval_id")), d.get("approval_id")),
+            "decision": d.get("decision"),
+            "approver": d.get("approver"),
+            "decided_at": d.get("decided_at"),
+            "comment": d.get("comment") or "",
+            "decision_id": d.get("decision_id"),
+            "key_fingerprint": d.get("key_fingerprint"),
+        }
+        for d in report.decisions
+    ]
 
 
 def dashboard_context(report: GovernanceReport) -> dict[str, Any]:
@@ -178,6 +269,10 @@ def dashboard_context(report: GovernanceReport) -> dict[str, Any]:
         "approval_stages": workflow.approval_stages,
         "titles": report.titles,
         "fail_closed": report.fail_closed,
+        "criteria": criteria_rows(report),
+        "decisions": approval_rows(report),
+        "runs": report.runs,
+        "parent_link": run_link(report.runs, report.runs.get("parent_run_id")),
     }
 
 

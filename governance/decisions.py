@@ -284,7 +284,8 @@ def _standing_decision(
         )
     except UnsafeIdError:
         return None
-    if rebuilt != payload or verify(payload, signature, signer, identity) is None:
+    fingerprint = verify(payload, signature, signer, identity) if rebuilt == payload else None
+    if fingerprint is None:
         return None
     if authorise(
         signer,
@@ -303,6 +304,7 @@ def _standing_decision(
         "answers": {k: v for k, v in body["answers"].items() if k in (entry.get("answers") or {})},
         "decision_id": body["decision_id"],
         "decided_at": entry.get("ts"),
+        "key_fingerprint": fingerprint,  # of the key the signature verified with, now
     }
 
 

@@ -10,14 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mpm.graph.state import LOWER_IS_BETTER, ProjectRequirements, now_iso
-
-ROI_DEFAULTS = {
-    "decisions_per_year": 100_000,
-    "value_per_point": 2_000.0,
-    "cost": 150_000.0,
-    "currency": "USD",
-}
+from mpm.graph.state import ProjectRequirements, now_iso
 
 
 def _env() -> Any:
@@ -29,7 +22,21 @@ def _env() -> Any:
         trim_blocks=False,
     )
     env.filters["md"] = markdown_text
+    env.filters["threshold"] = threshold_text
     return env
+
+
+_NUM = r"[-+]?(?:\d|\.\d)[0-9.eE+-]*"
+_THRESHOLD = re.compile(rf"^[<>=!≤≥ ]*{_NUM}(?:\s*(?:and|to|-|,)\s*{_NUM})?$")
+
+
+def threshold_text(value: Any) -> Any:
+    """A threshold as written (``>= 0.75``): shown as is when it is only a comparison and
+    numbers, else escaped like any other text (a policy file is input too)."""
+    from markupsafe import Markup
+
+    text = str(value)
+    return Markup(text) if _THRESHOLD.match(text.strip()) else markdown_text(text)
 
 
 _MARKDOWN = re.compile(r"([\\`\[\]()!|])")
@@ -86,32 +93,76 @@ def stage_rows(plan_names: list[str], results: dict[str, dict[str, Any]]) -> lis
     return rows
 
 
+NO_ASSUMPTIONS = "not estimated: no business assumptions given"
+
+
 def roi_estimate(
-    req: ProjectRequirements, model_score: float | None, baseline_score: float | None
-) -> dict[str, Any] | None:
-    """First-year ROI from the improvement over a naive baseline, under stated assumptions."""
-    if model_score is None or baseline_score is None:
-        return None
-    lower = req.target_metric in LOWER_IS_BETTER
-    uplift = (baseline_score - model_score) if lower else (model_score - baseline_score)
-    a = ROI_DEFAULTS
-    # value scales with improvement in points of the metric (0.01 = one point) per 1,000 decisions
-    annual = max(uplift, 0.0) * 100 * a["value_per_point"] * a["decisions_per_year"] / 1000
+    req: ProjectRequirements, model_accuracy: float | None, baseline_accuracy: float | None
+) -> dict[str, Any]:
+    """First-year value and ROI of the model's decisions over the naive baseline's, from the
+    requester's ``business_assumptions`` and the tracked test accuracies; nothing else.
+
+    Every decision is either correct (worth ``value_per_correct_decision``) or an error
+    (costing ``cost_per_error``), so each point of accuracy gained over the naive baseline
+    (majority class) is worth ``decisions_per_year * (value + cost)``:
+
+    * incremental annual value = N * (acc_model - acc_baseline) * (value + cost)
+    * first-year cost = running_cost_per_year + one_off_cost
+    * net first-year value = incremental annual value - first-year cost
+    * ROI (first year) = net first-year value / first-year cost
+
+    Returns ``{"estimated": False, "reason": ...}`` when any input is missing: the summary
+    says so instead of showing a figure nobody stated or measured."""
+    a = req.business_assumptions
+    if a is None:
+        return {"estimated": False, "reason": NO_ASSUMPTIONS}
+    if req.model_type.value != "classification":
+        return {
+            "estimated": False,
+            "reason": "not estimated: the business assumptions price correct and wrong "
+            "decisions, which a regression model does not make",
+        }
+    if model_accuracy is None or baseline_accuracy is None:
+        return {
+            "estimated": False,
+            "reason": "not estimated: the run produced no tracked test accuracy for the model "
+            "and the naive baseline",
+        }
+    uplift = model_accuracy - baseline_accuracy
+    incremental = a.decisions_per_year * uplift * (a.value_per_correct_decision + a.cost_per_error)
+    cost = a.running_cost_per_year + a.one_off_cost
+    net = incremental - cost
     return {
-        "baseline_score": baseline_score,
-        "model_score": model_score,
-        "uplift": uplift,
-        "annual_value": annual,
-        "cost": a["cost"],
-        "roi": (annual - a["cost"]) / a["cost"],
-        "currency": a["currency"],
-        "assumptions": [
-            f"{a['decisions_per_year']:,} decisions a year are supported by the model",
-            f"each point (0.01) of {req.target_metric} improvement over the naive baseline is worth "
-            f"{a['currency']} {a['value_per_point']:,.0f} per 1,000 decisions",
-            f"one-off build, validation and deployment cost of {a['currency']} {a['cost']:,.0f}",
-            "the test-set improvement carries over to production unchanged",
-        ],
+        "estimated": True,
+        "currency": a.currency,
+        "model_accuracy": model_accuracy,
+        "baseline_accuracy": baseline_accuracy,
+        "accuracy_uplift": uplift,
+        "incremental_annual_value": incremental,
+        "first_year_cost": cost,
+        "net_first_year_value": net,
+        "roi_first_year": net / cost if cost > 0 else None,
+        "assumptions": a.model_dump(mode="json"),
+    }
+
+
+def roi_metrics(roi: dict[str, Any]) -> dict[str, float]:
+    """The ROI figures as MLflow metrics for the parent run: a figure the summary shows is
+    a figure the run tracked."""
+    if not roi.get("estimated"):
+        return {}
+    keys = (
+        "baseline_accuracy",
+        "accuracy_uplift",
+        "incremental_annual_value",
+        "first_year_cost",
+        "net_first_year_value",
+        "roi_first_year",
+    )
+    return {
+        k if k.startswith("roi_") else f"roi_{k}": float(roi[k])
+        for k in keys
+        if roi.get(k) is not None
     }
 
 
@@ -122,6 +173,8 @@ def render_executive_summary(**context: Any) -> str:
         )
 
     context.setdefault("generated_at", now_iso())
+    context.setdefault("fairness", {})
+    context.setdefault("fairness_limits", [])
     return _env().get_template("executive_summary.md.j2").render(fmt=fmt, **context)
 
 

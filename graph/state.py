@@ -96,6 +96,29 @@ class DataSource(BaseModel):
     rows: int | None = Field(default=None, gt=0, le=10_000_000)
 
 
+class BusinessAssumptions(BaseModel):
+    """The economics of the decisions the model supports, as the requester states them.
+
+    ROI and value figures are computed from these and nothing else: without them the
+    deliverables say "not estimated: no business assumptions given" instead of inventing
+    figures. Amounts are in ``currency`` per year (``one_off_cost`` once)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decisions_per_year: int = Field(gt=0, le=10**12, description="decisions the model makes a year")
+    value_per_correct_decision: float = Field(
+        ge=0, le=1e12, description="what one correct decision is worth"
+    )
+    cost_per_error: float = Field(ge=0, le=1e12, description="what one wrong decision costs")
+    running_cost_per_year: float = Field(
+        ge=0, le=1e15, description="serving, monitoring and upkeep per year"
+    )
+    one_off_cost: float = Field(
+        default=0.0, ge=0, le=1e15, description="build, validation and deployment, once"
+    )
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
+
+
 class RemediationBudget(BaseModel):
     """How much the model developer may spend trying to meet an unmet success criterion.
 
@@ -171,6 +194,10 @@ class ProjectRequirements(BaseModel):
     quality_thresholds: dict[str, float] = Field(
         default_factory=dict,
         description="data-quality thresholds; only values stricter than the defaults apply",
+    )
+    business_assumptions: BusinessAssumptions | None = Field(
+        default=None,
+        description="decision economics for the ROI estimate; absent -> no ROI is estimated",
     )
     seed: int = 42
     remediation: RemediationBudget = Field(

@@ -18,6 +18,7 @@ from mpm.graph.events import event
 from mpm.graph.guard import FINISHED
 from mpm.graph.state import (
     GATED_ACTIONS,
+    LOWER_IS_BETTER,
     ExecutionPlan,
     GraphState,
     ProjectRequirements,
@@ -114,24 +115,17 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
             out_dir / "pipeline_test_suite.json", test_suite
         )
 
-    baseline = None
-    if val.get("test_score") is not None and data.get("train_path"):
-        from mpm.tools.baseline import naive_baseline_score
+    roi = reports.roi_estimate(req, *_accuracies(req, results))
+    from mpm.graph import model_doc
 
-        baseline = naive_baseline_score(
-            data["train_path"],
-            data["test_path"],
-            data["target_column"],
-            req.model_type.value,
-            req.target_metric,
-        )
+    tables = model_doc.governance_tables(governance, state["requirements"], results)
     plot = reports.plot_stage_durations(rows, out_dir / "stage_durations.png")
     files["stage_durations.png"] = plot
     summary = reports.render_executive_summary(
         req=req,
         thread_id=thread_id,
         pipeline_status=pipeline_status,
-        lower_is_better=req.target_metric in reports.LOWER_IS_BETTER,
+        lower_is_better=req.target_metric in LOWER_IS_BETTER,
         test_score=val.get("test_score"),
         meets=bool(val.get("meets_threshold")),
         validation=validation,
@@ -140,7 +134,9 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         else None,
         candidates=dev.get("candidates") or [],
         registered=mlops.get("model_uri"),
-        roi=reports.roi_estimate(req, val.get("test_score"), baseline),
+        roi=roi,
+        fairness=val.get("fairness") or {},
+        fairness_limits=model_doc.fairness_limits(tables[0]),
         risks=_outputs(results, "business_analysis").get("risks") or [],
         governance=governance,
         refused=refused,
@@ -159,12 +155,19 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
     files["executive_summary.md"] = out_dir / "executive_summary.md"
     files["executive_summary.md"].write_text(summary, encoding="utf-8")
 
+    doc = _model_documentation(
+        state, req, thread_id, tables, out_dir, ctx, pipeline_status, metadata
+    )
+    files.update(doc["files"])
+
     ids = state.get("mlflow") or {}
     if ctx.tracking and ids.get("parent_run_id"):
         c = tracking.client(ids["tracking_uri"])
         parent = ids["parent_run_id"]
         for path in files.values():
             tracking.log_file(c, parent, path)
+        _log_traced_numbers(c, parent, req, results, rows, roi, doc, governance)
+        _attach_to_registered_version(c, ids["tracking_uri"], mlops, doc["files"])
         tracking.log_metrics(
             c,
             parent,
@@ -211,6 +214,168 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         "finished_at": finished_at,
         "events": events,
     }
+
+
+def _accuracies(req: ProjectRequirements, results: dict[str, Any]) -> tuple[Any, Any]:
+    """(model test accuracy as validation tracked it, naive baseline test accuracy), only
+    when business assumptions ask for an ROI (the baseline costs a fit)."""
+    if req.business_assumptions is None or req.model_type.value != "classification":
+        return None, None
+    data = _outputs(results, "data_acquisition")
+    accuracy = ((results.get("model_validation") or {}).get("metrics") or {}).get("test_accuracy")
+    if accuracy is None or not data.get("train_path") or not data.get("test_path"):
+        return None, None
+    from mpm.tools.baseline import naive_baseline_score
+
+    baseline = naive_baseline_score(
+        data["train_path"], data["test_path"], data["target_column"], "classification", "accuracy"
+    )
+    return float(accuracy), float(baseline)
+
+
+def _model_documentation(
+    state: GraphState,
+    req: ProjectRequirements,
+    thread_id: str,
+    tables: tuple[Any, list[dict[str, Any]], list[dict[str, Any]]],
+    out_dir: Path,
+    ctx: RunContext,
+    pipeline_status: str,
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """Write model_documentation.md/.html (plus the requirements file the re-run command
+    names and the bootstrap intervals); returns the files and what to log."""
+    import yaml
+
+    from mpm.graph import model_doc
+
+    results = state.get("results") or {}
+    report, criteria, decisions = tables
+    bootstrap, why = model_doc.test_intervals(req, results, criteria)
+    files: dict[str, Path] = {}
+    if bootstrap is not None:
+        files["bootstrap_intervals.json"] = _write_json(
+            out_dir / "bootstrap_intervals.json", bootstrap
+        )
+    requirements_file = out_dir / "requirements.yaml"
+    requirements_file.write_text(
+        yaml.safe_dump(state["requirements"], sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+    files["requirements.yaml"] = requirements_file
+    env = model_doc.environment()
+    fingerprints = model_doc.data_fingerprints(results)
+    context = model_doc.documentation_context(
+        state=state,
+        req=req,
+        thread_id=thread_id,
+        governance_report=report,
+        criteria=criteria,
+        decisions=decisions,
+        bootstrap=bootstrap,
+        env=env,
+        fingerprints=fingerprints,
+        rerun_command=model_doc.rerun_command(
+            state.get("settings") or {}, ctx.ws.root, requirements_file
+        ),
+        registered=metadata.get("registered_model"),
+        pipeline_status=pipeline_status,
+        generated_at=now_iso(),
+    )
+    context["bootstrap_unknown"] = why
+    for name, text in (
+        ("model_documentation.md", model_doc.render_markdown(context)),
+        ("model_documentation.html", model_doc.render_html(context)),
+    ):
+        files[name] = out_dir / name
+        files[name].write_text(text, encoding="utf-8")
+    return {
+        "files": files,
+        "bootstrap": bootstrap,
+        "env": env,
+        "fingerprints": fingerprints,
+        "decisions": decisions,
+        "criteria": criteria,
+    }
+
+
+def _log_traced_numbers(
+    c: Any,
+    parent: str,
+    req: ProjectRequirements,
+    results: dict[str, Any],
+    rows: list[dict[str, Any]],
+    roi: dict[str, Any],
+    doc: dict[str, Any],
+    governance: dict[str, Any] | None,
+) -> None:
+    """Track what the deliverables compute themselves, so every figure they show is in
+    MLflow: resource use and ROI on the parent run, bootstrap intervals on the validation
+    run, environment and data fingerprints as parent-run params."""
+    from mpm.graph import model_doc
+
+    metrics: dict[str, float] = {}
+    for r in rows:
+        if r["status"] != "not run":
+            metrics[f"{r['name']}_cpu_s"] = r["cpu_s"]
+            metrics[f"{r['name']}_artifact_bytes"] = float(r["artifact_bytes"])
+    metrics["pipeline_duration_s"] = sum(r["duration_s"] for r in rows)
+    metrics["pipeline_cpu_s"] = sum(r["cpu_s"] for r in rows)
+    metrics["pipeline_artifact_bytes"] = float(sum(r["artifact_bytes"] for r in rows))
+    metrics.update(reports.roi_metrics(roi))
+    val = _outputs(results, "model_validation")
+    if isinstance(val.get("test_score"), int | float) and not val.get("meets_threshold"):
+        # the summary's "gap to the target" is a figure the run tracks too
+        metrics["success_criterion_gap"] = abs(float(val["test_score"]) - req.success_threshold)
+    tracking.log_metrics(c, parent, metrics)
+    params = {f"env.{k}": v for k, v in doc["env"].items()}
+    params.update({f"data_sha256.{k}": v for k, v in doc["fingerprints"].items()})
+    tracking.log_params(c, parent, params)
+    scores = [
+        float(v["compliance_score"])
+        for v in ((governance or {}).get("compliance_status") or {}).values()
+        if isinstance(v, dict) and isinstance(v.get("compliance_score"), int | float)
+    ]
+    if scores and (governance or {}).get("mlflow_run_id"):  # the dashboard's headline figure
+        tracking.log_metrics(
+            c, governance["mlflow_run_id"], {"average_compliance_score": sum(scores) / len(scores)}
+        )
+    bootstrap = doc.get("bootstrap")
+    validation_run = (results.get("model_validation") or {}).get("mlflow_run_id")
+    if bootstrap and validation_run:
+        tracking.log_metrics(c, validation_run, model_doc.interval_metrics(bootstrap))
+        tracking.log_params(
+            c,
+            validation_run,
+            {
+                "bootstrap_method": bootstrap["method"],
+                "bootstrap_n_resamples": bootstrap["n_resamples"],
+                "bootstrap_confidence": bootstrap["confidence"],
+                "bootstrap_seed": bootstrap["seed"],
+            },
+        )
+
+
+def _attach_to_registered_version(
+    c: Any, tracking_uri: str, mlops: dict[str, Any], files: dict[str, Path]
+) -> None:
+    """The model documentation also goes to the registered version's source run, and the
+    version gets a tag pointing at it (a registry reader finds it from the version)."""
+    name, version = mlops.get("registered_model_name"), mlops.get("registered_model_version")
+    if not name or version is None:
+        return
+    source_run = c.get_model_version(name, str(version)).run_id
+    if not source_run:
+        return
+    for key in ("model_documentation.md", "model_documentation.html"):
+        if key in files:
+            tracking.log_file(c, source_run, files[key], "model_documentation")
+    c.set_model_version_tag(
+        name,
+        str(version),
+        "mpm.model_documentation",
+        f"runs:/{source_run}/model_documentation/model_documentation.md",
+    )
 
 
 GUARDED_STAGES = frozenset(GATED_ACTIONS.values())

@@ -152,3 +152,49 @@ def test_dashboard_renders_in_headless_chromium(tmp_path: Path, report: Governan
         assert background == (244, 246, 248), background  # page background, not a blank white page
         colours = rgb.resize((320, 500)).getcolors(maxcolors=1_000_000)
         assert colours is not None and len(colours) > 300  # text, pills, bars: a real rendering
+
+
+def test_dashboard_lists_every_signed_decision_with_its_signature(
+    report: GovernanceReport, html: str
+) -> None:
+    from mpm.governance.dashboard import approval_rows
+
+    assert report.decisions, "the fixture's approvals are signed"
+    section = html.split('id="decisions"')[1].split("</table>")[0]
+    for row in approval_rows(report):
+        assert row["decision_id"] in section
+        assert row["key_fingerprint"] and row["key_fingerprint"] in section
+        assert row["approver"] in section
+    # only what verifies: the unsigned map alone lists nothing
+    unsigned = render_dashboard(assess_project(credit_project_state()))
+    assert "No signed decision yet." in unsigned.split('id="decisions"')[1].split("</table>")[0]
+
+
+def test_dashboard_shows_score_vs_threshold_per_criterion(report: GovernanceReport) -> None:
+    from mpm.governance.dashboard import criteria_rows
+
+    rows = criteria_rows(report)
+    project = rows[0]
+    assert project["criterion"] == "Project success criterion"
+    assert project["threshold"] == ">= 0.75" and project["met"] is (project["value"] >= 0.75)
+    eod = next(r for r in rows if "qualized" in r["criterion"])
+    assert eod["met"] is False and eod["value"] == pytest.approx(0.13)
+
+
+def test_run_links_only_for_a_tracking_server_and_without_credentials() -> None:
+    from mpm.governance.assessment import _mlflow_runs
+    from mpm.governance.dashboard import run_link
+
+    runs = _mlflow_runs(
+        {
+            "mlflow": {
+                "tracking_uri": "https://alice:s3cret@mlflow.example.com/",
+                "experiment_id": "7",
+                "parent_run_id": "p1",
+            },
+            "results": {"model_validation": {"mlflow_run_id": "abc"}},
+        }
+    )
+    assert "s3cret" not in str(runs) and runs["stages"] == {"model_validation": "abc"}
+    assert run_link(runs, "abc") == "https://mlflow.example.com/#/experiments/7/runs/abc"
+    assert run_link({**runs, "tracking_uri": "sqlite:///ws/mlflow.db"}, "abc") is None

@@ -130,7 +130,7 @@ def test_summary_and_metadata_carry_the_tracked_numbers(credit_run: dict[str, An
     for heading in (
         "## Business objective",
         "## ROI estimate",
-        "Assumptions (stated, not measured)",
+        "ROI not estimated: no business assumptions given",  # the example states none
         "## Risks and mitigations",
         "## Governance",
         "## Resource use",
