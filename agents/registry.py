@@ -10,6 +10,7 @@ from mpm.agents import (
     business_analyst,
     data_scientist,
     data_wrangler,
+    deployment_engineer,
     mlops_engineer,
     model_developer,
     model_validator,
@@ -25,6 +26,7 @@ AGENTS: dict[str, AgentSpec] = {
         model_developer.SPEC,
         model_validator.SPEC,
         mlops_engineer.SPEC,
+        deployment_engineer.SPEC,
     )
 }
 

@@ -64,6 +64,7 @@ STAGE_NAMES = (
     "model_development",
     "model_validation",
     "mlops",
+    "deployment",
 )
 # Metrics where smaller is better: the success threshold is an upper bound for these.
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape"})
@@ -318,8 +319,14 @@ class ProjectRequirements(BaseModel):
 # --------------------------------------------------------------------------- plan
 
 # The actions policy gates can block, and the plan stage that performs each.
-# mpm action -> the stage that performs it (governance.defaults.STAGE_OF_ACTION).
-GATED_ACTIONS = {"register_model": "mlops"}
+# mpm action -> the stage that performs it (governance.defaults.STAGE_OF_ACTION; kept
+# literal so reading state does not import the governance package; a test compares them).
+# Registration is mlops; serving and the app scaffold are the deployment stage after it.
+GATED_ACTIONS = {
+    "register_model": "mlops",
+    "deploy_endpoint": "deployment",
+    "deploy_app": "deployment",
+}
 
 
 class AgentType(StrEnum):
@@ -329,6 +336,7 @@ class AgentType(StrEnum):
     model_developer = "model_developer"
     model_validator = "model_validator"
     mlops_engineer = "mlops_engineer"
+    deployment_engineer = "deployment_engineer"
 
 
 class ApprovalGate(BaseModel):

@@ -10,7 +10,6 @@ reason: gated actions then stay blocked, nothing crashes.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +19,11 @@ from langgraph.types import Command
 
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
+from mpm.graph.governance_context import governance_context
 from mpm.graph.governance_view import compact
 from mpm.graph.state import GraphState, now_iso
 from mpm.tools import tracking
 from mpm.tools.killpoints import maybe_die
-
-
-@lru_cache(maxsize=8)
-def _context(directory: str, identity: str, _mtime: float) -> Any:
-    from mpm.governance import GovernanceContext
-
-    return GovernanceContext.load(directory, identity)
-
-
-def governance_context(ctx: RunContext) -> Any:
-    """The loaded policy library and identity directory for this run (reloaded when a file
-    in either changes)."""
-    directory = ctx.policy_dir()
-    if not directory.is_dir():
-        raise FileNotFoundError(f"policy directory {directory} does not exist")
-    identity = ctx.identity_dir()
-    files = [*directory.iterdir(), *(identity.iterdir() if identity.is_dir() else ())]
-    mtime = max((p.stat().st_mtime_ns for p in files), default=0) / 1e9
-    return _context(str(directory), str(identity), mtime)
 
 
 def evaluate(state: GraphState, ctx: RunContext) -> tuple[dict[str, Any], Any]:
