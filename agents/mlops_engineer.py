@@ -111,6 +111,7 @@ class MLOpsToolkit(Toolkit):
             model_type=self.ctx.requirements["model_type"],
             registered_model_name=name,
             decision_threshold=_tuned_threshold(self.ctx),
+            positive_class=_positive_class(self.ctx),
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
             tags=self._audit_anchor(),
@@ -212,6 +213,15 @@ SPEC = AgentSpec(
         ("write_serving_plan", {}),
     ),
 )
+
+
+def _positive_class(ctx: Any) -> Any:
+    """The positive label model development chose (stated or inferred, with its reason in
+    its outputs): the served probability is for it. None (the larger label) without one."""
+    try:
+        return ctx.upstream_output("positive_class")
+    except AgentFailure:
+        return None
 
 
 def _tuned_threshold(ctx: Any) -> float:

@@ -154,6 +154,11 @@ class ProjectRequirements(BaseModel):
     )
     data_sources: list[DataSource] = Field(min_length=1)
     sensitive_attributes: list[str] = Field(default_factory=list)
+    use_sensitive_attributes: bool = Field(
+        default=False,
+        description="keep the sensitive attributes as model inputs (default: excluded from "
+        "the features, used only to measure fairness); the choice is recorded",
+    )
     risk_level: RiskLevel = RiskLevel.medium
     regulatory_impact: bool = False
     ethical_ai_required: bool = False
@@ -220,6 +225,14 @@ class ProjectRequirements(BaseModel):
         if value not in known:
             raise ValueError(f"expected one of {', '.join(known)}; got {value!r}")
         return value
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _label_text(cls, value: Any) -> Any:
+        """``positive_class: 1`` in YAML is the label 1, not an error (labels are matched as text)."""
+        if isinstance(value, bool):
+            return str(int(value))
+        return str(value) if isinstance(value, int | float) else value
 
     @field_validator("stage_timeout_s")
     @classmethod
