@@ -102,3 +102,31 @@ def calibration(path: Path, bins: Sequence[dict[str, float]], *, title: str) -> 
     ax.set_title(title)
     ax.legend(loc="upper left")
     return _save(fig, path)
+
+
+STATUS_COLOURS = {"success": "#2e7d32", "failed_with_fallback": "#f9a825"}
+
+
+def stage_durations(path: Path, rows: Sequence[dict[str, Any]], *, title: str) -> Path:
+    """Horizontal bars of each stage's wall time, coloured by status (green success,
+    amber fallback, red anything else).
+
+    Drawn with fixed margins sized from the longest label instead of ``tight_layout``
+    (which lays the figure out twice and was most of the plot's cost), at 100 dpi."""
+    names = [str(r["name"]) for r in rows]
+    longest = max((len(n) for n in names), default=1)
+    width, height = 7.0, 0.9 + 0.4 * max(len(rows), 1)
+    fig = _figure(width, height)
+    left = min(0.55, (0.35 + 0.075 * longest) / width)
+    fig.subplots_adjust(left=left, right=0.97, top=1 - 0.35 / height, bottom=0.55 / height)
+    ax = fig.add_subplot()
+    ax.barh(
+        names,
+        [float(r["duration_s"]) for r in rows],
+        color=[STATUS_COLOURS.get(str(r["status"]), "#c62828") for r in rows],
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("wall time (s)")
+    ax.set_title(title)
+    fig.savefig(path, format="png")
+    return path
