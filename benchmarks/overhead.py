@@ -22,7 +22,10 @@ with the tools' time left in.
 
 The bare graph is a chain with as many nodes as the governed run executed super-steps,
 each node appending one item to a list, on the same checkpointer and durability, run in
-one invocation. The figure is the ratio of the per-super-step times.
+one invocation. The figure is the ratio of the per-super-step times. For reference,
+``bare_langgraph_same_resumes`` is that chain interrupted as many times as the governed
+run waited for people, each resume driven as the runner drives one (open the
+checkpointer, read the state, stream, read it again).
 
     python benchmarks/overhead.py [--runs 5] [--example breast_cancer]
 
@@ -183,6 +186,51 @@ def bare_run(workspace: Path, nodes: int, thread: str) -> tuple[float, float]:
         return time.perf_counter() - started, time.process_time() - cpu_started
 
 
+def bare_run_with_resumes(
+    workspace: Path, nodes: int, resumes: int, thread: str
+) -> tuple[float, float]:
+    """The same chain with ``resumes`` of its nodes calling ``interrupt()``, driven as the
+    runner drives a thread: every invocation opens the checkpointer, reads the thread's
+    state, streams to the next interrupt and reads the state again. The floor for a run
+    that waits for people ``resumes`` times."""
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import Command, interrupt
+
+    from mpm.graph.checkpointing import open_checkpointer
+    from mpm.graph.workspace import Workspace
+
+    waits = {round((k + 1) * nodes / (resumes + 1)) for k in range(resumes)}
+
+    def make(i: int) -> Any:
+        def node(_s: BareState) -> dict[str, Any]:
+            if i in waits:
+                interrupt({"node": i})
+            return {"items": [i]}
+
+        return node
+
+    builder = StateGraph(BareState)
+    for i in range(nodes):
+        builder.add_node(f"n{i}", make(i))
+        builder.add_edge(START if i == 0 else f"n{i - 1}", f"n{i}")
+    builder.add_edge(f"n{nodes - 1}", END)
+    compiled = builder.compile()
+    ws = Workspace.resolve(workspace)
+    config = {"configurable": {"thread_id": thread}, "recursion_limit": nodes + 10}
+    started, cpu_started = time.perf_counter(), time.process_time()
+    graph_input: Any = {"items": []}
+    for _ in range(len(waits) + 1):
+        with open_checkpointer("sqlite", ws) as saver:
+            graph = compiled.copy({"checkpointer": saver})
+            graph.get_state(config)
+            graph.invoke(graph_input, config, durability="sync")
+            done = not graph.get_state(config).next
+        graph_input = Command(resume="ok")
+        if done:
+            break
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -197,6 +245,11 @@ def main() -> None:
         steps = runs[0]["super_steps"]
         bare_run(root / "bare-warm", steps, "warmup")
         bare = [bare_run(root / f"b{i}", steps, f"b{i}") for i in range(args.runs)]
+        waits = runs[0]["invocations"] - 1
+        bare_run_with_resumes(root / "bare-resume-warm", steps, waits, "warmup")
+        resumed = [
+            bare_run_with_resumes(root / f"r{i}", steps, waits, f"r{i}") for i in range(args.runs)
+        ]
 
     def median(key: str) -> float:
         return statistics.median(r[key] for r in runs)
@@ -253,6 +306,14 @@ def main() -> None:
             "wall_s_per_run": round(bare_wall, 4),
             "ms_per_super_step": round(1000 * bare_wall / steps, 3),
             "cpu_ms_per_super_step": round(1000 * bare_cpu / steps, 3),
+        },
+        "bare_langgraph_same_resumes": {
+            "nodes": steps,
+            "interrupts": waits,
+            "wall_s_per_run": round(statistics.median(b[0] for b in resumed), 4),
+            "cpu_s_per_run": round(statistics.median(b[1] for b in resumed), 4),
+            "ratio_per_super_step": round(wall / statistics.median(b[0] for b in resumed), 2),
+            "cpu_ratio_per_super_step": round(cpu / statistics.median(b[1] for b in resumed), 2),
         },
         "ratio_per_super_step": round(wall / bare_wall, 2),
         # process CPU time (all threads): what the code costs, less sensitive than wall
