@@ -12,8 +12,9 @@ stage produces its required outputs for real, on the requirements' own data sour
 * model_validator: the target metric measured on the test split with ``tools/metrics``,
   compared with the stated threshold (``meets_threshold``), no other checks;
 * mlops: the real ``register_pipeline_model`` (fail-closed refusal, gate check, pyfunc
-  logging, MLflow registration) against the workspace's own MLflow store, opened only for
-  this tool: the run's tracking stays off, so no other node talks to MLflow;
+  logging, MLflow registration) against the MLflow store ``MLFLOW_TRACKING_URI`` names
+  (required): the run's tracking stays off, so no other node logs to MLflow, and
+  synthesis finds the registered model for its generated test suite there;
 * business_analyst / data_scientist: success criteria, risks and a recommendation
   taken from what the requirements state and the data shows (class counts), nothing
   invented.
@@ -242,10 +243,20 @@ class Registration(MinimalToolkit):
 
     def register_pipeline_model(self) -> dict[str, Any]:
         """The real registration tool (gate check, fail-closed refusal, pyfunc logging,
-        MLflow registry), pointed at the workspace's MLflow store for this call only."""
-        from mpm.tools import tracking
+        MLflow registry), pointed at the ``MLFLOW_TRACKING_URI`` store for this call."""
+        import os
 
-        uri = tracking.tracking_uri_for(self.ctx.workspace_root)
+        from mpm.tools import tracking
+        from mpm.tools.errors import ToolConfigError
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            # the run's tracking is off, so synthesis (which loads the registered model to
+            # run the generated test suite) finds it only through the process's MLflow store
+            raise ToolConfigError(
+                "MLFLOW_TRACKING_URI: the minimal toolset registers the model in the MLflow "
+                "store it names; set it (e.g. sqlite:///<workspace>/mlflow.db)"
+            )
         c = tracking.client(uri)
         experiment = tracking.ensure_experiment(
             c, REGISTRY_EXPERIMENT, self.ctx.workspace_root / "mlartifacts"
@@ -259,12 +270,6 @@ class Registration(MinimalToolkit):
         result = real.register_pipeline_model()
         tracking.finish_run(c, run_id)
         outputs = dict(real.outcome.outputs)
-        # the run's own tracking is off: what reads the model later (synthesis's generated
-        # test suite) gets the version's files, which load without a tracking URI
-        outputs["registry_model_uri"] = outputs["model_uri"]
-        outputs["model_uri"] = c.get_model_version_download_uri(
-            outputs["registered_model_name"], outputs["registered_model_version"]
-        )
         self.publish(outputs=outputs, evidence=real.outcome.evidence)
         return {"summary": result["summary"]}
 
