@@ -3,8 +3,8 @@
 The whole governed graph runs with the stub model, the ``minimal`` toolset
 (``agents/minimal.py``: the real tool names, the least real work -- the requirements'
 own data split for real, one scikit-learn pipeline fitted, the target metric measured on
-the test split, the model really registered in the workspace's MLflow store) and MLflow
-tracking off, on the SQLite checkpointer with ``durability="sync"``: kickoff, plan,
+the test split, the model really registered in an MLflow store the benchmark sets with
+``MLFLOW_TRACKING_URI``) and the run's MLflow tracking off, on the SQLite checkpointer with ``durability="sync"``: kickoff, plan,
 governance, the supervisor and every sub-agent's tool loop, the open questions and the
 approvals (answered in-process by authorised test approvers holding real keys),
 synthesis. Governance judges measured facts, so the run can legitimately end
@@ -15,10 +15,11 @@ Counted (``mpm``): the wall and process-CPU time of the graph invocations -- the
 ``start`` and every ``answer`` that resumes it, each opening the checkpointer, loading
 the thread and streaming to the next interrupt or the end -- minus the time inside the
 minimal tools' real work (``tool_work``, measured inside the tools, reported on its
-own). Not counted: what the approvers do between invocations (reading the request,
-signing the decision with ``ssh-keygen``-format keys) and the one-off set-up (keys,
-imports, the policy library: a warm-up run). ``mpm.with_tool_work`` gives the figures
-with the tools' time left in.
+own) and inside the ML work synthesis runs on the registered model (its generated test
+suite, the naive baseline: ``synthesis_ml_work``). Not counted: what the approvers do
+between invocations (reading the request, signing the decision with their ed25519 key)
+and the one-off set-up (keys, imports, the policy library: a warm-up run). ``mpm_with_tool_work`` gives the figures
+with both left in.
 
 The bare graph is a chain with as many nodes as the governed run executed super-steps,
 each node appending one item to a list, on the same checkpointer and durability, run in
@@ -90,6 +91,48 @@ class _Clock:
             self.invocations += 1
 
 
+class _MLWork:
+    """Wall and thread-CPU time inside the ML work synthesis does on the registered model
+    (generating and running its test suite, scoring the naive baseline), summed over
+    calls. Wrapped here, at the module functions synthesis imports when it runs them:
+    it is model inference and data reading, like the tools' work, not orchestration."""
+
+    FUNCTIONS = (
+        ("mpm.tools.tests_generation", "generate_test_suite"),
+        ("mpm.tools.tests_generation", "run_test_suite"),
+        ("mpm.tools.baseline", "naive_baseline_score"),
+    )
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+        self.calls = 0
+
+    def install(self) -> None:
+        import importlib
+
+        for module_name, name in self.FUNCTIONS:
+            module = importlib.import_module(module_name)
+            setattr(module, name, self._timed(getattr(module, name)))
+
+    def _timed(self, function: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.wall += time.perf_counter() - wall
+                self.cpu += time.thread_time() - cpu
+                self.calls += 1
+
+        return timed
+
+    def snapshot(self) -> dict[str, float]:
+        return {"wall_s": self.wall, "cpu_s": self.cpu, "calls": self.calls}
+
+
+SYNTHESIS_ML = _MLWork()
+
+
 def drive(r: Any, thread: str, requirements: dict[str, Any], clock: _Clock) -> Any:
     """``tests.graph.helpers.drive_to_completion`` with only the graph invocations timed."""
     outcome = clock.timed(r.start, thread, {"requirements": requirements})
@@ -115,12 +158,16 @@ def governed_run(workspace: Path, name: str, thread: str) -> dict[str, Any]:
 
     r = runner(workspace, toolset=TOOLSET, tracking=False)
     before, tools_before = STUB_USAGE.snapshot(), TOOL_TIME.snapshot()
+    ml_before = SYNTHESIS_ML.snapshot()
     clock = _Clock()
     outcome = drive(r, thread, example(name), clock)
     wall, cpu = clock.wall, clock.cpu
     after, tools_after = STUB_USAGE.snapshot(), TOOL_TIME.snapshot()
+    ml_after = SYNTHESIS_ML.snapshot()
     tool_wall = tools_after["wall_s"] - tools_before["wall_s"]
     tool_cpu = tools_after["cpu_s"] - tools_before["cpu_s"]
+    ml_wall = ml_after["wall_s"] - ml_before["wall_s"]
+    ml_cpu = ml_after["cpu_s"] - ml_before["cpu_s"]
     steps = len(r.history(thread))
     with sqlite3.connect(workspace / "checkpoints.db") as conn:
         size = conn.execute(
@@ -136,13 +183,16 @@ def governed_run(workspace: Path, name: str, thread: str) -> dict[str, Any]:
             "SELECT coalesce(sum(length(value)), 0) FROM writes WHERE thread_id = ?", (thread,)
         ).fetchone()[0]
     return {
-        "wall_s": wall - tool_wall,
-        "cpu_s": cpu - tool_cpu,
+        "wall_s": wall - tool_wall - ml_wall,
+        "cpu_s": cpu - tool_cpu - ml_cpu,
         "wall_with_tools_s": wall,
         "cpu_with_tools_s": cpu,
         "tool_wall_s": tool_wall,
         "tool_cpu_s": tool_cpu,
         "tool_calls": tools_after["calls"] - tools_before["calls"],
+        "ml_wall_s": ml_wall,
+        "ml_cpu_s": ml_cpu,
+        "ml_calls": ml_after["calls"] - ml_before["calls"],
         "invocations": clock.invocations,
         "super_steps": steps,
         "resumes": sum(
@@ -240,6 +290,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mpm-overhead-") as tmp:
         root = Path(tmp)
         signing_setup(root / "signing")
+        SYNTHESIS_ML.install()
         # one MLflow store for every run's registration (the only MLflow use: tracking is
         # off), so its tables are created once, in the warm-up
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'registry.db'}"
@@ -273,7 +324,8 @@ def main() -> None:
         "toolset": TOOLSET,
         "runs": args.runs,
         "counted": "wall and process-CPU time of the graph invocations (start and every "
-        "resume), minus the time inside the minimal tools' real work",
+        "resume), minus the time inside the minimal tools' real work and synthesis's ML "
+        "work on the registered model (both reported below)",
         "not_counted": "the approvers' reading and signing between invocations; one-off "
         "set-up (keys, imports, policy library: a warm-up run)",
         "mpm": {
@@ -296,6 +348,12 @@ def main() -> None:
             "calls_per_run": first["tool_calls"],
             "wall_s_per_run": round(median("tool_wall_s"), 4),
             "cpu_s_per_run": round(median("tool_cpu_s"), 4),
+        },
+        "synthesis_ml_work": {
+            "what": "generate + run the registered model's test suite, naive baseline score",
+            "calls_per_run": first["ml_calls"],
+            "wall_s_per_run": round(median("ml_wall_s"), 4),
+            "cpu_s_per_run": round(median("ml_cpu_s"), 4),
         },
         "mpm_with_tool_work": {
             "wall_s_per_run": round(median("wall_with_tools_s"), 4),
