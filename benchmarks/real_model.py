@@ -31,11 +31,25 @@ if str(ROOT) not in sys.path:
 
 def run(workdir: Path, thread: str = "real-model") -> dict[str, Any]:
     """One governed run on the local model; returns the final snapshot's values."""
+    from mpm.governance.approvers import ApproverDirectory
     from mpm.graph.context import RunContext
     from mpm.graph.runner import Runner
-    from tests.graph.helpers import drive_to_completion, example
+    from tests.graph.helpers import REPO, drive_to_completion, example, key_for, use_signing_dirs
 
-    ctx = RunContext(workspace=str(workdir), model="local", toolset="real", tracking=True)
+    # the approvers the helper plays sign with real keys, bound in a fresh identity
+    # directory for this run (as the test suite's session fixture does)
+    identity = workdir / "identity"
+    use_signing_dirs(identity, workdir / "keys")
+    approvers = ApproverDirectory.load(REPO / "reference" / "governance" / "Approvers.md")
+    for member in sorted(approvers.known_users):
+        key_for(member)
+    ctx = RunContext(
+        workspace=str(workdir / "ws"),
+        model="local",
+        toolset="real",
+        tracking=True,
+        identity=str(identity),
+    )
     runner = Runner(ctx, "sqlite")
     outcome = runner.start(thread, {"requirements": example("breast_cancer")})
     return drive_to_completion(runner, outcome, max_rounds=200).values

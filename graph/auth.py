@@ -18,6 +18,7 @@ layer is misconfigured):
 - **Refused:** a run ``context`` (or ``config.configurable``) naming a trust setting
   (``graph/context.py``: policies, identity, workspace, toolset, tracking) or anything but
   the client settings; run input ``settings``; a ``command`` with ``update`` or ``goto``;
+  a run from an older ``checkpoint_id`` (time travel would fork the thread's history);
   ``threads.update_state`` and thread creation with ``supersteps`` (state written from
   outside the graph); assistants whose context or configurable names a trust setting.
 
@@ -145,6 +146,14 @@ def check_run(kwargs: Mapping[str, Any]) -> None:
     if isinstance(graph_input, Mapping) and "settings" in graph_input:
         raise refuse(
             "run input 'settings' is refused: the server records the thread's settings itself"
+        )
+    configurable = (kwargs.get("config") or {}).get("configurable")
+    if isinstance(configurable, Mapping) and (
+        configurable.get("checkpoint_id") or configurable.get("checkpoint_map")
+    ):
+        raise refuse(
+            "run from a checkpoint_id is refused: a thread runs on from its latest checkpoint "
+            "only (an older one would fork its history)"
         )
     command = kwargs.get("command")
     if isinstance(command, Mapping):

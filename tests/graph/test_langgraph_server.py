@@ -329,6 +329,14 @@ def test_update_state_and_supersteps_cannot_write_approvals_or_audit(server: Ser
             lambda v=values, n=as_node: client.threads.update_state(thread_id, v, as_node=n)
         )
         assert status == 403 and "written only by mpm's graph" in said
+    # time travel: a run from an older checkpoint would fork the thread's history
+    older = client.threads.get_history(thread_id, limit=5)[-1]["checkpoint"]["checkpoint_id"]
+    status, said = _refused(
+        lambda: client.runs.wait(
+            thread_id, assistant, checkpoint_id=older, command={"resume": {"x": 1}}
+        )
+    )
+    assert status == 403 and "run from a checkpoint_id is refused" in said
     after = client.threads.get_state(thread_id)
     assert after["checkpoint"] == before["checkpoint"] and after["values"] == before["values"]
     # a thread created with supersteps is created, with none of the state it was sent

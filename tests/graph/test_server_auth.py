@@ -84,6 +84,10 @@ def test_a_changed_tokens_file_is_read_again(tokens: Path) -> None:
         ({"input": {"settings": {"toolset": "real"}}}, "run input 'settings' is refused"),
         ({"command": {"update": {"audit": []}}}, "command 'update' is refused"),
         ({"command": {"goto": ["approval"]}}, "command 'goto' is refused"),
+        (
+            {"config": {"configurable": {"checkpoint_id": "1f0-old"}}, "command": {"resume": 1}},
+            "run from a checkpoint_id is refused",
+        ),
     ],
 )
 def test_run_requests_a_client_may_not_make_are_403(kwargs: dict, detail: str) -> None:
