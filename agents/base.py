@@ -86,6 +86,8 @@ class StageContext:
     seed: int = 42
     governance: dict[str, Any] = field(default_factory=dict)
     revision_comment: str | None = None
+    remediation: dict[str, Any] | None = None
+    """The remediation attempt this run of the stage is (supervisor), or None."""
     deadline: float | None = None
 
     def ensure_open(self, action: str) -> None:

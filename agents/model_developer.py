@@ -14,7 +14,9 @@ model families suited to the model type, with cross-validation over train+valida
 small hyper-parameter search (class-weighted candidates and a tuned decision threshold for
 imbalanced targets), track every candidate in MLflow, pick the best by the cross-validation
 mean of the project's target metric and refit it on train+validation. You then explain the champion (permutation
-importance of each input) so reviewers can see what drives its predictions."""
+importance of each input) so reviewers can see what drives its predictions. When the brief
+names a remediation attempt (validation missed the success criterion), `train_candidates`
+applies that attempt's strategies itself; call it as usual."""
 
 
 class ModelDeveloperToolkit(Toolkit):
@@ -144,10 +146,60 @@ class ModelDeveloperToolkit(Toolkit):
             upstream_recs = self.ctx.upstream_output("recommendations")
         except Exception:  # noqa: BLE001 - EDA is optional for training
             upstream_recs = None
+        if self.ctx.remediation:
+            # the supervisor chose the strategies from the diagnosis; the model does not
+            # get to pick a narrower search for a remediation attempt
+            return self._remediate(upstream_recs)
         result = train_candidates(
             **self._inputs(), recommendations=upstream_recs, families=families, **self._common()
         )
         return self._publish_training(result)
+
+    def _remediate(self, recommendations: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """One remediation attempt: train with its strategies, tag the stage's MLflow run
+        (nested under the pipeline run) with the attempt number and strategy."""
+        from mpm.tools.remediation import train_remediated
+
+        attempt = dict(self.ctx.remediation or {})
+        if self.ctx.tracking_uri and self.ctx.run_id:
+            from mpm.tools import tracking
+
+            tracking.set_tags(
+                tracking.client(self.ctx.tracking_uri),
+                self.ctx.run_id,
+                {
+                    "mpm.remediation_attempt": attempt.get("attempt"),
+                    "mpm.remediation_strategy": attempt.get("strategy"),
+                    "mpm.remediation_strategies": ",".join(attempt.get("strategies") or []),
+                },
+            )
+        result = train_remediated(
+            **self._inputs(),
+            recommendations=recommendations,
+            remediation=attempt,
+            success_threshold=float(self.ctx.requirements["success_threshold"]),
+            **self._common(),
+        )
+        reply = self._publish_training(result)
+        applied = result["remediation"]
+        methodology = self.outcome.evidence.get("methodology")
+        note = (
+            f" Remediation attempt {attempt.get('attempt')} (validation missed the success "
+            f"criterion): {', '.join(applied['strategies'])}"
+            + (f", without {', '.join(applied['drop_columns'])}" if applied["drop_columns"] else "")
+            + f"; chosen because {attempt.get('why')}. Every choice of the attempt was made on "
+            "cross-validation over train+validation; the test split is scored once, by the "
+            "validator."
+        )
+        self.publish(
+            outputs={"remediation": applied},
+            evidence={"methodology": (methodology or "") + note} if methodology else None,
+        )
+        reply["summary"] = (
+            f"remediation attempt {attempt.get('attempt')} "
+            f"({', '.join(result['remediation']['strategies'])}): {reply['summary']}"
+        )
+        return reply
 
     @tool
     def train_baseline(self) -> dict[str, Any]:

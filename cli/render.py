@@ -21,6 +21,8 @@ STATUS_STYLE = {
     "failed_governance": "bold red",
     "failed_criteria": "bold red",
     "revision_requested": "magenta",
+    "met": "green",
+    "unmet": "red",
 }
 
 
@@ -241,6 +243,7 @@ def status(console: Console, result: Any) -> None:
                 f"  [yellow]risk accepted:[/] {escape(b.get('finding_id'))} "
                 f"(evidence {escape(str(b.get('evidence_hash', ''))[:12])}) by {escape(b.get('accepted_by'))}"
             )
+    remediation(console, values)
     outcome(console, result)
     events = values.get("events") or []
     failures = [
@@ -261,6 +264,31 @@ def status(console: Console, result: Any) -> None:
         console.print(
             f"[yellow]{escape(e.get('ts'))} {escape(e.get('node'))}: {escape(e.get('event'))} {escape(e.get('detail'))}[/]"
         )
+
+
+def remediation(console: Console, values: dict[str, Any]) -> None:
+    """The plan's revisions and the remediation attempts: what was tried, why, and with
+    what result (``graph/remediation.py``)."""
+    metric = (values.get("requirements") or {}).get("target_metric")
+    for rev in (values.get("plan") or {}).get("revisions") or []:
+        console.print(
+            f"plan revision {escape(rev.get('revision'))}: re-run "
+            f"{escape(', '.join(rev.get('stages') or []))} ({escape(last_line(rev.get('reason'))[:160])})"
+        )
+    for a in values.get("remediation_attempts") or []:
+        before = (a.get("before") or {}).get("test_score")
+        after = (a.get("after") or {}).get("test_score")
+        console.print(
+            f"  remediation attempt {escape(a.get('attempt'))} [bold]{escape(a.get('strategy'))}[/]: "
+            f"test {escape(metric)} {_score(before)} -> {_score(after)}, {styled(a.get('status'))}"
+        )
+    stopped = (values.get("remediation") or {}).get("stopped")
+    if stopped:
+        console.print(f"  remediation stopped: {escape(stopped)}")
+
+
+def _score(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "—"
 
 
 def threads(console: Console, rows: list[dict[str, Any]]) -> None:
@@ -371,6 +399,13 @@ def outcome_json(result: Any) -> dict[str, Any]:
         if gov
         else None,
         "stages": stages,
+        "remediation_attempts": [
+            {
+                k: a.get(k)
+                for k in ("attempt", "strategy", "strategies", "why", "status", "before", "after")
+            }
+            for a in values.get("remediation_attempts") or []
+        ],
         "waiting_for": [_interrupt_json(i, result.thread_id) for i in result.interrupts],
         "deliverables": dict(deliverables.get("files") or {}),
         "registered_model": {

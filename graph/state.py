@@ -95,6 +95,21 @@ class DataSource(BaseModel):
     rows: int | None = Field(default=None, gt=0, le=10_000_000)
 
 
+class RemediationBudget(BaseModel):
+    """How much the model developer may spend trying to meet an unmet success criterion.
+
+    Defaults: two attempts, ten minutes of stage time (training plus validation of the
+    attempts, not time spent waiting for people). ``max_attempts: 0`` disables the loop:
+    an unmet criterion then ends the run ``failed_criteria`` at once. An attempt starts
+    only while the time already spent is under ``max_minutes``; a started attempt is
+    bounded by its stages' timeouts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=2, ge=0, le=5)
+    max_minutes: float = Field(default=10.0, gt=0, le=1440)
+
+
 class ProjectRequirements(BaseModel):
     """What the person kicking off the project asked for; the input to planning."""
 
@@ -157,6 +172,11 @@ class ProjectRequirements(BaseModel):
         description="data-quality thresholds; only values stricter than the defaults apply",
     )
     seed: int = 42
+    remediation: RemediationBudget = Field(
+        default_factory=RemediationBudget,
+        description="budget of the remediation loop run when validation misses the success "
+        "criterion: {max_attempts: 2, max_minutes: 10} by default; max_attempts 0 disables it",
+    )
     stage_timeout_s: dict[str, float] = Field(
         default_factory=dict, description="per-stage timeout overrides in seconds, by stage name"
     )
@@ -294,9 +314,22 @@ class StageSpec(BaseModel):
     milestone: str | None = None
 
 
+class PlanRevision(BaseModel):
+    """A change to the plan after it was made: which stages run again, and why."""
+
+    revision: int = Field(ge=1)
+    reason: str
+    stages: list[str] = Field(default_factory=list, description="stages run again")
+    remediation_attempt: int | None = None
+    at: str | None = None
+
+
 class ExecutionPlan(BaseModel):
     stages: list[StageSpec]
     gates: list[ApprovalGate] = Field(default_factory=list)
+    revisions: list[PlanRevision] = Field(
+        default_factory=list, description="remediation attempts that re-ran stages, in order"
+    )
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
@@ -424,6 +457,13 @@ class GraphState(InputState, total=False):
     """Framework -> {question alias or key: answer} given by people (questions, approvals)."""
     asked_questions: list[str]
     """Evidence keys already put to the project owner (questions node)."""
+    remediation_attempts: list[dict[str, Any]]
+    """Remediation attempts, in order (supervisor only; see ``tools/remediation.py``):
+    ``{attempt, strategy, strategies, why, status, before, after, run_ids, minutes, ...}``;
+    written when an attempt starts and again when its validation has finished, so a
+    resumed run neither repeats nor loses one."""
+    remediation: dict[str, Any]
+    """The loop's budget and why it stopped: ``{budget, stopped, minutes_used}`` (supervisor)."""
     deliverables: dict[str, Any]
     """What synthesize produced: paths, registered model, validation outcome."""
     started_at: str

@@ -143,6 +143,7 @@ def run_stage(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str
         seed=int(payload["requirements"].get("seed", 42)),
         governance=payload.get("governance") or {},
         revision_comment=payload.get("revision_comment"),
+        remediation=payload.get("remediation"),
     )
     emit({"stage": spec.name, "event": "started", "agent": spec.agent.value})
     events = [

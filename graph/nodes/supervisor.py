@@ -2,7 +2,11 @@
 
 Where the guard leaves exactly one valid next step the model is not consulted at all;
 where there is a real choice the model proposes (structured output) and the guard
-disposes. Independent ready stages fan out in parallel with ``Send``."""
+disposes. Independent ready stages fan out in parallel with ``Send``.
+
+When validation misses the success criterion the supervisor runs the bounded remediation
+loop (``graph/remediation.py``) before anything else is asked of people: model
+development goes back to its agent with a strategy, within the requirements' budget."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from langgraph.types import Command, Send
 from pydantic import BaseModel, Field, create_model
 
 from mpm.graph import guard
+from mpm.graph import remediation as loop
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
 from mpm.graph.llm import get_chat_model, invoke_with_timeout, register_structured_rule
@@ -66,6 +71,7 @@ def stage_input(state: GraphState, plan: ExecutionPlan, name: str) -> dict[str, 
     spec = plan.stage(name)
     results = state.get("results") or {}
     revision = (state.get("revisions") or {}).get(name) or {}
+    attempt = loop.running_attempt(state)
     # only what this stage builds on: its dependencies, direct or not (keeps briefs linear)
     needed = guard.ancestors(plan, name)
     context = dict((state.get("governance") or {}).get("context") or {})
@@ -85,7 +91,11 @@ def stage_input(state: GraphState, plan: ExecutionPlan, name: str) -> dict[str, 
         "mlflow": state.get("mlflow") or {},
         "revision": revision.get("count", 0),
         "revision_comment": revision.get("comment"),
+        **({"remediation": loop.brief(attempt)} if attempt and name in _REMEDIATED else {}),
     }
+
+
+_REMEDIATED = frozenset({loop.DEV, loop.VAL})
 
 
 def blocked_stages(plan: ExecutionPlan, governance: dict[str, Any]) -> dict[str, str]:
@@ -201,6 +211,29 @@ DECIDED = {"approve", "reject", "request_changes"}
 def supervisor(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     maybe_die("supervisor")
     plan = ExecutionPlan.model_validate(state["plan"])
+    # a finished remediation attempt is recorded first, whatever is decided next
+    settled = loop.settle(state)
+    if settled:
+        _tag_attempt(runtime, state, settled["remediation_attempts"][-1])
+        state = {**state, **{k: v for k, v in settled.items() if k != "events"}}  # type: ignore[assignment]
+    return _merge(_route(state, plan, runtime), settled)
+
+
+def _merge(cmd: Command, extra: dict[str, Any]) -> Command:
+    """``cmd`` with ``extra`` added to its update: ``extra``'s events come first; for any
+    other key ``cmd``'s value wins (it was decided from a state that already had ``extra``)."""
+    if not extra:
+        return cmd
+    update = dict(cmd.update or {})
+    for key, value in extra.items():
+        if key == "events":
+            update[key] = [*value, *(update.get(key) or [])]
+        else:
+            update.setdefault(key, value)
+    return Command(goto=cmd.goto, update=update)
+
+
+def _route(state: GraphState, plan: ExecutionPlan, runtime: Runtime[RunContext]) -> Command:
     results = state.get("results") or {}
     gov = state.get("governance") or {}
 
@@ -221,6 +254,22 @@ def supervisor(state: GraphState, runtime: Runtime[RunContext]) -> Command:
             goto="synthesize",
             update={"events": [event("supervisor", "critical_failure", ", ".join(failures))]},
         )
+
+    # validation missed the success criterion: remediate (within budget) before the
+    # guarded stages, risk acceptances or anything else are considered
+    remedy = loop.next_attempt(state, plan)
+    if remedy is not None and remedy.pop("start", False):
+        _log_plan_revision(runtime, state, remedy["plan"])
+        return Command(goto="governance", update=remedy)
+    if remedy is not None:  # why no attempt starts: recorded once, then carry on
+        return _merge(_route_on(state, plan, runtime, gov), remedy)
+    return _route_on(state, plan, runtime, gov)
+
+
+def _route_on(
+    state: GraphState, plan: ExecutionPlan, runtime: Runtime[RunContext], gov: dict[str, Any]
+) -> Command:
+    results = state.get("results") or {}
 
     blocked = {**milestone_holds(plan, gov), **blocked_stages(plan, gov)}
     ready = guard.ready_stages(plan, results, blocked)
@@ -341,6 +390,59 @@ def _request_approvals(state: GraphState, approvals: list[dict[str, Any]]) -> Co
     events = [event("supervisor", "approvals_requested", ", ".join(a["id"] for a in approvals))]
     return Command(
         goto=sends, update={"approval_requests": new, "status": "waiting", "events": events}
+    )
+
+
+def _tag_attempt(runtime: Runtime[RunContext], state: GraphState, attempt: dict[str, Any]) -> None:
+    """Tag the attempt's MLflow stage runs (nested under the pipeline run) with its number,
+    strategy and outcome (idempotent: a replayed step writes the same tags)."""
+    ctx = run_context(runtime)
+    ids = state.get("mlflow") or {}
+    if not (ctx.tracking and ids.get("tracking_uri")):
+        return
+    from mpm.tools import tracking
+
+    c = tracking.client(ids["tracking_uri"])
+    after = attempt.get("after") or {}
+    for run_id in (after.get("development_run_id"), after.get("validation_run_id")):
+        if run_id:
+            tracking.set_tags(
+                c,
+                run_id,
+                {
+                    "mpm.remediation_attempt": attempt["attempt"],
+                    "mpm.remediation_strategy": attempt["strategy"],
+                    "mpm.remediation_strategies": ",".join(attempt.get("strategies") or []),
+                    "mpm.remediation_status": attempt["status"],
+                },
+            )
+    if ids.get("parent_run_id"):
+        tracking.set_tags(
+            c,
+            ids["parent_run_id"],
+            {
+                "mpm.remediation_attempts": attempt["attempt"],
+                "mpm.remediation_last_status": attempt["status"],
+            },
+        )
+
+
+def _log_plan_revision(
+    runtime: Runtime[RunContext], state: GraphState, plan: dict[str, Any]
+) -> None:
+    """The revised plan next to the original ``execution_plan.json`` on the pipeline run."""
+    ctx = run_context(runtime)
+    ids = state.get("mlflow") or {}
+    if not (ctx.tracking and ids.get("parent_run_id")):
+        return
+    from mpm.tools import tracking
+
+    number = len(plan.get("revisions") or [])
+    tracking.log_dict(
+        tracking.client(ids["tracking_uri"]),
+        ids["parent_run_id"],
+        plan,
+        f"execution_plan_rev{number}.json",
     )
 
 

@@ -84,6 +84,8 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         "governance_status": (governance or {}).get("overall_status"),
         "registration_refused": refused,
         "accepted_findings": accepted,
+        "remediation_attempts": state.get("remediation_attempts") or [],
+        "remediation": state.get("remediation"),
     }
     files = {"pipeline_metadata.json": _write_json(out_dir / "pipeline_metadata.json", metadata)}
 
@@ -151,6 +153,8 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
             "artifact_bytes": sum(r["artifact_bytes"] for r in rows),
         },
         plots=[{"title": "Stage durations", "file": plot.name}],
+        remediation_attempts=state.get("remediation_attempts") or [],
+        remediation=state.get("remediation"),
     )
     files["executive_summary.md"] = out_dir / "executive_summary.md"
     files["executive_summary.md"].write_text(summary, encoding="utf-8")

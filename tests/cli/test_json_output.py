@@ -27,6 +27,7 @@ OUTCOME_KEYS = {
     "risk_level",
     "governance",
     "stages",
+    "remediation_attempts",
     "waiting_for",
     "deliverables",
     "registered_model",
