@@ -1,4 +1,4 @@
-"""Which specialist runs which agent type, and the no-op variants used by benchmarks."""
+"""Which specialist runs which agent type, and the no-op and minimal variants used by benchmarks."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ AGENTS: dict[str, AgentSpec] = {
     )
 }
 
-TOOLSETS = ("real", "noop")
+TOOLSETS = ("real", "noop", "minimal")
 
 
 class NoopToolkit(Toolkit):
@@ -61,6 +61,10 @@ def agent_for(name: str, toolset: str = "real") -> AgentSpec:
     spec = AGENTS[name]
     if toolset == "real":
         return spec
+    if toolset == "minimal":  # real but minimal work, for benchmarks (agents/minimal.py)
+        from mpm.agents.minimal import minimal_agent
+
+        return minimal_agent(spec)
     if toolset != "noop":
         raise ValueError(f"toolset {toolset!r}: expected one of {', '.join(TOOLSETS)}")
     names = tuple(dict.fromkeys(t for t, _ in spec.procedure + spec.fallback_procedure))

@@ -28,14 +28,22 @@ def _load(directory: str, identity: str, _mtime: float) -> Any:
     return GovernanceContext.load(directory, identity)
 
 
-def governance_context(ctx: RunContext) -> Any:
-    """The loaded policy library and identity directory for this run (reloaded when a file
-    in either changes)."""
+def context_key(ctx: RunContext) -> tuple[str, str, float]:
+    """(policy directory, identity directory, newest mtime of a file in either): what the
+    loaded context is cached on (a changed file means a new context), and part of what the
+    governance node's evaluation cache keys on."""
     directory = ctx.policy_dir()
     if not directory.is_dir():
         raise FileNotFoundError(f"policy directory {directory} does not exist")
     identity = ctx.identity_dir()
     files = [*directory.iterdir(), *(identity.iterdir() if identity.is_dir() else ())]
     mtime = max((p.stat().st_mtime_ns for p in files), default=0) / 1e9
+    return str(directory), str(identity), mtime
+
+
+def governance_context(ctx: RunContext, key: tuple[str, str, float] | None = None) -> Any:
+    """The loaded policy library and identity directory for this run (reloaded when a file
+    in either changes); ``key`` is :func:`context_key`'s, when the caller already has it."""
+    key = key or context_key(ctx)
     with _lock:  # one load, however many tasks ask at once
-        return _load(str(directory), str(identity), mtime)
+        return _load(*key)

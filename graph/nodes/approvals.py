@@ -25,7 +25,7 @@ from mpm.graph import audit
 from mpm.graph.approval_judgement import approval_request, judge_value
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
-from mpm.graph.nodes.governance import governance_context
+from mpm.graph.governance_context import governance_context
 from mpm.graph.state import now_iso
 from mpm.tools.killpoints import maybe_die
 

@@ -22,7 +22,7 @@ import yaml
 from mpm.governance import assess_project
 from mpm.governance.identity import UnsafeIdError, canonical_id, same_id
 from mpm.graph import audit
-from mpm.graph.nodes.governance import governance_context
+from mpm.graph.governance_context import governance_context
 from tests.graph.helpers import approver_for, auto_answer, decision, example, key_for, mpm, runner
 
 THREAD = "sig"
