@@ -148,6 +148,12 @@ def tool(func: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     return func
 
 
+_TOOL_TEMPLATES: dict[Callable[..., Any], StructuredTool] = {}
+"""Tool method -> its tool, built once: deriving the argument schema from the signature
+(a pydantic model per tool) cost more than the rest of a no-op stage; each stage's
+toolkit gets a copy bound to itself."""
+
+
 class Toolkit:
     """The tools of one agent, bound to a :class:`StageContext`, collecting what they produce."""
 
@@ -163,11 +169,13 @@ class Toolkit:
         for name, member in inspect.getmembers(type(self), predicate=inspect.isfunction):
             if getattr(member, "__mpm_tool__", False):
                 bound = getattr(self, name)
-                found.append(
-                    StructuredTool.from_function(
+                template = _TOOL_TEMPLATES.get(member)
+                if template is None:
+                    template = StructuredTool.from_function(
                         func=bound, name=name, description=inspect.getdoc(member) or name
                     )
-                )
+                    _TOOL_TEMPLATES[member] = template
+                found.append(template.model_copy(update={"func": bound}))
         return found
 
     # -- helpers for tools ------------------------------------------------------------

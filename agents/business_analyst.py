@@ -38,6 +38,7 @@ class BusinessAnalystToolkit(Toolkit):
             "## Success criteria",
             f"- {md(criteria)}",
             "",
+            *_positive_class_lines(req),
             "## Constraints",
             *[f"- {md(c)}" for c in req.get("constraints") or ["none stated"]],
             "",
@@ -164,3 +165,19 @@ SPEC = AgentSpec(
     toolkit=BusinessAnalystToolkit,
     procedure=(("analyse_requirements", {}), ("assess_risks", {})),
 )
+
+
+def _positive_class_lines(req: dict[str, Any]) -> list[str]:
+    """Which class the binary figures will be for: stated, or how training will infer it
+    (tools/positive_class.py), so the plan says it before any number is computed."""
+    if req.get("model_type") != "classification":
+        return []
+    stated = req.get("positive_class")
+    line = (
+        f"- {md(str(stated))} (stated in the requirements)"
+        if stated
+        else "- not stated: inferred from the training data at model development (the class "
+        "the objective names, else the minority class) and reported with its reason; set "
+        "`positive_class` to choose it"
+    )
+    return ["## Positive class (binary targets)", line, ""]

@@ -1,6 +1,10 @@
 """MLOps engineer: packages the pipeline model, registers it, tests the registered model,
 plans serving and monitoring. Runs only behind the governance gate that guards model
-registration, and refuses to register on its own while that gate is closed."""
+registration, and refuses to register on its own while that gate is closed.
+
+Serving and the app scaffold are not done here: they are the ``deployment`` stage
+(:mod:`agents.deployment_engineer`), after the sign-offs policies ask once the model is
+registered."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mpm.agents import evidence
-from mpm.agents.base import AgentFailure, AgentSpec, GateClosed, StageContext, Toolkit, tool
+from mpm.agents.base import AgentFailure, AgentSpec, StageContext, Toolkit, tool
 from mpm.tools import tracking
 
 PERSONA = """You are the MLOps engineer of a governed ML project. Once the approvals the
@@ -19,8 +23,6 @@ register it, check that the registered model reproduces the validated model's
 predictions, and write the serving and monitoring plan."""
 
 REGISTER_ACTION = "register_model"
-ENDPOINT_ACTION = "deploy_endpoint"  # Domino's CreateEndpoint
-APP_ACTION = "deploy_app"  # Domino's CreateApp
 AUDIT_HEAD_TAG = "mpm.audit_head"  # graph/audit.py HEAD_TAG (agents may not import graph)
 THREAD_TAG = "mpm.thread_id"  # tools/tracking.py THREAD_TAG, set on the parent run
 CRITERIA_FINDING = "success_criteria:"
@@ -111,6 +113,7 @@ class MLOpsToolkit(Toolkit):
             model_type=self.ctx.requirements["model_type"],
             registered_model_name=self._registered_name(),
             decision_threshold=_tuned_threshold(self.ctx),
+            positive_class=_positive_class(self.ctx),
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
             tags={AUDIT_HEAD_TAG: parent[AUDIT_HEAD_TAG]} if parent.get(AUDIT_HEAD_TAG) else {},
@@ -220,71 +223,6 @@ class MLOpsToolkit(Toolkit):
         )
         return {"summary": "serving and monitoring plan written"}
 
-    @tool
-    def serve_endpoint(self) -> dict[str, Any]:
-        """Serve the registered model on loopback (MLflow scoring server) and send a smoke request."""
-        from mpm.tools.evaluation import load_model, model_input_columns
-        from mpm.tools.serving_smoke import serve_and_smoke
-
-        held = self._held(ENDPOINT_ACTION, "endpoint_served")
-        if held is not None:
-            return held
-        model_uri = self._registered_uri("serve_endpoint")
-        columns = model_input_columns(load_model(self.ctx.upstream_output("model_path")))
-        smoke = serve_and_smoke(
-            model_uri,
-            self.ctx.upstream_output("test_path"),
-            input_columns=columns,
-            tracking_uri=self.ctx.tracking_uri,
-        )
-        self.publish(
-            outputs={"endpoint_smoke": smoke},
-            evidence={"endpoint_served": bool(smoke["passed"]), "endpoint_smoke": smoke["detail"]},
-        )
-        return {"summary": smoke["detail"], "passed": smoke["passed"]}
-
-    @tool
-    def write_app(self) -> dict[str, Any]:
-        """Write a small Streamlit app over the registered model (written, not served)."""
-        from mpm.tools.app_scaffold import write_app_scaffold
-        from mpm.tools.datasets import read_table
-        from mpm.tools.evaluation import load_model, model_input_columns
-
-        held = self._held(APP_ACTION, "app_written")
-        if held is not None:
-            return held
-        model_uri = self._registered_uri("write_app")
-        columns = model_input_columns(load_model(self.ctx.upstream_output("model_path")))
-        rows = read_table(Path(self.ctx.upstream_output("test_path")))[columns].head(1)
-        app = write_app_scaffold(
-            str(self.ctx.stage_dir / "app"),
-            model_uri=model_uri,
-            title=str(self.ctx.requirements["project_name"]),
-            input_columns=columns,
-            example=rows.iloc[0].to_dict() if len(rows) else {},
-        )
-        self.record_file(app["app_path"])
-        self.publish(
-            outputs={"app_path": app["app_path"]},
-            evidence={"app_written": True, "app_sha256": app["sha256"]},
-        )
-        return {"summary": f"wrote {app['framework']} app {app['app_path']}", **app}
-
-    def _held(self, action: str, evidence_key: str) -> dict[str, Any] | None:
-        """A closed gate on ``action``: record that it is held (fail closed, not a failure)."""
-        try:
-            self.ctx.ensure_open(action)
-        except GateClosed as closed:
-            self.publish(evidence={evidence_key: False, f"{action}_held": str(closed)})
-            return {"summary": f"{action} held: {closed}", "held": True}
-        return None
-
-    def _registered_uri(self, who: str) -> str:
-        model_uri = self.outcome.outputs.get("model_uri")
-        if model_uri is None:
-            raise AgentFailure(f"{who} needs a registered model: run register_pipeline_model first")
-        return str(model_uri)
-
     def _upstream_json(self, key: str) -> dict[str, Any]:
         path = self.ctx.upstream_output(key)
         return json.loads(Path(path).read_text()) if path and Path(path).exists() else {}
@@ -298,8 +236,6 @@ SPEC = AgentSpec(
         ("register_pipeline_model", {}),
         ("test_registered_model", {}),
         ("write_serving_plan", {}),
-        ("serve_endpoint", {}),
-        ("write_app", {}),
     ),
 )
 
@@ -308,8 +244,9 @@ def registry_facts(ctx: StageContext, parent_tags: dict[str, str], accepted: lis
     """What the registry entry states, each from where mpm established it: governance from
     the stage's governance context (status, frameworks, approvals granted on verified
     signed decisions), the chain head from the parent run, the success criterion
-    recomputed from the validator's own measurement, the positive class from validation
-    (else the requirements, else the class the packaged model scores)."""
+    recomputed from the validator's own measurement, the positive class model development
+    chose (the one the served probability is for; else validation's, the requirements', or
+    the packaged model's)."""
     from mpm.tools.registry_entry import GrantedApproval, RegistryFacts, measured_criterion
 
     req, gov = ctx.requirements, ctx.governance
@@ -317,7 +254,15 @@ def registry_facts(ctx: StageContext, parent_tags: dict[str, str], accepted: lis
     score, met = measured_criterion(req, validation)
     threshold = req.get("success_threshold")
     positive = next(
-        (v for v in (validation.get("positive_class"), req.get("positive_class")) if v is not None),
+        (
+            v
+            for v in (
+                _positive_class(ctx),
+                validation.get("positive_class"),
+                req.get("positive_class"),
+            )
+            if v is not None
+        ),
         None,
     )
     if positive is None and req.get("model_type") == "classification":
@@ -343,6 +288,15 @@ def registry_facts(ctx: StageContext, parent_tags: dict[str, str], accepted: lis
         ],
         model_type=str(req.get("model_type") or ""),
     )
+
+
+def _positive_class(ctx: Any) -> Any:
+    """The positive label model development chose (stated or inferred, with its reason in
+    its outputs): the served probability is for it. None (the larger label) without one."""
+    try:
+        return ctx.upstream_output("positive_class")
+    except AgentFailure:
+        return None
 
 
 def _tuned_threshold(ctx: Any) -> float:

@@ -8,6 +8,7 @@ from typing import Any
 
 from mpm.agents import evidence
 from mpm.agents.base import AgentFailure, AgentSpec, Toolkit, tool
+from mpm.tools.positive_class import training_requirements
 
 PERSONA = """You are the model developer of a governed ML project. You train several candidate
 model families suited to the model type, with cross-validation over train+validation and a
@@ -40,6 +41,8 @@ class ModelDeveloperToolkit(Toolkit):
             "experiment_id": self.ctx.experiment_id,
             "group_column": self.ctx.requirements.get("group_column"),
             "time_column": self.ctx.requirements.get("time_column"),
+            # positive class and sensitive attributes (mlcorrect: tools/positive_class.py)
+            **training_requirements(self.ctx.requirements),
         }
 
     def _publish_training(self, result: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +58,16 @@ class ModelDeveloperToolkit(Toolkit):
                 "decision_threshold": result.get("decision_threshold"),
                 "threshold_tuning": result.get("threshold_tuning"),
                 "selection_protocol_path": result.get("protocol_path"),
+                **{
+                    k: result.get(k)
+                    for k in (
+                        "positive_class",
+                        "positive_class_name",
+                        "positive_class_reason",
+                        "positive_class_source",
+                        "sensitive_features",
+                    )
+                },
                 "candidates": [
                     {k: c.get(k) for k in ("name", "run_id", "cv_score", "val_score")}
                     for c in result["candidates"]
@@ -123,6 +136,7 @@ class ModelDeveloperToolkit(Toolkit):
             model_type=self.ctx.requirements["model_type"],
             target_metric=self.ctx.requirements["target_metric"],
             seed=self.ctx.seed,
+            pos_label=self.outcome.outputs.get("positive_class"),
         )
         self.record_file(result["path"], name="feature_importance")
         top = result["importances"][:5]

@@ -71,6 +71,9 @@ class ModelValidatorToolkit(Toolkit):
             decision_threshold=self._optional("decision_threshold"),
             train_path=self.ctx.upstream_output("train_path"),
             findings=self._data_findings(),
+            positive_class=self._optional("positive_class"),
+            positive_class_reason=self._optional("positive_class_reason"),
+            fairness_limits=self.ctx.governance.get("metric_limits") or None,
         )
         metrics = result["metrics"]
         meets = bool(result["meets_threshold"])
@@ -88,6 +91,9 @@ class ModelValidatorToolkit(Toolkit):
                 "per_class": result.get("per_class"),
                 "confusion_matrix": result.get("confusion_matrix"),
                 "decision_threshold": result.get("decision_threshold"),
+                "positive_class": result.get("positive_class"),
+                "positive_class_reason": result.get("positive_class_reason"),
+                "degeneracy": result.get("degeneracy"),
             },
             metrics=metrics,
             evidence=self._evidence(result),
@@ -100,8 +106,15 @@ class ModelValidatorToolkit(Toolkit):
                 name="validation_report",
                 already_logged=True,
             )
+        positive = self._positive_display(result.get("positive_class"))
         return {
-            "summary": f"test {req['target_metric']}={result['test_score']:.4f}; "
+            "summary": f"test {req['target_metric']}={result['test_score']:.4f}"
+            + (
+                f" (positive class {positive}: {result['positive_class_reason']})"
+                if positive
+                else ""
+            )
+            + "; "
             f"threshold {'met' if meets else 'NOT met'}; validation "
             + (
                 "passed"
@@ -117,6 +130,13 @@ class ModelValidatorToolkit(Toolkit):
             "validation_passed": bool(result["validation_passed"]),
             "blocking_findings": [f["id"] for f in blocking],
         }
+
+    def _positive_display(self, label: Any) -> str | None:
+        """``malignant (label 0)``: the name training gave the positive label, when it has one."""
+        if label is None:
+            return None
+        name = self._optional("positive_class_name")
+        return f"{name} (label {label})" if name and str(name) != str(label) else str(label)
 
     def _data_findings(self) -> list[dict[str, Any]]:
         """What data acquisition found, and a blocking finding for every gate it could not

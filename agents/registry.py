@@ -1,4 +1,4 @@
-"""Which specialist runs which agent type, and the no-op variants used by benchmarks."""
+"""Which specialist runs which agent type, and the no-op and minimal variants used by benchmarks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from mpm.agents import (
     business_analyst,
     data_scientist,
     data_wrangler,
+    deployment_engineer,
     mlops_engineer,
     model_developer,
     model_validator,
@@ -25,10 +26,11 @@ AGENTS: dict[str, AgentSpec] = {
         model_developer.SPEC,
         model_validator.SPEC,
         mlops_engineer.SPEC,
+        deployment_engineer.SPEC,
     )
 }
 
-TOOLSETS = ("real", "noop")
+TOOLSETS = ("real", "noop", "minimal")
 
 
 class NoopToolkit(Toolkit):
@@ -59,6 +61,10 @@ def agent_for(name: str, toolset: str = "real") -> AgentSpec:
     spec = AGENTS[name]
     if toolset == "real":
         return spec
+    if toolset == "minimal":  # real but minimal work, for benchmarks (agents/minimal.py)
+        from mpm.agents.minimal import minimal_agent
+
+        return minimal_agent(spec)
     if toolset != "noop":
         raise ValueError(f"toolset {toolset!r}: expected one of {', '.join(TOOLSETS)}")
     names = tuple(dict.fromkeys(t for t, _ in spec.procedure + spec.fallback_procedure))

@@ -47,9 +47,29 @@ TARGETS = {
 }
 
 
+SIGNING: dict[str, str] = {}
+"""MPM_IDENTITY and MPM_SIGNING_KEY of the benchmark's own identity (:func:`identities`)."""
+
+
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in MPM_ENV_VARS}
-    return env | {"COLUMNS": "200", "MPM_TOOLSET": "noop"}
+    env = {k: v for k, v in os.environ.items() if k not in (*MPM_ENV_VARS, "MPM_SIGNING_KEY")}
+    return env | {"COLUMNS": "200", "MPM_TOOLSET": "noop"} | SIGNING
+
+
+def identities(root: Path) -> None:
+    """Real ed25519 keys for every reference role account and for ``mallory`` (bound in
+    the identity directory, member of no group: her decisions are refused), as the test
+    suite makes them; decisions are signed with ``ssh-keygen -Y sign`` as people sign."""
+    from mpm.governance.approvers import ApproverDirectory
+    from tests.graph import helpers
+
+    identity, keys = root / "identity", root / "keys"
+    helpers.use_signing_dirs(identity, keys)
+    reference = ApproverDirectory.load(ROOT / "reference" / "governance" / "Approvers.md")
+    for member in [*sorted(reference.known_users), "mallory"]:
+        helpers.key_for(member)
+    SIGNING.update(MPM_IDENTITY=str(identity), MPM_SIGNING_KEY=str(keys))
+    os.environ.update(SIGNING)  # the in-process reads below judge with the same identity
 
 
 def timed(args: list[str], ok: tuple[int, ...] = (0,)) -> float:
@@ -98,6 +118,7 @@ def main() -> None:
     samples: dict[str, list[float]] = {k: [] for k in TARGETS}
     with tempfile.TemporaryDirectory() as tmp:
         ws, scratch = Path(tmp) / "ws", Path(tmp)
+        identities(scratch)
         threads = [f"lat{i}" for i in range(args.repeat)]
         for thread in threads:
             setup(ws, thread)
@@ -124,7 +145,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "load_avg_1m": round(os.getloadavg()[0], 2),
         },
-        "settings": "SQLite checkpointer, MLflow tracking on (workspace SQLite store), stub model, no-op tools",
+        "settings": "SQLite checkpointer, MLflow tracking on (workspace SQLite store), stub model, "
+        "no-op tools, decisions signed with ssh-keygen (ed25519)",
         "repeat": args.repeat,
         "median_s": {k: round(statistics.median(v), 3) for k, v in samples.items()},
         "samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()},

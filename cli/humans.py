@@ -21,6 +21,7 @@ from mpm.cli.main import (
     _runner,
     _thread_context,
     app,
+    check_model_spec,
     console,
     fail,
     print_json,
@@ -35,12 +36,12 @@ from mpm.cli.options import (
     store_options,
 )
 
-PRECHECK = False
-"""Put decisions to ``runner.DECISION_CHECKS`` before resuming the graph. Off: a refusal
-made there would not reach the thread's audit trail (the approval node records every
-refused attempt, `tests/graph/test_governed_runs.py`), and a refused decision's resume is
-cheap anyway (the approval task re-asks at once; nothing else runs). On once refusals have
-an audit path of their own (e.g. a signature check refusing a forged decision)."""
+PRECHECK = True
+"""Judge a decision before resuming the graph (``Runner.answer(precheck=True)``): the
+approval node's own judgement (``graph/approval_judgement.py``) on the task's input as the
+checkpoint holds it. A refusal is appended to the thread's audit trail, as the node appends
+one, and the graph is neither built nor resumed; an accepted decision resumes the graph,
+whose approval node judges it again (authoritatively) and records it."""
 
 
 @app.command()
@@ -135,8 +136,13 @@ def approve(
     if (reject or request_changes) and not comment.strip():
         raise fail("--comment: a rejection or change request needs a comment for the agent")
     given_answers = _read_answers(answers) if answers else {}
-    runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
-    request = _pending_request(runner, thread, approval)
+    # read the thread without the graph: a refused decision then never builds it
+    reader = _reader(run)
+    ctx = _thread_context(run, thread, check_model=False)
+    if run.model:
+        check_model_spec(ctx.model)  # given now: checked now
+    runner = _runner(ctx, run.checkpointer, progress=_out(as_json), open_store=False)
+    request = _pending_request(reader, thread, approval)
     choice = "reject" if reject else "request_changes" if request_changes else "approve"
     verdict = {
         "approval_id": approval,
@@ -190,9 +196,10 @@ def approve(
     _finish(runner, outcome, interactive=False, as_json=as_json, extra={"decision": verdict})
 
 
-def _pending_request(runner: Any, thread: str, approval: str) -> dict[str, Any]:
+def _pending_request(reader: Any, thread: str, approval: str) -> dict[str, Any]:
     """The approval's interrupt payload as the approver is shown it (what they sign)."""
-    snapshot = _guarded(lambda: runner.snapshot(thread))
+    view = _guarded(lambda: reader.view(thread, need_values=False))
+    snapshot = view if view is not None else _guarded(lambda: reader.snapshot(thread))
     for item in snapshot.interrupts:
         value = item["value"] if isinstance(item["value"], dict) else {}
         if value.get("type") == "approval" and value.get("approval_id") == approval:
@@ -224,8 +231,9 @@ def answer(
     run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
+    reader = _reader(run)  # what the thread waits for, read without building the graph
     runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
-    snapshot = _guarded(lambda: runner.snapshot(thread))
+    snapshot = _guarded(lambda: reader.snapshot(thread))
     pending = [i["value"] for i in snapshot.interrupts if isinstance(i["value"], dict)]
     kinds = [
         p.get("type") for p in pending if p.get("type") in {"open_questions", "kickoff_questions"}

@@ -108,6 +108,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's own help layout: typer's rich one imports rich's markdown, syntax and
+    # traceback machinery (pygments, markdown-it) -- most of what `mpm --help` cost
+    rich_markup_mode=None,
 )
 # piped output (logs, CI, tests) gets a wide page instead of rich's 80-column default
 console = Console(
@@ -125,8 +128,12 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _context(opts: StoreOptions) -> Any:
-    """The run context for these options; settings not given take their defaults."""
+def _context(opts: StoreOptions, *, check_model: bool = True) -> Any:
+    """The run context for these options; settings not given take their defaults.
+
+    ``check_model=False``: the model spec is not instantiated here (that imports the model
+    libraries); ``approve`` checks only a ``--model`` given now, and only once the graph
+    is to be resumed -- a recorded spec was checked when the thread recorded it."""
     import os
 
     from mpm.graph.context import RunContext
@@ -148,12 +155,8 @@ def _context(opts: StoreOptions) -> Any:
     identity_dir = given.identity or os.environ.get("MPM_IDENTITY")
     if identity_dir is not None and not Path(identity_dir).is_dir():
         raise fail(f"--identity {identity_dir}: not a directory")
-    from mpm.graph.llm import ModelSpecError, get_chat_model
-
-    try:
-        get_chat_model(model)
-    except ModelSpecError as exc:
-        raise fail(str(exc)) from exc
+    if check_model:
+        check_model_spec(model)
     return RunContext(
         workspace=str(ws.root),
         model=model,
@@ -163,6 +166,16 @@ def _context(opts: StoreOptions) -> Any:
         identity=str(Path(identity_dir).resolve()) if identity_dir else None,
         **({} if given.tracing is None else {"tracing": given.tracing}),  # None: env MPM_TRACING
     )
+
+
+def check_model_spec(model: str) -> None:
+    """``--model``: a spec the model factory can make, or one line and exit 2."""
+    from mpm.graph.llm import ModelSpecError, get_chat_model
+
+    try:
+        get_chat_model(model)
+    except ModelSpecError as exc:
+        raise fail(str(exc)) from exc
 
 
 def _store_context(store: StoreOptions) -> Any:
@@ -179,16 +192,29 @@ def _store_context(store: StoreOptions) -> Any:
 
 
 def _reader(store: StoreOptions) -> Any:
-    """A runner for read commands: it inspects, it never creates a workspace or a store."""
-    return _runner(_store_context(store), store.checkpointer, read_only=True)
+    """The read path (``graph/runner.py`` :class:`Reader`): the SQLite checkpoint store is
+    read without building the graph; anything else through a read-only runner. It never
+    creates a workspace or a store."""
+    from mpm.graph.checkpointing import CheckpointerError
+    from mpm.graph.runner import Reader
+
+    ctx = _store_context(store)
+    try:
+        reader = Reader(ctx, store.checkpointer)
+    except CheckpointerError as exc:
+        raise fail(str(exc)) from exc
+    if reader.fast is None:  # not SQLite: open (and so check) the store the usual way
+        reader.use_runner(_runner(ctx, store.checkpointer, read_only=True))
+    return reader
 
 
-def _thread_context(run: RunOptions, thread: str) -> Any:
+def _thread_context(run: RunOptions, thread: str, *, check_model: bool = True) -> Any:
     """Options given now win; otherwise the settings the thread was started with."""
     probe = _reader(run)
-    recorded = _guarded(lambda: probe.snapshot(thread)).values.get("settings") or {}
+    recorded = _guarded(lambda: probe.settings(thread))
     return _context(
-        RunOptions(
+        check_model=check_model,
+        opts=RunOptions(
             workspace=run.workspace,
             checkpointer=run.checkpointer,
             model=run.model or recorded.get("model"),
@@ -197,14 +223,14 @@ def _thread_context(run: RunOptions, thread: str) -> Any:
             policies=run.policies or recorded.get("policies"),
             tracing=run.tracing if run.tracing is not None else recorded.get("tracing"),
             identity=run.identity or recorded.get("identity"),
-        )
+        ),
     )
 
 
 def _check_policy_library(ctx: Any) -> None:
     """Refuse to start a run on a policy library that cannot be loaded (the run would only
     reach governance to find every gate closed). Loaded once: governance reuses it."""
-    from mpm.graph.nodes.governance import governance_context
+    from mpm.graph.governance_context import governance_context
 
     try:
         governance_context(ctx)
@@ -214,11 +240,19 @@ def _check_policy_library(ctx: Any) -> None:
 
 
 def _runner(
-    ctx: Any, checkpointer: str | None, *, read_only: bool = False, progress: Any = None
+    ctx: Any,
+    checkpointer: str | None,
+    *,
+    read_only: bool = False,
+    progress: Any = None,
+    open_store: bool = True,
 ) -> Any:
     """A runner on the checkpoint store; progress lines go to ``progress`` (stdout unless
-    ``--json`` keeps stdout for the JSON)."""
-    from mpm.graph.checkpointing import CheckpointerError
+    ``--json`` keeps stdout for the JSON). The store is opened once here, so a bad
+    ``--checkpointer`` is one line now rather than a failure mid-run; ``open_store=False``
+    when the caller has just read the thread from it (``approve``: a refusal then needs
+    no LangGraph import at all). The graph itself is built only when a run is driven."""
+    from mpm.graph.checkpointing import CheckpointerError, open_checkpointer
     from mpm.graph.runner import Runner
 
     try:
@@ -228,8 +262,9 @@ def _runner(
             on_event=render.ProgressPrinter(progress or console),
             read_only=read_only,
         )
-        with runner.graph():
-            pass
+        if open_store:
+            with open_checkpointer(checkpointer, runner.workspace, read_only=read_only):
+                pass
     except CheckpointerError as exc:
         raise fail(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - unreachable server, unwritable file, ...

@@ -212,6 +212,22 @@ def outcome(console: Console, result: Any) -> None:
         )
 
 
+def gate_holds(console: Console, values: dict[str, Any]) -> None:
+    """One line per policy gate that still holds a plan stage (e.g. ``deployment`` until
+    the deployment-readiness sign-off): which stage, which action, which approvals."""
+    live = (values.get("governance") or {}).get("gates") or {}
+    for gate in (values.get("plan") or {}).get("gates") or []:
+        now = live.get(gate.get("id")) or {}
+        if not gate.get("action") or not gate.get("blocks") or now.get("state") == "open":
+            continue
+        waits = now.get("blocked_by") or gate.get("approvals") or []
+        until = f" until {escape(', '.join(waits))} granted" if waits else ""
+        console.print(
+            f"gate [bold]{escape(gate.get('name'))}[/] holds {escape(', '.join(gate['blocks']))} "
+            f"({escape(gate['action'])}){until}"
+        )
+
+
 def status(console: Console, result: Any) -> None:
     values = result.values
     req = values.get("requirements") or {}
@@ -233,6 +249,7 @@ def status(console: Console, result: Any) -> None:
             console.print(
                 f"execution mode: {escape(mode.get('mode'))} ({escape(mode.get('reason'))})"
             )
+        gate_holds(console, values)
         guarded = gov.get("fail_closed") or {}
         if guarded.get("blocked"):
             console.print(f"  [red]registration refused ({escape(guarded.get('status'))}):[/]")

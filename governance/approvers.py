@@ -23,6 +23,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -261,7 +262,10 @@ class ApproverDirectory:
         return close[0] if close else None
 
 
+@lru_cache(maxsize=4096)
 def _canon(name: str) -> str:
+    """``canonical_id`` (NFKC, casefold; cached: a pure function of the name, asked for
+    every member of every named group on every evaluation), or the name unchanged."""
     try:
         return canonical_id(name)
     except UnsafeIdError:

@@ -23,14 +23,21 @@ from mpm.governance.applicability import (
 from mpm.governance.defaults import (
     DEFAULT_ACTIONS,
     DEFAULT_APPLIES_REASON,
+    PLAN_STAGES,
     STAGE_OF_ACTION,
     AlwaysApplies,
     align_policy,
     default_workflow,
 )
+from mpm.governance.evaluation import approval_id
 from mpm.governance.evidence_map import EvidenceMap, EvidenceMapError, load_evidence_map
 from mpm.governance.library import PolicyLibrary
-from mpm.governance.workflow import WorkflowConfig, WorkflowConfigError, load_workflow_config
+from mpm.governance.workflow import (
+    WorkflowConfig,
+    WorkflowConfigError,
+    build_workflow,
+    load_workflow_config,
+)
 
 __all__ = [
     "APPLICABILITY_FILE",
@@ -152,7 +159,8 @@ def _workflow(
                 "workflow",
                 False,
                 "no workflow.yaml: one parallel tier of every approver group; mpm's "
-                "RegisterModel gates the MLOps stage",
+                "RegisterModel gates the mlops stage, Domino's CreateEndpoint and CreateApp "
+                "the deployment stage after it",
             )
         )
         configured = False
@@ -184,36 +192,69 @@ def _workflow(
     return config, configured
 
 
+def _action_errors(config: WorkflowConfig) -> list[str]:
+    """A policy action bound to something mpm never performs would hold nothing: refuse it
+    rather than let a gate look enforced while it guards no step."""
+    known = ", ".join(STAGE_OF_ACTION)
+    return [
+        f"{WORKFLOW_FILE}: actions.{action}: {bound!r} is not an action mpm performs "
+        f"(expected one of: {known})"
+        for action, bound in config.actions.items()
+        if bound not in STAGE_OF_ACTION
+    ]
+
+
+def _stage_position(round_: str) -> int:
+    """Where a round's approvals are asked in the plan: after that plan stage; a round that
+    is no plan stage is asked only once every stage has run (graph supervisor)."""
+    return PLAN_STAGES.index(round_) if round_ in PLAN_STAGES else len(PLAN_STAGES)
+
+
 def _gate_errors(library: PolicyLibrary, config: WorkflowConfig) -> list[str]:
-    """A gate whose approval is only asked at or after the stage performing its action
-    would wait forever: the approval waits for the stage, the stage for the gate."""
+    """Every gate whose approval can only be requested at or after the plan stage that
+    performs an action the gate blocks: the approval waits for the stage, the stage for the
+    gate, and the run would wait forever.
+
+    "Can only be requested" is judged on the merged workflow the run builds: the round the
+    approval is asked after (alignment, strict policy order applied) and the rounds of every
+    approval it waits for, against the plan's stage order. One line per gate and approval,
+    naming the gate, the approval, the blocked action(s) and the stage."""
+    workflow = build_workflow({loaded.framework: loaded for loaded in library}, config=config)
+    by_id = {a.id: a for a in workflow.approvals}
     errors = []
-    rounds = list(config.rounds)
     for loaded in library:
-        policy = loaded.policy
-        aligned = config.alignment.get(loaded.framework, {})
-        round_of: dict[str, str] = {}
-        current = config.first_round
-        for stage in policy.stages:
-            current = aligned.get(stage.name, current)
-            for approval in stage.approvals:
-                round_of[approval.name] = current
-        for gate in policy.gates:
-            for rule in gate.rules:
-                blocks = config.actions.get(rule.action)
-                performer = STAGE_OF_ACTION.get(blocks or "")
-                if performer not in rounds:
+        for gate in loaded.policy.gates:
+            performed = {
+                rule.action: STAGE_OF_ACTION[config.actions[rule.action]]
+                for rule in gate.rules
+                if config.actions.get(rule.action) in STAGE_OF_ACTION
+            }
+            if not performed:
+                continue
+            for name in gate.approvals:
+                approval = by_id.get(approval_id(loaded.framework, name))
+                if approval is None:
                     continue
-                for name in gate.approvals:
-                    asked = round_of.get(name)
-                    if asked is not None and rounds.index(asked) >= rounds.index(performer):
-                        errors.append(
-                            f"{loaded.source.name}: gates: gate {gate.name!r} blocks "
-                            f"{rule.action} (performed in {performer}) but its approval "
-                            f"{name!r} is only requested after {asked}; the run would wait "
-                            f"forever -- align that approval's stage before {performer} in "
-                            f"{WORKFLOW_FILE}"
-                        )
+                chain = [approval, *(by_id[p] for p in workflow.prerequisites(approval.id))]
+                latest = max(chain, key=lambda a: (_stage_position(a.round), a.position))
+                asked = _stage_position(latest.round)
+                stuck = {a: s for a, s in performed.items() if asked >= _stage_position(s)}
+                if not stuck:
+                    continue
+                stage = min(stuck.values(), key=_stage_position)
+                when = (
+                    f"after {latest.round}"
+                    if latest.round in PLAN_STAGES
+                    else f"after every plan stage (round {latest.round!r} is not a plan stage)"
+                )
+                via = "" if latest is approval else f" (it waits for {latest.name!r})"
+                errors.append(
+                    f"{loaded.source.name}: gates: gate {gate.name!r} blocks "
+                    f"{', '.join(stuck)} (performed in {stage}) but its approval {name!r} "
+                    f"can only be requested {when}{via}; the run would wait forever -- "
+                    f"align policy stage {latest.stage!r} with a round before {stage} "
+                    f"(alignment in {WORKFLOW_FILE})"
+                )
     return errors
 
 
@@ -263,7 +304,8 @@ def check_directory(directory: str | Path) -> DirectoryCheck:
     if "workflow" not in parts:
         return check
     workflow: WorkflowConfig = parts["workflow"]  # type: ignore[assignment]
-    check.errors.extend(_gate_errors(library, workflow))
+    action_errors = _action_errors(workflow)
+    check.errors.extend(action_errors or _gate_errors(library, workflow))
     if check.errors:
         return check
     check.loaded = LoadedDirectory(

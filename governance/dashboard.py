@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mpm.governance.assessment import GovernanceReport
+from mpm.governance.defaults import STAGE_OF_ACTION
 
 __all__ = [
     "approval_rows",
@@ -224,7 +225,8 @@ def dashboard_context(report: GovernanceReport) -> dict[str, Any]:
                     }
                     for a in gate.approvals
                 ],
-                "blocks": sorted({a.blocks or a.action for a in gate.actions}),
+                # the action and the plan stage it holds: "deploy_endpoint (deployment stage)"
+                "blocks": sorted({_held_step(a.blocks or a.action) for a in gate.actions}),
             }
         )
     sections: dict[str, list[Any]] = {}
@@ -285,3 +287,8 @@ def write_dashboard(report: GovernanceReport, path: str | Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_dashboard(report), encoding="utf-8")
     return target
+
+
+def _held_step(action: str) -> str:
+    stage = STAGE_OF_ACTION.get(action)
+    return f"{action} ({stage} stage)" if stage else action

@@ -15,6 +15,12 @@ its approvals are asked and how its metrics were found:
   first gated action -- never all at kickoff.
 * **workflow** -- the standard plan stages as rounds, one parallel tier holding every
   approver group, Domino's gate actions bound to mpm's actions (:func:`default_workflow`).
+
+Gated actions and the plan stage that performs each (:data:`STAGE_OF_ACTION`): mpm's
+``RegisterModel`` extension -> ``register_model`` in ``mlops``; Domino's ``CreateEndpoint``
+-> ``deploy_endpoint`` and ``CreateApp`` -> ``deploy_app`` in ``deployment``, the stage after
+registration, so the sign-offs a policy asks at deployment time (after ``mlops``) can be
+granted before serving is attempted.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ PLAN_STAGES: tuple[str, ...] = (
     "model_development",
     "model_validation",
     "mlops",
+    "deployment",
 )
 
 #: Domino gate action -> the mpm action it blocks. ``RegisterModel`` is mpm's own
@@ -61,10 +68,17 @@ DEFAULT_ACTIONS: dict[str, str] = {
     "CreateApp": "deploy_app",
 }
 
-#: mpm action -> the plan stage that performs it. deploy_endpoint / deploy_app are not
-#: performed by any stage yet (no serving step or app scaffold), so a gate on them holds
-#: nothing a run does; only actions listed here are checked for deadlocks at load time.
-STAGE_OF_ACTION: dict[str, str] = {"register_model": "mlops"}
+#: mpm action -> the plan stage that performs it. Registration happens in ``mlops``;
+#: serving (the registered model behind MLflow's scoring server on loopback, answering a
+#: smoke request) and the app scaffold happen in ``deployment``, which runs after ``mlops``
+#: and after the approvals asked after it. Every action here is checked for deadlocks at
+#: load time (``governance.config``); ``workflow.yaml`` may bind a policy action only to
+#: one of these.
+STAGE_OF_ACTION: dict[str, str] = {
+    "register_model": "mlops",
+    "deploy_endpoint": "deployment",
+    "deploy_app": "deployment",
+}
 
 DEFAULT_APPLIES_REASON = "applies by default: no rule configured"
 FALLBACK_REASON = "no stage name or guidance matched; asked before the first gated action"
@@ -157,9 +171,11 @@ def match_metric(metrics: Mapping[str, float], names: Iterable[str]) -> tuple[st
 
 # --------------------------------------------------------------------------- alignment
 
-# (pattern, round, why); see _best for how one is chosen. At the same position the earlier
-# rule wins, so "post-implementation" is tried before "implementation".
-_RULES: tuple[tuple[re.Pattern[str], str, str], ...] = (
+# (pattern, round(s), why); see _best for how one is chosen. At the same position the
+# earlier rule wins, so "post-implementation" is tried before "implementation". A tuple of
+# rounds is a preference: the first one the workflow has (a workflow.yaml written before
+# the deployment stage existed has no ``deployment`` round; its last stage is ``mlops``).
+_RULES: tuple[tuple[re.Pattern[str], str | tuple[str, ...], str], ...] = (
     (
         re.compile(r"\bfinal\b"),
         "model_validation",
@@ -170,7 +186,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, str], ...] = (
             r"post ?(implementation|deployment|production|launch)|monitor|ongoing|"
             r"general(ly)?[\s_-]*availab|retire"
         ),
-        "mlops",
+        ("deployment", "mlops"),
         "post-implementation / monitoring: asked after deployment",
     ),
     (
@@ -238,19 +254,23 @@ def _best(text: str, rounds: list[str], *, by_count: bool) -> tuple[str, str] | 
     word: "Deployment Authorization and Monitoring" is about deployment), or for guidance
     the round named most often (first mention breaks ties)."""
     hits: dict[int, tuple[int, int]] = {}  # rule index -> (count, first position)
-    for index, (pattern, round_, _why) in enumerate(_RULES):
-        if round_ not in rounds:
+    chosen: dict[int, str] = {}
+    for index, (pattern, wanted, _why) in enumerate(_RULES):
+        options = (wanted,) if isinstance(wanted, str) else wanted
+        round_ = next((r for r in options if r in rounds), None)
+        if round_ is None:
             continue
         found = [m.start() for m in pattern.finditer(text)]
         if found:
             hits[index] = (len(found), found[0])
+            chosen[index] = round_
     if not hits:
         return None
     if by_count:
         index = min(hits, key=lambda i: (-hits[i][0], hits[i][1], i))
     else:
         index = min(hits, key=lambda i: (hits[i][1], i))
-    return _RULES[index][1], _RULES[index][2]
+    return chosen[index], _RULES[index][2]
 
 
 def align_stage(stage: Stage, rounds: list[str], fallback: str) -> Alignment:

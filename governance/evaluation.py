@@ -40,6 +40,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -205,6 +206,7 @@ class FrameworkEvaluation(BaseModel):
 # --------------------------------------------------------------------------- ids
 
 
+@lru_cache(maxsize=4096)
 def slugify(text: str) -> str:
     """``Validation sign off`` -> ``validation-sign-off``; stable ids for approvals and gates."""
     return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-") or "x"

@@ -42,7 +42,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mpm.governance._files import read_yaml_mapping, reference_dir
 from mpm.governance.evidence import EvidenceBundle
@@ -275,6 +283,7 @@ class EvidenceMap(BaseModel):
     version: int = 1
     common: FrameworkEvidenceMap = Field(default_factory=FrameworkEvidenceMap)
     frameworks: dict[str, FrameworkEvidenceMap] = Field(default_factory=dict)
+    _merged: dict[str, FrameworkEvidenceMap] = PrivateAttr(default_factory=dict)
 
     @field_validator("version")
     @classmethod
@@ -284,14 +293,31 @@ class EvidenceMap(BaseModel):
         return version
 
     def for_framework(self, framework: str) -> FrameworkEvidenceMap:
-        """``common`` merged with the framework's own entries (which win)."""
-        own = self.frameworks.get(framework, FrameworkEvidenceMap())
-        return FrameworkEvidenceMap(
-            answers={**self.common.answers, **own.answers},
-            metrics={**self.common.metrics, **own.metrics},
-            files={**self.common.files, **own.files},
-            metric_sources=[*own.metric_sources, *self.common.metric_sources],
-        )
+        """``common`` merged with the framework's own entries (which win).
+
+        Merged once per framework and kept (building it re-validates every entry, and
+        governance asks on every evaluation); callers read it, none changes it."""
+        merged = self._merged.get(framework)
+        if merged is None:
+            own = self.frameworks.get(framework, FrameworkEvidenceMap())
+            merged = FrameworkEvidenceMap(
+                answers={**self.common.answers, **own.answers},
+                metrics={**self.common.metrics, **own.metrics},
+                files={**self.common.files, **own.files},
+                metric_sources=[*own.metric_sources, *self.common.metric_sources],
+            )
+            self._merged[framework] = merged
+        return merged
+
+    def state_keys(self) -> frozenset[str]:
+        """The top-level project-state keys any entry of the map reads (its sources' first
+        step): what an evaluation's result can depend on besides the fixed inputs."""
+        keys: set[str] = set()
+        for fmap in (self.common, *self.frameworks.values()):
+            for entry in (*fmap.answers.values(), *fmap.metrics.values(), *fmap.files.values()):
+                keys.update(path[0].key for path in entry._paths)
+            keys.update(_parse_path(p)[0].key for p in fmap.metric_sources)
+        return frozenset(keys)
 
 
 def _format_error(source: str, error: ValidationError) -> EvidenceMapError:

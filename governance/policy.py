@@ -686,6 +686,7 @@ class Policy(PolicyNode):
     enforce_sequential_order: bool = False
     stages: Annotated[list[Stage], Field(min_length=1)]
     gates: list[Gate] = Field(default_factory=list)
+    _placed_artifacts: tuple[PlacedArtifact, ...] | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -866,7 +867,15 @@ class Policy(PolicyNode):
         raise KeyError(f"no evidence set with id {evidence_id!r}")
 
     def artifacts(self) -> Iterator[PlacedArtifact]:
-        """Every artifact once (at its first placement), approval evidence included."""
+        """Every artifact once (at its first placement), approval evidence included.
+
+        Computed once per policy and kept: a loaded policy is not changed afterwards, and
+        governance walks this list many times per evaluation, on every super-step."""
+        if self._placed_artifacts is None:
+            self._placed_artifacts = tuple(self._placed())
+        return iter(self._placed_artifacts)
+
+    def _placed(self) -> Iterator[PlacedArtifact]:
         seen: set[str] = set()
         for placed in self._raw_placements():
             es = placed.evidence_set

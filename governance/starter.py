@@ -110,7 +110,10 @@ def _workflow(check_alignment: dict[str, list[tuple[str, str, str]]], groups: li
         for stage, round_, why in rows:
             lines.append(f"    {_q(stage)}: {round_}  # {why}")
     lines += [
-        "# Domino gate actions -> what they block in mpm (RegisterModel is mpm's extension).",
+        "# Domino gate actions -> what they block in mpm (RegisterModel is mpm's extension):",
+        "# register_model is the mlops stage; deploy_endpoint (serving on loopback) and",
+        "# deploy_app (the app scaffold) are the deployment stage after it. A gate's approvals",
+        "# must be asked before the stage it holds; otherwise the directory is refused.",
         "actions:",
         *(f"  {k}: {v}" for k, v in DEFAULT_ACTIONS.items()),
         "separation_of_duties: true",

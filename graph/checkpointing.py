@@ -79,6 +79,20 @@ def setup_postgres(saver: Any, timeout_s: float = 120.0) -> None:
             cur.execute("SELECT pg_advisory_unlock(%s)", (_PG_SETUP_LOCK,))
 
 
+def sqlite_path(url: str | None, workspace: Workspace) -> Path | None:
+    """The SQLite file ``url`` names (``sqlite``: the workspace's), or None for another
+    kind of store. Shared by the saver factory below and the graph-free checkpoint reader
+    (``graph/checkpoint_reader.py``), so both open the same file."""
+    url = (url or os.environ.get(ENV_VAR) or "sqlite").strip()
+    if url == "sqlite":
+        return workspace.checkpoint_db
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))  # sqlite:///rel.db or sqlite:////abs.db
+    if url.startswith("sqlite:"):
+        raise CheckpointerError(f"--checkpointer {url!r}: expected 'sqlite' or sqlite:///<path>")
+    return None
+
+
 @contextmanager
 def open_checkpointer(
     url: str | None, workspace: Workspace, *, read_only: bool = False
@@ -96,14 +110,8 @@ def open_checkpointer(
     if url == "sqlite" or url.startswith("sqlite:"):
         from langgraph.checkpoint.sqlite import SqliteSaver
 
-        if url == "sqlite":
-            path = workspace.checkpoint_db
-        elif url.startswith("sqlite:///"):
-            path = Path(url.removeprefix("sqlite:///"))  # sqlite:///rel.db or sqlite:////abs.db
-        else:
-            raise CheckpointerError(
-                f"--checkpointer {url!r}: expected 'sqlite' or sqlite:///<path>"
-            )
+        path = sqlite_path(url, workspace)
+        assert path is not None
         if read_only and not path.is_file():
             from langgraph.checkpoint.memory import InMemorySaver
 

@@ -35,6 +35,29 @@ def expected_evidence(context: GovernanceContext, frameworks: list[str]) -> dict
     return {stage: sorted(keys) for stage, keys in sorted(expected.items())}
 
 
+def metric_limits(context: GovernanceContext, frameworks: list[str]) -> dict[str, dict[str, Any]]:
+    """Metric name -> the strictest threshold an applicable policy states for it
+    ``{value, operator, source}``, under the canonical name and every alias: the
+    validator compares its fairness figures with these (mpm.tools.fairness)."""
+    limits: dict[str, dict[str, Any]] = {}
+    for fw in frameworks:
+        policy = context.library.get(fw).policy
+        for placed in policy.metrics():
+            threshold = placed.metric.threshold
+            if threshold is None or threshold.operator not in ("<=", "<"):
+                continue
+            entry = {
+                "value": float(threshold.value),
+                "operator": str(threshold.operator),
+                "source": f"policy {fw} ({placed.evidence_set.name})",
+            }
+            for name in placed.metric.names:
+                known = limits.get(name)
+                if known is None or entry["value"] < known["value"]:
+                    limits[name] = entry
+    return limits
+
+
 def askable_questions(
     report: GovernanceReport, context: GovernanceContext, state: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
@@ -186,6 +209,7 @@ def compact(
             "frameworks": [report.titles.get(fw, fw) for fw in report.frameworks],
             "overall_status": report.overall_status.value,
             "expected_evidence": expected_evidence(context, report.frameworks),
+            "metric_limits": metric_limits(context, report.frameworks),
             "gated_actions": gated_actions,
             "open_actions": open_actions,
             "closed_gates": {

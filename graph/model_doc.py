@@ -184,10 +184,19 @@ def documentation_context(
         "thread_id": thread_id,
         "generated_at": generated_at,
         "pipeline_status": pipeline_status,
-        "positive_class": report.get("positive_class")
-        or val.get("positive_class")
-        or req.positive_class
-        or (bootstrap or {}).get("positive_class"),
+        "positive_class": next(
+            (
+                v
+                for v in (
+                    report.get("positive_class"),
+                    val.get("positive_class"),
+                    req.positive_class,
+                    (bootstrap or {}).get("positive_class"),
+                )
+                if v is not None  # label 0 is a positive class too
+            ),
+            None,
+        ),
         "data": {
             "sources": req.data_sources,
             "lineage": lineage,
@@ -369,7 +378,10 @@ def test_intervals(
                 model_type=req.model_type.value,
                 metrics=bootstrap_metric_names(req, criteria),
                 decision_threshold=val.get("decision_threshold"),
-                positive_class=report.get("positive_class") or req.positive_class,
+                # the label validation used (0 for breast_cancer's malignant: not falsy)
+                positive_class=report["positive_class"]
+                if report.get("positive_class") is not None
+                else req.positive_class,
                 seed=req.seed,
             ),
             None,

@@ -7,13 +7,17 @@ written by people cannot inject markup into whatever renders the summary."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from mpm.graph.state import ProjectRequirements, now_iso
 
 
+@lru_cache(maxsize=1)
 def _env() -> Any:
+    """One environment per process: it keeps its compiled templates (compiling the
+    executive summary's template cost more than rendering it)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(
@@ -179,26 +183,6 @@ def render_executive_summary(**context: Any) -> str:
 
 
 def plot_stage_durations(rows: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
+    from mpm.tools.plots import stage_durations
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rows)))
-    names = [r["name"] for r in rows]
-    colors = [
-        "#2e7d32"
-        if r["status"] == "success"
-        else "#f9a825"
-        if r["status"] == "failed_with_fallback"
-        else "#c62828"
-        for r in rows
-    ]
-    ax.barh(names, [r["duration_s"] for r in rows], color=colors)
-    ax.invert_yaxis()
-    ax.set_xlabel("wall time (s)")
-    ax.set_title("Stage durations")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return stage_durations(path, rows, title="Stage durations")

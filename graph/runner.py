@@ -38,31 +38,8 @@ class NotWaitingError(LookupError):
 
 
 class DecisionRefused(ValueError):
-    """A decision refused before the graph was resumed (:data:`DECISION_CHECKS`)."""
-
-
-DecisionCheck = Callable[[dict[str, Any], dict[str, Any]], "str | None"]
-"""``check(decision, pending)`` -> why ``decision`` is refused, or None. ``pending`` is the
-approval interrupt's payload as the thread holds it (``approval_id``, ``approver_groups``,
-``eligible_approvers``...)."""
-
-
-def _eligible(decision: dict[str, Any], pending: dict[str, Any]) -> str | None:
-    """The approver must be one of the role accounts mpm listed for this approval when it
-    asked for it; the approval node checks again, against the directory, when it runs."""
-    approver = str(decision.get("approver") or "").strip()
-    eligible = pending.get("eligible_approvers")
-    if isinstance(eligible, list) and approver not in eligible:
-        groups = ", ".join(map(str, pending.get("approver_groups") or [])) or "its groups"
-        return f"{approver} is not a member of {groups}"
-    return None
-
-
-DECISION_CHECKS: list[DecisionCheck] = [_eligible]
-"""Checks a decision must pass before the graph is resumed with it. They only *refuse*:
-a decision they let through is still checked by the approval node (authoritative, audited).
-Cheap refusals are the point -- a refused ``mpm approve`` answers without running the
-graph. Another check (e.g. a signature verification) is added by appending to this list."""
+    """A decision refused before the graph was resumed, by the approval node's own
+    judgement (``graph/approval_judgement.py``); the refusal is in the audit trail."""
 
 
 @dataclass
@@ -228,37 +205,98 @@ class Runner:
 
         Waits for another process driving the thread to finish first, and looks the
         interrupt up only once it holds the lock, so two approvers deciding parallel
-        approvals at the same moment both land. With ``precheck``, a decision that one of
-        :data:`DECISION_CHECKS` refuses raises :class:`DecisionRefused` before the graph
-        runs (the CLI's fast refusal; the approval node would refuse it too)."""
+        approvals at the same moment both land. With ``precheck``, an approval decision is
+        first judged by the approval node's own code against the task's input as the
+        checkpoint holds it, without building the graph (:meth:`_precheck`): a refused one
+        is recorded in the audit trail and raises :class:`DecisionRefused`; the graph is
+        neither built nor resumed for it (the CLI's fast refusal)."""
+        validate_thread_id(thread_id)
+        self.thread_id = thread_id  # what a stop names, from the first moment
+        with thread_lock(self.workspace, thread_id, wait=wait):
+            if precheck and kind == "approval" and isinstance(value, dict):
+                reason = self._precheck(thread_id, key, value)
+                if reason:
+                    raise DecisionRefused(reason)
+            with self.graph() as g:
+                return self._answer(g, thread_id, kind, value, key)
+
+    def _answer(self, g: Any, thread_id: str, kind: str, value: Any, key: str | None) -> RunOutcome:
         from langgraph.types import Command
 
-        with self.graph() as g, thread_lock(self.workspace, thread_id, wait=wait):
-            snapshot = self._existing(g, thread_id)
-            for item in snapshot.interrupts:
-                payload = item.value if isinstance(item.value, dict) else {}
-                if payload.get("type") == kind and (
-                    key is None or payload.get("approval_id") == key
-                ):
-                    if kind == "approval" and isinstance(value, dict):
-                        from mpm.graph.nodes.approvals import SEEN_DECISIONS
+        snapshot = self._existing(g, thread_id)
+        for item in snapshot.interrupts:
+            payload = item.value if isinstance(item.value, dict) else {}
+            if payload.get("type") == kind and (key is None or payload.get("approval_id") == key):
+                if kind == "approval" and isinstance(value, dict):
+                    from mpm.governance.decisions import SEEN_DECISIONS
 
-                        if precheck:
-                            for check in DECISION_CHECKS:
-                                reason = check(value, payload)
-                                if reason:
-                                    raise DecisionRefused(reason)
-                        value = {**value, SEEN_DECISIONS: sorted(_used_decision_ids(snapshot))}
-                    return self._drive(g, thread_id, Command(resume={item.id: value}))
-            pending = [
-                (i.value.get("approval_id") or i.value.get("type"))
-                for i in snapshot.interrupts
-                if isinstance(i.value, dict)
-            ]
-            what = f"{kind} {key}" if key else kind
-            raise NotWaitingError(
-                f"thread {thread_id} is not waiting for {what}; pending: {', '.join(map(str, pending)) or 'nothing'}"
-            )
+                    value = {**value, SEEN_DECISIONS: sorted(_used_decision_ids(snapshot))}
+                return self._drive(g, thread_id, Command(resume={item.id: value}))
+        pending = [
+            (i.value.get("approval_id") or i.value.get("type"))
+            for i in snapshot.interrupts
+            if isinstance(i.value, dict)
+        ]
+        what = f"{kind} {key}" if key else kind
+        raise NotWaitingError(
+            f"thread {thread_id} is not waiting for {what}; pending: {', '.join(map(str, pending)) or 'nothing'}"
+        )
+
+    def _precheck(
+        self, thread_id: str, approval_id: str | None, value: dict[str, Any]
+    ) -> str | None:
+        """Why the approval node would refuse ``value``, judged before the graph is built
+        (and recorded in the audit trail if refused); None if it would not, or if the
+        checkpoint cannot be read without the graph (the node then judges it alone)."""
+        from mpm.graph.approval_judgement import precheck
+
+        view = Reader(self.context, self.checkpointer_url).view(thread_id, need_values=False)
+        if view is None:
+            view = self._view_through_saver(thread_id)
+        waiting = next(
+            (
+                w
+                for w in (view.waiting if view is not None else [])
+                if isinstance(w.value, dict)
+                and w.value.get("type") == "approval"
+                and w.value.get("approval_id") == approval_id
+                and isinstance(w.task_input, dict)
+                and isinstance(w.task_input.get("approval"), dict)
+            ),
+            None,
+        )
+        if waiting is None:
+            return None  # not waiting for it: the graph path says so
+        try:
+            from mpm.graph.governance_context import governance_context
+
+            context = governance_context(self.context)  # the nodes reuse this load
+        except Exception:  # noqa: BLE001 - the node reports an unloadable library itself
+            return None
+        return precheck(
+            workspace=self.workspace,
+            thread_id=thread_id,
+            task_ns=waiting.task_ns,
+            payload=waiting.task_input,
+            asked=waiting.value,
+            value=value,
+            context=context,
+            used_decision_ids=view.decision_ids(),
+        )
+
+    def _view_through_saver(self, thread_id: str) -> Any:
+        """The reader's view of the latest checkpoint, read through the LangGraph saver
+        (a store the graph-free reader does not open, e.g. PostgreSQL); None if unreadable."""
+        from mpm.graph.checkpoint_reader import Unreadable, view_of_tuple
+
+        with open_checkpointer(self.checkpointer_url, self.workspace) as saver:
+            saved = saver.get_tuple(self.config(thread_id))
+        if saved is None:
+            return None
+        try:
+            return view_of_tuple(thread_id, saved)
+        except Unreadable:
+            return None
 
     def _existing(self, g: Any, thread_id: str) -> Any:
         snapshot = g.get_state(self.config(validate_thread_id(thread_id)))
@@ -328,23 +366,7 @@ class Runner:
             rows = []
             for thread_id in seen:
                 snap = g.get_state(self.config(thread_id))
-                outcome = self._outcome(thread_id, snap)
-                values = snap.values or {}
-                rows.append(
-                    {
-                        "thread_id": thread_id,
-                        "project": (values.get("requirements") or {}).get(
-                            "project_name", "(kickoff)"
-                        ),
-                        "status": outcome.status,
-                        "updated_at": snap.created_at,
-                        "waiting_for": [
-                            i["value"].get("type")
-                            for i in outcome.interrupts
-                            if isinstance(i["value"], dict)
-                        ],
-                    }
-                )
+                rows.append(thread_row(self._outcome(thread_id, snap), snap.created_at))
             return sorted(rows, key=lambda r: r["updated_at"] or "", reverse=True)
 
     def pending_approvals(self) -> list[dict[str, Any]]:
@@ -359,12 +381,164 @@ class Runner:
 
     @staticmethod
     def _outcome(thread_id: str, snapshot: Any) -> RunOutcome:
-        values = dict(snapshot.values or {})
-        interrupts = [{"id": i.id, "value": i.value} for i in snapshot.interrupts]
-        if interrupts:
-            status = "waiting"
-        elif snapshot.next or snapshot.tasks:
-            status = "running"  # cut off mid-run: resume continues it
-        else:
-            status = values.get("status") or "running"
-        return RunOutcome(thread_id, status, interrupts, values, tuple(snapshot.next))
+        return outcome_of(
+            thread_id,
+            snapshot.values,
+            [{"id": i.id, "value": i.value} for i in snapshot.interrupts],
+            has_tasks=bool(snapshot.next or snapshot.tasks),
+            next_nodes=snapshot.next,
+        )
+
+
+def outcome_of(
+    thread_id: str,
+    values: dict[str, Any] | None,
+    interrupts: list[dict[str, Any]],
+    *,
+    has_tasks: bool,
+    next_nodes: tuple[str, ...] = (),
+) -> RunOutcome:
+    """A thread's status from its latest checkpoint: the one rule for the graph path and
+    the graph-free reader (:class:`Reader`)."""
+    values = dict(values or {})
+    if interrupts:
+        status = "waiting"
+    elif has_tasks:
+        status = "running"  # cut off mid-run: resume continues it
+    else:
+        status = values.get("status") or "running"
+    return RunOutcome(thread_id, status, interrupts, values, tuple(next_nodes))
+
+
+class Reader:
+    """What the read commands (``status``, ``approvals``, ``runs``, ``audit``...) and the
+    settings look-up of ``resume``/``approve``/``answer`` need, without building the graph.
+
+    The SQLite checkpoint store is read directly (``graph/checkpoint_reader.py``); whatever
+    that reader cannot show exactly -- another kind of store, a step in which some tasks
+    already finished, a value type it does not decode -- is read through the graph (a
+    read-only :class:`Runner`), so every answer is the one ``get_state`` gives. Nothing is
+    created: no workspace, no database file."""
+
+    def __init__(self, context: RunContext, checkpointer: str | None = None) -> None:
+        from mpm.graph.checkpoint_reader import reader_for
+
+        self.context = context
+        self.workspace = Workspace.locate(context.workspace)
+        self.checkpointer_url = checkpointer
+        self.fast = reader_for(checkpointer, self.workspace)
+        self._graph_runner: Runner | None = None
+        self.fallbacks: list[str] = []
+        """Why the graph was used instead (one line per read; empty on the fast path)."""
+
+    def use_runner(self, runner: Runner) -> None:
+        """Read through this (read-only) runner whenever the graph is needed."""
+        self._graph_runner = runner
+
+    def settings(self, thread_id: str) -> dict[str, Any]:
+        """The settings the thread was started with (written once, by kickoff: the raw
+        checkpoint value is the live one even while a step is half done)."""
+        view = self.view(thread_id, need_values=False)
+        values = view.values if view is not None else self.snapshot(thread_id).values
+        return dict(values.get("settings") or {})
+
+    def graph_runner(self) -> Runner:
+        if self._graph_runner is None:
+            self._graph_runner = Runner(self.context, self.checkpointer_url, read_only=True)
+        return self._graph_runner
+
+    def view(self, thread_id: str, *, need_values: bool = True) -> Any:
+        """The thread's latest checkpoint as the graph-free reader sees it, or None when
+        it cannot show it exactly (the caller then asks :meth:`graph_runner`). Raises
+        :class:`UnknownThreadError` for a thread with no checkpoint."""
+        from mpm.graph.checkpoint_reader import Unreadable
+
+        validate_thread_id(thread_id)
+        if self.fast is None:
+            self.fallbacks.append(f"{thread_id}: not a SQLite store")
+            return None
+        try:
+            view = self.fast.latest(thread_id, need_values=need_values)
+        except Unreadable as exc:
+            self.fallbacks.append(f"{thread_id}: {exc}")
+            return None
+        if view is None:
+            raise UnknownThreadError(f"no thread {thread_id} in this workspace's checkpoints")
+        return view
+
+    def snapshot(self, thread_id: str) -> RunOutcome:
+        view = self.view(thread_id)
+        if view is None:
+            return self.graph_runner().snapshot(thread_id)
+        return outcome_of(
+            thread_id, view.values, view.interrupts, has_tasks=view.has_tasks, next_nodes=view.next
+        )
+
+    def _thread_ids(self) -> list[str] | None:
+        from mpm.graph.checkpoint_reader import Unreadable
+
+        if self.fast is None:
+            return None
+        try:
+            return self.fast.thread_ids()
+        except Unreadable as exc:
+            self.fallbacks.append(str(exc))
+            return None
+
+    def threads(self) -> list[dict[str, Any]]:
+        """Every thread with its latest status (rows as :meth:`Runner.threads` makes them)."""
+        ids = self._thread_ids()
+        if ids is None:
+            return self.graph_runner().threads()
+        rows = []
+        for thread_id in ids:
+            view = self.view(thread_id, need_values=False)
+            if view is not None and view.stale & {"requirements", "status"}:
+                self.fallbacks.append(f"{thread_id}: a task of the open step wrote {view.stale}")
+                view = None  # what the row shows was changed by a task of the open step
+            if view is None:
+                outcome = self.graph_runner().snapshot(thread_id)
+                with self.graph_runner().graph() as g:
+                    updated = g.get_state(Runner.config(thread_id)).created_at
+            else:  # a row needs the interrupts, the project name and the status only
+                outcome = outcome_of(
+                    thread_id, view.values, view.interrupts, has_tasks=view.has_tasks
+                )
+                updated = view.created_at
+            rows.append(thread_row(outcome, updated))
+        return sorted(rows, key=lambda r: r["updated_at"] or "", reverse=True)
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        """Every approval interrupt pending in any thread, oldest request first."""
+        ids = self._thread_ids()
+        if ids is None:
+            return self.graph_runner().pending_approvals()
+        rows = []
+        for thread_id in ids:
+            view = self.view(thread_id, need_values=False)  # interrupts only: always exact
+            interrupts = (
+                view.interrupts
+                if view is not None
+                else self.graph_runner().snapshot(thread_id).interrupts
+            )
+            for item in interrupts:
+                value = item["value"]
+                if isinstance(value, dict) and value.get("type") == "approval":
+                    rows.append({"thread_id": thread_id, **value})
+        return sorted(rows, key=lambda r: r.get("requested_at") or "")
+
+    def history(self, thread_id: str) -> list[dict[str, Any]]:
+        return self.graph_runner().history(thread_id)
+
+
+def thread_row(outcome: RunOutcome, updated_at: str | None) -> dict[str, Any]:
+    """One row of ``mpm runs``."""
+    return {
+        "thread_id": outcome.thread_id,
+        "project": (outcome.values.get("requirements") or {}).get("project_name", "(kickoff)"),
+        "status": outcome.status,
+        "updated_at": updated_at,
+        "waiting_for": [
+            i["value"].get("type") for i in outcome.interrupts if isinstance(i["value"], dict)
+        ],
+    }

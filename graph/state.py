@@ -64,6 +64,7 @@ STAGE_NAMES = (
     "model_development",
     "model_validation",
     "mlops",
+    "deployment",
 )
 # Metrics where smaller is better: the success threshold is an upper bound for these.
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape"})
@@ -153,6 +154,11 @@ class ProjectRequirements(BaseModel):
     )
     data_sources: list[DataSource] = Field(min_length=1)
     sensitive_attributes: list[str] = Field(default_factory=list)
+    use_sensitive_attributes: bool = Field(
+        default=False,
+        description="keep the sensitive attributes as model inputs (default: excluded from "
+        "the features, used only to measure fairness); the choice is recorded",
+    )
     risk_level: RiskLevel = RiskLevel.medium
     regulatory_impact: bool = False
     ethical_ai_required: bool = False
@@ -219,6 +225,14 @@ class ProjectRequirements(BaseModel):
         if value not in known:
             raise ValueError(f"expected one of {', '.join(known)}; got {value!r}")
         return value
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _label_text(cls, value: Any) -> Any:
+        """``positive_class: 1`` in YAML is the label 1, not an error (labels are matched as text)."""
+        if isinstance(value, bool):
+            return str(int(value))
+        return str(value) if isinstance(value, int | float) else value
 
     @field_validator("stage_timeout_s")
     @classmethod
@@ -307,8 +321,14 @@ class ProjectRequirements(BaseModel):
 # --------------------------------------------------------------------------- plan
 
 # The actions policy gates can block, and the plan stage that performs each.
-# mpm action -> the stage that performs it (governance.defaults.STAGE_OF_ACTION).
-GATED_ACTIONS = {"register_model": "mlops"}
+# mpm action -> the stage that performs it (governance.defaults.STAGE_OF_ACTION; kept
+# literal so reading state does not import the governance package; a test compares them).
+# Registration is mlops; serving and the app scaffold are the deployment stage after it.
+GATED_ACTIONS = {
+    "register_model": "mlops",
+    "deploy_endpoint": "deployment",
+    "deploy_app": "deployment",
+}
 
 
 class AgentType(StrEnum):
@@ -318,6 +338,7 @@ class AgentType(StrEnum):
     model_developer = "model_developer"
     model_validator = "model_validator"
     mlops_engineer = "mlops_engineer"
+    deployment_engineer = "deployment_engineer"
 
 
 class ApprovalGate(BaseModel):

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 
 def naive_baseline_score(
-    train_path: str, test_path: str, target_column: str, model_type: str, target_metric: str
+    train_path: str,
+    test_path: str,
+    target_column: str,
+    model_type: str,
+    target_metric: str,
+    pos_label: object = None,
 ) -> float:
-    """Score of a ``DummyClassifier(most_frequent)`` / ``DummyRegressor(mean)`` on the test set."""
+    """Score of a ``DummyClassifier(most_frequent)`` / ``DummyRegressor(mean)`` on the test
+    set (binary precision/recall/F1 for ``pos_label``, default the larger label)."""
     import numpy as np
     import pandas as pd
     from sklearn import metrics
@@ -29,14 +35,17 @@ def naive_baseline_score(
     pred = model.predict(x_test)
     if target_metric == "roc_auc":
         return 0.5  # a constant score ranks nothing: AUC of a no-skill model
-    average = "binary" if y_train.nunique() == 2 else "macro"
+    binary = y_train.nunique() == 2
+    kw: dict = {"average": "binary" if binary else "macro", "zero_division": 0}
+    if binary:
+        from mpm.tools.metrics import positive_label
+
+        kw["pos_label"] = positive_label(sorted(y_train.unique().tolist()), pos_label)
     scorers = {
         "accuracy": lambda: metrics.accuracy_score(y_test, pred),
         "balanced_accuracy": lambda: metrics.balanced_accuracy_score(y_test, pred),
-        "f1": lambda: metrics.f1_score(y_test, pred, average=average, zero_division=0),
-        "precision": lambda: metrics.precision_score(
-            y_test, pred, average=average, zero_division=0
-        ),
-        "recall": lambda: metrics.recall_score(y_test, pred, average=average, zero_division=0),
+        "f1": lambda: metrics.f1_score(y_test, pred, **kw),
+        "precision": lambda: metrics.precision_score(y_test, pred, **kw),
+        "recall": lambda: metrics.recall_score(y_test, pred, **kw),
     }
     return float(scorers[target_metric]())

@@ -10,15 +10,17 @@ match as model-metric evidence.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mpm.tools import plots
 from mpm.tools.data_quality import column_kinds
 from mpm.tools.datasets import check_target, read_table
+from mpm.tools.degenerate import degenerate_findings
 from mpm.tools.errors import DataError
-from mpm.tools.fairness import fairness_report
+from mpm.tools.fairness import compare_limits, fairness_report, proxy_findings
+from mpm.tools.fairness import flat_metrics as fairness_flat
 from mpm.tools.leakage import blocking as blocking_findings
 from mpm.tools.metrics import (
     all_metrics,
@@ -71,6 +73,9 @@ def validate_model(
     decision_threshold: float | None = None,
     train_path: str | None = None,
     findings: Sequence[dict[str, Any]] = (),
+    positive_class: Any = None,
+    positive_class_reason: str | None = None,
+    fairness_limits: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Score the saved pipeline on the test split and write ``validation_report.json`` plus
     ``calibration.png`` (classification) or ``predicted_vs_actual.png`` (regression).
@@ -86,6 +91,21 @@ def validate_model(
     per-class report and the fairness figures are at that threshold. ``train_path``: the
     development data, for the naive baseline the leakage checks compare against.
     ``findings``: what earlier stages found (data-quality gates, data-time leakage).
+
+    ``positive_class``: the positive label of a binary target as training chose it (with
+    ``positive_class_reason``); every binary metric, the threshold, calibration and every
+    fairness rate are for it (None: the larger label). ``fairness_limits``: the parity and
+    equalised-odds limits the applicable policies state (``{metric: {value, operator,
+    source}}``); the documented defaults where none is stated.
+
+    Fairness results (key ``fairness``): ``attributes`` (per sensitive attribute: per-group
+    ``selection_rate``, ``true_positive_rate``, ``false_positive_rate``, ``accuracy``,
+    ``count``; ``demographic_parity_difference``, ``equalized_odds_difference``),
+    ``metrics`` (the worst case over attributes), ``limits`` (each difference vs its limit
+    and where the limit comes from), ``proxies`` (model inputs associated with a sensitive
+    attribute), ``positive_class`` and ``decision_threshold``. Degenerate models (a single
+    predicted class, constant scores, chance-level AUC, trivially zero parity) are blocking
+    findings (``tools/degenerate.py``).
 
     The verdict: ``validation_passed`` only when the threshold is met *and* no blocking
     finding remains (``blocking_findings``: failed data-quality gates, likely leaks in a
@@ -107,10 +127,11 @@ def validate_model(
         )
     x, y = test[inputs], test[target_column]
     y_pred, proba, classes = predict(pipeline, x, model_type)
+    pos_label = positive_label(classes, positive_class) if len(classes) == 2 else None
     threshold = _check_threshold(decision_threshold, classes)
     if threshold is not None:
-        y_pred = apply_threshold(proba, classes, threshold)
-    test_metrics = all_metrics(model_type, y, y_pred, proba, classes)
+        y_pred = apply_threshold(proba, classes, threshold, pos_label)
+    test_metrics = all_metrics(model_type, y, y_pred, proba, classes, pos_label)
     if target_metric not in test_metrics:
         raise DataError(
             f"{Path(test_path).name}: {target_metric} cannot be computed on the test split (e.g. a single class present)"
@@ -130,6 +151,8 @@ def validate_model(
         "n_test_rows": len(test),
         "model_path": str(model_path),
         "input_columns": inputs,
+        "positive_class": _scalar(pos_label) if pos_label is not None else None,
+        "positive_class_reason": _positive_reason(pos_label, positive_class, positive_class_reason),
     }
     plot_paths: list[str] = []
     flat: dict[str, float] = {f"test_{k}": v for k, v in test_metrics.items()}
@@ -149,7 +172,7 @@ def validate_model(
             flat[f"test_precision_class_{key}"] = row["precision"]
         flat["test_min_class_recall"] = min(r["recall"] for r in report["per_class"].values())
         if proba is not None:
-            calib = calibration(np.asarray(y), proba, classes)
+            calib = calibration(np.asarray(y), proba, classes, pos_label=pos_label)
             report["calibration"] = calib
             flat["expected_calibration_error"] = calib["expected_calibration_error"]
             title = (
@@ -175,7 +198,17 @@ def validate_model(
         )
 
     robustness = _robustness(
-        pipeline, x, y, model_type, target_metric, score, y_pred, seed, noise_level, threshold
+        pipeline,
+        x,
+        y,
+        model_type,
+        target_metric,
+        score,
+        y_pred,
+        seed,
+        noise_level,
+        threshold,
+        pos_label,
     )
     report["robustness"] = robustness
     flat["robustness_drop"] = robustness["drop"]
@@ -185,7 +218,9 @@ def validate_model(
 
     present = [c for c in sensitive_attributes if c in test.columns]
     fairness = (
-        fairness_report(y, y_pred, test[present], model_type=model_type, classes=classes)
+        fairness_report(
+            y, y_pred, test[present], model_type=model_type, classes=classes, pos_label=pos_label
+        )
         if present
         else {"attributes": {}, "metrics": {}}
     )
@@ -203,12 +238,54 @@ def validate_model(
                 f"class(es) {', '.join(map(str, never))} never predicted: group rates are "
                 "trivially equal and say nothing about fairness"
             )
+    fairness["positive_class"] = report["positive_class"]
+    fairness["limits"] = compare_limits(fairness["metrics"], dict(fairness_limits or {}))
+    proxies: list[dict[str, Any]] = []
+    if present and train_path:
+        proxies, associations = proxy_findings(
+            read_table(Path(train_path)), inputs, present, seed=seed
+        )
+        fairness["proxies"] = [f["evidence"] for f in proxies]
+        fairness["associations"] = associations[:20]
+    fairness["sensitive_inputs"] = [c for c in present if c in inputs]
     report["fairness"] = fairness
     flat.update(fairness["metrics"])
+    flat.update(fairness_flat(fairness))
     flat["test_score"] = score
     flat["meets_threshold"] = 1.0 if passed else 0.0
 
     all_findings = [dict(f) for f in findings]
+    degenerate, degenerate_evidence = degenerate_findings(
+        model_type=model_type,
+        y_true=y,
+        y_pred=y_pred,
+        proba=proba,
+        classes=classes,
+        pos_label=pos_label,
+        fairness_evaluated=bool(fairness["metrics"]),
+        seed=seed,
+    )
+    report["degeneracy"] = degenerate_evidence
+    if "auc_interval" in degenerate_evidence:
+        ci = degenerate_evidence["auc_interval"]
+        flat["test_roc_auc_ci_lower"] = ci["lower"]
+        flat["test_roc_auc_ci_upper"] = ci["upper"]
+    all_findings.extend(degenerate)
+    all_findings.extend(proxies)
+    for name, entry in fairness["limits"].items():
+        if not entry["within_limit"]:
+            all_findings.append(
+                {
+                    "id": f"fairness.limit_exceeded.{name}",
+                    "category": "fairness",
+                    "kind": "limit_exceeded",
+                    "column": None,
+                    "severity": "warning",
+                    "reason": f"{name} {entry['value']:.4f} is not {entry['operator']} "
+                    f"{entry['limit']} ({entry['source']})",
+                    "evidence": entry,
+                }
+            )
     if never:
         all_findings.append(
             {
@@ -234,6 +311,7 @@ def validate_model(
                 score=score,
                 seed=seed,
                 data_level=[f for f in findings if f.get("category") == "leakage"],
+                pos_label=pos_label,
             )
         )
     blocking = blocking_findings(all_findings, inputs)
@@ -276,6 +354,8 @@ def validate_model(
             {
                 "validation_status": status,
                 "blocking_findings": ", ".join(f["id"] for f in blocking) or None,
+                "positive_class": None if pos_label is None else str(_scalar(pos_label)),
+                "positive_class_reason": report["positive_class_reason"],
             },
         )
         for p in [report_path, *map(Path, plot_paths)]:
@@ -284,7 +364,11 @@ def validate_model(
 
 
 def calibration(
-    y_true: np.ndarray, proba: np.ndarray, classes: Sequence[Any], n_bins: int = CALIBRATION_BINS
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[Any],
+    n_bins: int = CALIBRATION_BINS,
+    pos_label: Any = None,
 ) -> dict[str, Any]:
     """Reliability bins and expected calibration error (ECE = sum over bins of
     share_of_rows * |observed frequency - mean predicted probability|).
@@ -296,7 +380,7 @@ def calibration(
 
     classes = list(classes)
     if len(classes) == 2:
-        pos = positive_label(classes)
+        pos = positive_label(classes, pos_label)
         conf = proba[:, classes.index(pos)]
         hit = (y_true == pos).astype(float)
         kind = "positive_class"
@@ -336,6 +420,7 @@ def _robustness(
     seed: int,
     noise_level: float,
     threshold: float | None = None,
+    pos_label: Any = None,
 ) -> dict[str, Any]:
     """The target metric again after adding N(0, (noise_level * std)^2) to every numeric
     input column; ``drop`` is how much worse it got (positive = worse, either direction)."""
@@ -350,8 +435,10 @@ def _robustness(
         noisy[c] = col + rng.normal(0.0, noise_level * std, len(col)) if std > 0 else col
     y_pred, proba, classes = predict(pipeline, noisy, model_type)
     if threshold is not None:
-        y_pred = apply_threshold(proba, classes, threshold)
-    noisy_score = all_metrics(model_type, y, y_pred, proba, classes).get(metric, float("nan"))
+        y_pred = apply_threshold(proba, classes, threshold, pos_label)
+    noisy_score = all_metrics(model_type, y, y_pred, proba, classes, pos_label).get(
+        metric, float("nan")
+    )
     drop = (noisy_score - clean_score) if lower_is_better(metric) else (clean_score - noisy_score)
     out: dict[str, Any] = {
         "noise_level": noise_level,
@@ -364,6 +451,14 @@ def _robustness(
     if model_type == "classification":
         out["prediction_flip_rate"] = float(np.mean(np.asarray(y_pred) != np.asarray(clean_pred)))
     return out
+
+
+def _positive_reason(pos_label: Any, given: Any, reason: str | None) -> str | None:
+    if pos_label is None:
+        return None
+    if given is not None:
+        return reason or "given to the validator"
+    return "the larger label: no positive class was given"
 
 
 def _scalar(x: Any) -> Any:
@@ -385,13 +480,15 @@ def _check_threshold(threshold: float | None, classes: Sequence[Any]) -> float |
     return t
 
 
-def apply_threshold(proba: Any, classes: Sequence[Any], threshold: float) -> Any:
+def apply_threshold(
+    proba: Any, classes: Sequence[Any], threshold: float, pos_label: Any = None
+) -> Any:
     """Binary labels at ``threshold`` on the positive-class probability (the rule the
     served pyfunc model applies, so validation and serving agree)."""
     import numpy as np
 
     classes = list(classes)
-    pos = positive_label(classes)
+    pos = positive_label(classes, pos_label)
     neg = next(c for c in classes if c != pos)
     p = proba[:, classes.index(pos)]
     return np.where(p > threshold, pos, neg)
@@ -430,6 +527,7 @@ def _model_leakage(
     score: float,
     seed: int,
     data_level: list[dict[str, Any]],
+    pos_label: Any = None,
 ) -> list[dict[str, Any]]:
     """Validation-time leakage findings: the result next to the naive baseline, and the
     importance concentration of the trained model's inputs (permutation importance on the
@@ -440,7 +538,9 @@ def _model_leakage(
     from mpm.tools.explain import permutation_importances
     from mpm.tools.leakage import model_findings
 
-    baseline = naive_baseline_score(train_path, test_path, target_column, model_type, target_metric)
+    baseline = naive_baseline_score(
+        train_path, test_path, target_column, model_type, target_metric, pos_label
+    )
     work = out / "leakage"
     work.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, work / "model.joblib")
@@ -453,6 +553,7 @@ def _model_leakage(
         target_metric=target_metric,
         seed=seed,
         n_repeats=3,
+        pos_label=pos_label,
     )
     (work / "model.joblib").unlink()
     return model_findings(

@@ -32,6 +32,7 @@ def permutation_importances(
     seed: int = 42,
     n_repeats: int = N_REPEATS,
     max_rows: int = MAX_ROWS,
+    pos_label: Any = None,
 ) -> dict[str, Any]:
     """Permutation importance of every input column of the saved pipeline on ``data_path``
     (the validation split), scored with the project's target metric; writes
@@ -59,7 +60,7 @@ def permutation_importances(
         pipeline,
         x,
         y,
-        scoring=cv_scorer(target_metric, classes),
+        scoring=cv_scorer(target_metric, classes, pos_label),  # for the positive class
         n_repeats=n_repeats,
         random_state=seed,
         n_jobs=1,

@@ -1,7 +1,11 @@
-"""Group fairness of a model's test-set predictions, computed with fairlearn.
+"""Group fairness of a model's test-set predictions, computed with fairlearn, and the
+inputs that may stand in for a sensitive attribute (``proxy_findings``).
 
 Classification: demographic parity difference and ratio, equalized odds difference and
-per-group selection rate, accuracy, TPR and FPR. Regression: per-group error metrics and
+per-group selection rate, accuracy, TPR, FPR and count, all for the positive class
+(``pos_label``, see ``tools/positive_class.py``). ``compare_limits`` puts the parity and
+equalised-odds differences next to the limits the applicable policies state (else the
+documented ``DEFAULT_LIMITS``). Regression: per-group error metrics and
 the largest gap between groups. Groups smaller than ``min_group_size`` are reported but
 left out of the gap figures: a handful of rows says nothing about a model's fairness and
 would otherwise dominate the maximum.
@@ -18,6 +22,17 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MIN_GROUP_SIZE = 20
+DEFAULT_LIMITS: dict[str, float] = {
+    "demographic_parity_difference": 0.1,
+    "equalized_odds_difference": 0.1,
+}
+"""Upper limits used where no applicable policy states one (the shipped ethical AI
+policy states the same 0.1 for both)."""
+PROXY_ASSOCIATION = 0.5
+"""Cramer's V between a model input and a sensitive attribute at or above which the
+input is reported as a possible proxy (numeric inputs binned into quintiles)."""
+PROXY_SAMPLE_ROWS = 20_000
+_PROXY_BINS = 5
 MAX_GROUPS = 30
 _BIN_NUMERIC_ABOVE = 10  # a numeric attribute with more distinct values is cut into quartiles
 
@@ -41,6 +56,7 @@ def fairness_report(
     model_type: str,
     classes: Sequence[Any] = (),
     min_group_size: int = MIN_GROUP_SIZE,
+    pos_label: Any = None,
 ) -> dict[str, Any]:
     """Per attribute (column of ``sensitive``) the fairness figures, plus the worst case
     over all attributes in ``metrics``."""
@@ -72,14 +88,16 @@ def fairness_report(
             continue
         yt, yp, g = y_true[mask], y_pred[mask], groups[mask].to_numpy()
         if model_type == "classification":
-            entry.update(_classification(yt, yp, g, list(classes)))
+            entry.update(_classification(yt, yp, g, list(classes), pos_label))
         else:
             entry.update(_regression(yt, yp, g))
         attributes[col] = entry
     return {"attributes": attributes, "metrics": _worst(attributes, model_type)}
 
 
-def _classification(y_true: Any, y_pred: Any, groups: Any, classes: list[Any]) -> dict[str, Any]:
+def _classification(
+    y_true: Any, y_pred: Any, groups: Any, classes: list[Any], pos_label: Any = None
+) -> dict[str, Any]:
     from fairlearn.metrics import (
         MetricFrame,
         count,
@@ -92,7 +110,7 @@ def _classification(y_true: Any, y_pred: Any, groups: Any, classes: list[Any]) -
     )
     from sklearn.metrics import accuracy_score
 
-    targets = [positive_label(classes)] if len(classes) == 2 else list(classes)
+    targets = [positive_label(classes, pos_label)] if len(classes) == 2 else list(classes)
     dpd, dpr, eod = 0.0, 1.0, 0.0
     per_group: dict[str, dict[str, Any]] = {}
     for cls in targets:
@@ -189,3 +207,142 @@ def _worst(attributes: dict[str, Any], model_type: str) -> dict[str, float]:
 def _num(v: Any) -> float | None:
     v = float(v)
     return None if v != v else v
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def compare_limits(
+    metrics: dict[str, float], policy_limits: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{metric: {value, limit, operator, source, within_limit}}`` for the demographic
+    parity and equalised-odds differences: the limit an applicable policy states
+    (``policy_limits``: ``{metric: {value, operator, source}}``), else ``DEFAULT_LIMITS``."""
+    import operator as op
+
+    ops = {"<=": op.le, "<": op.lt, ">=": op.ge, ">": op.gt, "==": op.eq}
+    out: dict[str, dict[str, Any]] = {}
+    for name, default in DEFAULT_LIMITS.items():
+        if name not in metrics:
+            continue
+        stated = (policy_limits or {}).get(name)
+        if stated and stated.get("operator") in ops and stated.get("value") is not None:
+            limit, operator = float(stated["value"]), str(stated["operator"])
+            source = str(stated.get("source") or "policy")
+        else:
+            limit, operator, source = default, "<=", "mpm default (no applicable policy states one)"
+        value = float(metrics[name])
+        out[name] = {
+            "value": value,
+            "limit": limit,
+            "operator": operator,
+            "source": source,
+            "within_limit": bool(ops[operator](value, limit)),
+        }
+    return out
+
+
+def flat_metrics(fairness: dict[str, Any]) -> dict[str, float]:
+    """Per-attribute and per-group figures as MLflow metric names:
+    ``fairness_<attr>_<metric>`` and ``fairness_<attr>_<group>_<rate>``."""
+    out: dict[str, float] = {}
+    for attr, entry in (fairness.get("attributes") or {}).items():
+        a = metric_key(attr)
+        for name in (
+            "demographic_parity_difference",
+            "equalized_odds_difference",
+            "rmse_gap",
+            "mae_gap",
+        ):
+            if entry.get(name) is not None:
+                out[f"fairness_{a}_{name}"] = float(entry[name])
+        for group, row in (entry.get("per_group") or {}).items():
+            g = metric_key(group)
+            for rate, value in row.items():
+                if value is not None:
+                    out[f"fairness_{a}_{g}_{rate}"] = float(value)
+    for name, entry in (fairness.get("limits") or {}).items():
+        out[f"{name}_limit"] = entry["limit"]
+    return out
+
+
+def metric_key(label: Any) -> str:
+    """A label as an MLflow-safe metric name part."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(label))[:60]
+
+
+# --------------------------------------------------------------------------- proxies
+
+
+def _binned(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values) and values.nunique() > _PROXY_BINS * 2:
+        binned = pd.qcut(values.rank(method="first"), q=_PROXY_BINS, duplicates="drop")
+        return binned.astype("object").where(values.notna(), "<missing>").astype(str)
+    return values.astype("object").where(values.notna(), "<missing>").astype(str)
+
+
+def cramers_v(a: pd.Series, b: pd.Series) -> float:
+    """Cramer's V of two categorical series (scipy's ``association``); 0 when either has a
+    single value."""
+    import pandas as pd
+    from scipy.stats.contingency import association
+
+    table = pd.crosstab(a, b)
+    if min(table.shape) < 2:
+        return 0.0
+    return float(association(table.to_numpy(), method="cramer"))
+
+
+def proxy_findings(
+    df: pd.DataFrame,
+    features: Sequence[str],
+    sensitive_attributes: Sequence[str],
+    *,
+    threshold: float = PROXY_ASSOCIATION,
+    seed: int = 42,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(findings, associations): every model input whose Cramer's V with a sensitive
+    attribute is at least ``threshold`` is a possible proxy (a ``warning`` finding
+    ``fairness.possible_proxy.<column>``: reported for a person to judge, since a proxy
+    can also be a legitimate predictor). ``associations`` lists the strongest measured
+    association of every input."""
+    present = [c for c in sensitive_attributes if c in df.columns]
+    inputs = [c for c in features if c in df.columns and c not in present]
+    if not present or not inputs:
+        return [], []
+    d = df if len(df) <= PROXY_SAMPLE_ROWS else df.sample(PROXY_SAMPLE_ROWS, random_state=seed)
+    groups = {s: group_labels(d[s]) for s in present}
+    findings: list[dict[str, Any]] = []
+    associations: list[dict[str, Any]] = []
+    for col in inputs:
+        x = _binned(d[col])
+        scored = sorted(
+            ((cramers_v(x, g), s) for s, g in groups.items()), key=lambda t: t[0], reverse=True
+        )
+        value, attr = scored[0]
+        row = {
+            "column": col,
+            "sensitive_attribute": attr,
+            "cramers_v": round(value, 4),
+            "threshold": threshold,
+        }
+        associations.append(row)
+        if value >= threshold:
+            findings.append(
+                {
+                    "id": f"fairness.possible_proxy.{col}",
+                    "category": "fairness",
+                    "kind": "possible_proxy",
+                    "column": col,
+                    "severity": "warning",
+                    "reason": f"model input {col!r} is strongly associated with the sensitive "
+                    f"attribute {attr!r} (Cramer's V {value:.2f} >= {threshold}): a possible proxy",
+                    "evidence": {**row, "measure": "Cramer's V", "rows": len(d)},
+                }
+            )
+    associations.sort(key=lambda r: r["cramers_v"], reverse=True)
+    return findings, associations

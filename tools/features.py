@@ -134,6 +134,32 @@ def recommend_features(
     return recs
 
 
+def sensitive_features(
+    df: pd.DataFrame,
+    target_column: str,
+    sensitive_attributes: Sequence[str],
+    use_sensitive_attributes: bool = False,
+) -> dict[str, Any]:
+    """Which sensitive attributes stay out of the model inputs, and why.
+
+    By default every named sensitive attribute present in the data is excluded from the
+    features (it stays in the data, for the fairness evaluation); the requirement
+    ``use_sensitive_attributes: true`` keeps them as inputs, and that choice is recorded
+    either way (training protocol, MLflow params)."""
+    present = [c for c in sensitive_attributes if c in df.columns and c != target_column]
+    return {
+        "named": list(sensitive_attributes),
+        "present": present,
+        "missing": [c for c in sensitive_attributes if c not in df.columns],
+        "use_sensitive_attributes": bool(use_sensitive_attributes),
+        "excluded_from_features": [] if use_sensitive_attributes else present,
+        "used_as_features": present if use_sensitive_attributes else [],
+        "rule": "kept as model inputs: use_sensitive_attributes is true"
+        if use_sensitive_attributes
+        else "excluded from the model inputs by default (use_sensitive_attributes: false)",
+    }
+
+
 def normalise_recommendations(
     recommendations: Any, columns: Sequence[str], target_column: str
 ) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:

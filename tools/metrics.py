@@ -55,13 +55,21 @@ def meets_threshold(score: float, threshold: float, metric: str) -> bool:
     return score <= threshold if lower_is_better(metric) else score >= threshold
 
 
-def positive_label(classes: Sequence[Any]) -> Any:
-    """The positive class of a binary problem: the larger label (1 of 0/1, 'yes' of no/yes),
-    the same convention as scikit-learn's ``classes_[1]`` and ``roc_auc_score``."""
+def positive_label(classes: Sequence[Any], pos_label: Any = None) -> Any:
+    """The positive class of a binary problem: ``pos_label`` when it is one of the classes
+    (the explicit choice, see ``tools/positive_class.py``), else the larger label (1 of
+    0/1, 'yes' of no/yes), scikit-learn's ``classes_[1]`` convention."""
+    if pos_label is not None:
+        for c in classes:
+            if c == pos_label or str(c) == str(pos_label):
+                return c
+        raise ToolConfigError(
+            f"positive class {pos_label!r} is not one of the classes {', '.join(map(str, classes))}"
+        )
     return sorted(classes)[-1]
 
 
-def cv_scorer(metric: str, classes: Sequence[Any]) -> Any:
+def cv_scorer(metric: str, classes: Sequence[Any], pos_label: Any = None) -> Any:
     """A scikit-learn scorer for ``metric``; errors (``neg_*``) are flipped back by ``cv_sign``."""
     from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
 
@@ -69,7 +77,7 @@ def cv_scorer(metric: str, classes: Sequence[Any]) -> Any:
     if metric in ("f1", "precision", "recall"):
         fn = {"f1": f1_score, "precision": precision_score, "recall": recall_score}[metric]
         if binary:
-            return make_scorer(fn, pos_label=positive_label(classes), zero_division=0)
+            return make_scorer(fn, pos_label=positive_label(classes, pos_label), zero_division=0)
         return make_scorer(fn, average="macro", zero_division=0)
     return {
         "accuracy": "accuracy",
@@ -96,10 +104,10 @@ def predict(pipeline: Any, features: Any, model_type: str) -> tuple[Any, Any | N
 
 
 def classification_metrics(
-    y_true: Any, y_pred: Any, proba: Any | None, classes: Sequence[Any]
+    y_true: Any, y_pred: Any, proba: Any | None, classes: Sequence[Any], pos_label: Any = None
 ) -> dict[str, float]:
-    """accuracy, roc_auc, f1, precision, recall, balanced_accuracy, brier (binary: positive
-    class; multiclass: macro averages, one-vs-rest AUC)."""
+    """accuracy, roc_auc, f1, precision, recall, balanced_accuracy, brier (binary: for the
+    positive class ``pos_label``; multiclass: macro averages, one-vs-rest AUC)."""
     import numpy as np
     from sklearn.metrics import (
         accuracy_score,
@@ -113,10 +121,9 @@ def classification_metrics(
 
     y_true = np.asarray(y_true)
     binary = len(classes) == 2
+    pos = positive_label(classes, pos_label) if binary else None
     kw: dict[str, Any] = (
-        {"pos_label": positive_label(classes)}
-        if binary
-        else {"average": "macro", "labels": list(classes)}
+        {"pos_label": pos} if binary else {"average": "macro", "labels": list(classes)}
     )
     out = {
         "accuracy": accuracy_score(y_true, y_pred),
@@ -128,11 +135,9 @@ def classification_metrics(
     present = set(np.unique(y_true).tolist())
     if proba is not None and len(present) > 1:
         if binary:
-            pos = list(classes).index(positive_label(classes))
-            out["roc_auc"] = roc_auc_score(y_true, proba[:, pos])
-            out["brier"] = brier_score_loss(
-                y_true, proba[:, pos], pos_label=positive_label(classes)
-            )
+            p = proba[:, list(classes).index(pos)]
+            out["roc_auc"] = roc_auc_score(y_true == pos, p)
+            out["brier"] = brier_score_loss(y_true == pos, p)
         elif present == set(classes):
             out["roc_auc"] = roc_auc_score(y_true, proba, multi_class="ovr", labels=list(classes))
             out["brier"] = brier_score_loss(y_true, proba, labels=list(classes))
@@ -161,8 +166,13 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
 
 
 def all_metrics(
-    model_type: str, y_true: Any, y_pred: Any, proba: Any | None, classes: Sequence[Any]
+    model_type: str,
+    y_true: Any,
+    y_pred: Any,
+    proba: Any | None,
+    classes: Sequence[Any],
+    pos_label: Any = None,
 ) -> dict[str, float]:
     if model_type == "classification":
-        return classification_metrics(y_true, y_pred, proba, classes)
+        return classification_metrics(y_true, y_pred, proba, classes, pos_label)
     return regression_metrics(y_true, y_pred)

@@ -53,11 +53,14 @@ def build_pipeline_model(
     decision_threshold: float = 0.5,
     validation: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
+    positive_class: Any = None,
 ) -> dict[str, Any]:
     """Log the pyfunc pipeline model to run ``run_id`` and register it as
     ``registered_model_name`` (idempotent per run).
 
-    ``validation`` (the result of ``validate_model``), when given, is recorded as tags on
+    ``positive_class``: a binary classifier's positive label as training chose it (the
+    served ``probability`` is for it and the threshold applies to it; None: the larger
+    label). ``validation`` (the result of ``validate_model``), when given, is recorded as tags on
     the model version, as are ``tags`` (e.g. the audit chain head the approvals left).
     Returns ``{model_uri ("models:/<name>/<version>"),
     registered_model_name, version, run_id, logged_model_uri, model_id, input_columns,
@@ -107,7 +110,7 @@ def build_pipeline_model(
         classes = [c_.item() if hasattr(c_, "item") else c_ for c_ in pipeline.classes_]
         config.update(
             classes=classes,
-            positive_label=positive_label(classes) if len(classes) == 2 else None,
+            positive_label=positive_label(classes, positive_class) if len(classes) == 2 else None,
             decision_threshold=float(decision_threshold),
             label_dtype=str(pd.Series(pipeline.classes_).dtype),
         )

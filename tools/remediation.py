@@ -244,10 +244,17 @@ def train_remediated(
     experiment_id: str | None = None,
     group_column: str | None = None,
     time_column: str | None = None,
+    positive_class: str | None = None,
+    objective: str | None = None,
+    label_names: Mapping[str, str] | None = None,
+    sensitive_attributes: Sequence[str] = (),
+    use_sensitive_attributes: bool = False,
 ) -> dict[str, Any]:
     """Train one remediation attempt: ``remediation`` is the attempt record
     (``strategies`` so far, ``drop_columns``). Same return shape as
-    ``tools.training.train_candidates``, plus ``remediation`` (what was applied)."""
+    ``tools.training.train_candidates``, plus ``remediation`` (what was applied).
+    ``positive_class`` ... ``use_sensitive_attributes``: as for ``train_candidates``
+    (the positive class every binary figure is for; sensitive attributes kept out)."""
     import pandas as pd
 
     from mpm.tools.datasets import read_table
@@ -284,6 +291,11 @@ def train_remediated(
         group_column=group_column,
         time_column=time_column,
         imbalance_variants=own_variants,
+        positive_class=positive_class,
+        objective=objective,
+        label_names=label_names,
+        sensitive_attributes=sensitive_attributes,
+        use_sensitive_attributes=use_sensitive_attributes,
     )
     applied: dict[str, Any] = {
         "attempt": remediation.get("attempt"),
@@ -307,6 +319,7 @@ def train_remediated(
             seed=seed,
             group_column=group_column,
             time_column=time_column,
+            pos_label=result.get("positive_class"),
         )
         if tuning is not None:
             result["decision_threshold"] = tuning["threshold"]
@@ -343,6 +356,7 @@ def tune_threshold_to_goal(
     seed: int,
     group_column: str | None = None,
     time_column: str | None = None,
+    pos_label: Any = None,
 ) -> dict[str, Any] | None:
     """The cut-off whose out-of-fold ``target_metric`` (recall or precision) over
     train+validation reaches ``goal + THRESHOLD_MARGIN`` and keeps the most of the other
@@ -364,7 +378,7 @@ def tune_threshold_to_goal(
         return None
     champion = joblib.load(model_path)
     folds, _ = _folds(dev, y, model_type, group_column, time_column, seed)
-    pos = positive_label(classes)
+    pos = positive_label(classes, pos_label)  # the class training chose
     p = np.full(len(y), np.nan)
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
         for fit_idx, val_idx in folds:

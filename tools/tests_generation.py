@@ -201,6 +201,8 @@ def generate_test_suite(
         },
         "model_type": model_type,
         "target_column": target,
+        # the class the served binary ``probability`` is for (as validated); None: the larger
+        "positive_label": validation.get("positive_class"),
         "input_columns": inputs,
         "tests": tests,
     }
@@ -292,10 +294,22 @@ class _Context:
         per_class = [f"probability_{c}" for c in classes]
         if all(c in out.columns for c in per_class):
             proba = out[per_class].to_numpy()
-        else:  # binary: ``probability`` is the positive (larger) class
+        else:  # binary: ``probability`` is the positive class's (the suite says which)
             p = out["probability"].to_numpy(dtype=float)
-            proba = np.column_stack([1 - p, p])
+            pos = self.positive_label(classes)
+            proba = (
+                np.column_stack([1 - p, p])
+                if classes.index(pos) == 1
+                else np.column_stack([p, 1 - p])
+            )
         return out["prediction"].to_numpy(), proba, classes
+
+    def positive_label(self, classes: list[Any]) -> Any:
+        from mpm.tools.metrics import positive_label
+
+        if len(classes) != 2:
+            return None
+        return positive_label(classes, self.suite.get("positive_label"))
 
 
 def _schema_columns(ctx: _Context, t: Mapping[str, Any]) -> tuple[bool, str]:
@@ -398,7 +412,9 @@ def _performance(ctx: _Context, t: Mapping[str, Any]) -> tuple[bool, str]:
     y_pred, proba, classes = ctx.scores()
     y = ctx.data[ctx.target]
     model_type = str(ctx.suite.get("model_type"))
-    score = all_metrics(model_type, y, y_pred, proba, classes).get(t["metric"])
+    score = all_metrics(
+        model_type, y, y_pred, proba, classes, ctx.positive_label(list(classes))
+    ).get(t["metric"])
     if score is None:
         return False, f"{t['metric']} cannot be computed on this data"
     ok = meets_threshold(score, t["threshold"], t["metric"])
@@ -414,7 +430,14 @@ def _fairness(ctx: _Context, t: Mapping[str, Any]) -> tuple[bool, str]:
     y_pred, _, classes = ctx.scores()
     y = ctx.data[ctx.target]
     model_type = str(ctx.suite.get("model_type"))
-    report = fairness_report(y, y_pred, ctx.data[[attr]], model_type=model_type, classes=classes)
+    report = fairness_report(
+        y,
+        y_pred,
+        ctx.data[[attr]],
+        model_type=model_type,
+        classes=classes,
+        pos_label=ctx.positive_label(list(classes)),
+    )
     entry = report["attributes"][attr]
     if "per_group" not in entry:
         return True, entry.get("note") or entry.get("skipped", "not enough data per group")

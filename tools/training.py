@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mpm.tools.datasets import check_target, read_table
 from mpm.tools.errors import ToolConfigError, TrainingError
-from mpm.tools.features import build_preprocessor, recommend_features
+from mpm.tools.features import build_preprocessor, recommend_features, sensitive_features
 from mpm.tools.metrics import (
     all_metrics,
     check_metric,
@@ -38,6 +38,7 @@ from mpm.tools.metrics import (
     positive_label,
     predict,
 )
+from mpm.tools.positive_class import resolve_positive_class
 
 CV_FOLDS = 3
 IMBALANCE_SHARE = 0.2  # smallest class below this share: class-weighted candidates too
@@ -131,6 +132,11 @@ def train_candidates(
     experiment_id: str | None = None,
     group_column: str | None = None,
     time_column: str | None = None,
+    positive_class: str | None = None,
+    objective: str | None = None,
+    label_names: Mapping[str, str] | None = None,
+    sensitive_attributes: Sequence[str] = (),
+    use_sensitive_attributes: bool = False,
 ) -> dict[str, Any]:
     """Train every candidate family, pick the best by cross-validation over train+validation,
     refit it there and save it as ``model.joblib``.
@@ -144,11 +150,20 @@ def train_candidates(
     ``group_column`` / ``time_column``: grouped or time-ordered cross-validation (and the
     column is never a model input).
 
+    ``positive_class`` (the requirement, a label value or, with ``label_names``, its name),
+    ``objective``: which class of a binary target is positive, stated or inferred by
+    ``tools.positive_class.resolve_positive_class``; every binary metric, the scorer and
+    the tuned threshold are for it. ``sensitive_attributes`` are never model inputs unless
+    ``use_sensitive_attributes`` (the requirement that opts in; recorded either way).
+
     Returns ``{candidates: [{name, family, run_id, params, search, cv_score, cv_std,
     val_score, val_metrics, fit_seconds, status, error}], best_model_name,
     best_model_run_id, best_model_score, decision_threshold, threshold_tuning, protocol,
     protocol_path, target_metric, lower_is_better, model_path, summary_path,
-    feature_columns, dropped_columns, ignored_recommendations, metrics}``. ``val_score``
+    feature_columns, dropped_columns, ignored_recommendations, metrics, positive_class,
+    positive_class_name, positive_class_display, positive_class_reason,
+    positive_class_source, sensitive_features}`` (the ``positive_class*`` values are None
+    for regression and multiclass targets). ``val_score``
     and ``val_metrics`` are measured on the validation folds (out-of-fold predictions over
     train+validation), the numbers the selection used. Raises ``TrainingError`` if every
     candidate fails.
@@ -178,6 +193,11 @@ def train_candidates(
         experiment_id=experiment_id,
         group_column=group_column,
         time_column=time_column,
+        positive_class=positive_class,
+        objective=objective,
+        label_names=label_names,
+        sensitive_attributes=sensitive_attributes,
+        use_sensitive_attributes=use_sensitive_attributes,
     )
 
 
@@ -196,6 +216,11 @@ def train_baseline(
     experiment_id: str | None = None,
     group_column: str | None = None,
     time_column: str | None = None,
+    positive_class: str | None = None,
+    objective: str | None = None,
+    label_names: Mapping[str, str] | None = None,
+    sensitive_attributes: Sequence[str] = (),
+    use_sensitive_attributes: bool = False,
 ) -> dict[str, Any]:
     """The fallback: one simple model (logistic regression / ridge with default settings),
     or a Dummy predictor if even that fails. Same return shape as ``train_candidates``."""
@@ -214,6 +239,11 @@ def train_baseline(
         group_column=group_column,
         time_column=time_column,
         imbalance_variants=False,
+        positive_class=positive_class,
+        objective=objective,
+        label_names=label_names,
+        sensitive_attributes=sensitive_attributes,
+        use_sensitive_attributes=use_sensitive_attributes,
     )
     try:
         return _train([(simple, [{}])], train_path, val_path, target_column, out_dir, **kwargs)
@@ -242,6 +272,11 @@ def _train(
     group_column: str | None = None,
     time_column: str | None = None,
     imbalance_variants: bool = True,
+    positive_class: str | None = None,
+    objective: str | None = None,
+    label_names: Mapping[str, str] | None = None,
+    sensitive_attributes: Sequence[str] = (),
+    use_sensitive_attributes: bool = False,
 ) -> dict[str, Any]:
     import joblib
     import pandas as pd
@@ -269,11 +304,36 @@ def _train(
             *recommendations,
             {"action": "drop", "columns": split_columns, "reason": "split column, not an input"},
         ]
+    sensitive = sensitive_features(
+        dev, target_column, sensitive_attributes, use_sensitive_attributes
+    )
+    if sensitive["excluded_from_features"]:
+        recommendations = [
+            *recommendations,
+            {
+                "action": "drop",
+                "columns": sensitive["excluded_from_features"],
+                "reason": "sensitive attribute: kept for fairness evaluation only",
+            },
+        ]
     preprocessor, info = build_preprocessor(dev, target_column, recommendations)
     features = info["feature_columns"]
     x_dev, y_dev = dev[features], dev[target_column]
     classes = sorted(y_dev.unique().tolist()) if model_type == "classification" else []
-    scorer = cv_scorer(target_metric, classes)
+    positive = (
+        resolve_positive_class(
+            classes,
+            counts=y_dev.value_counts().to_dict(),
+            stated=positive_class,
+            objective=objective,
+            names=label_names,
+            target_column=target_column,
+        )
+        if len(classes) == 2
+        else None
+    )
+    pos_label = positive["label"] if positive else None
+    scorer = cv_scorer(target_metric, classes, pos_label)
     folds, cv_kind = _folds(dev, y_dev, model_type, group_column, time_column, seed)
     imbalance = _imbalance(y_dev) if model_type == "classification" else None
     if imbalance_variants and imbalance and imbalance["imbalanced"]:
@@ -306,6 +366,7 @@ def _train(
                     folds=folds,
                     classes=classes,
                     seed=seed,
+                    pos_label=pos_label,
                 )
             cand.update(fields)
         except Exception as exc:  # one failing family must not sink the others
@@ -323,7 +384,7 @@ def _train(
     if not ok:
         for cand in candidates:
             cand["run_id"] = tracker.log_candidate(
-                cand, **_context(model_type, target_metric, seed, dev, features, cv_kind)
+                cand, **_context(model_type, target_metric, seed, dev, features, cv_kind, positive)
             )
         raise TrainingError(
             "no candidate model could be trained: "
@@ -334,7 +395,7 @@ def _train(
         if best is None or is_better(c["cv_score"], best["cv_score"], target_metric):
             best = c
     assert best is not None
-    tuning = _tune_threshold(best, y_dev, classes, target_metric, imbalance)
+    tuning = _tune_threshold(best, y_dev, classes, target_metric, imbalance, pos_label)
     started = time.perf_counter()
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
         winner = _pipeline(best["family"], preprocessor, best["params"], model_type, seed)
@@ -343,7 +404,7 @@ def _train(
     for cand in candidates:
         cand.pop("_oof", None)
         cand["run_id"] = tracker.log_candidate(
-            cand, **_context(model_type, target_metric, seed, dev, features, cv_kind)
+            cand, **_context(model_type, target_metric, seed, dev, features, cv_kind, positive)
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -392,6 +453,8 @@ def _train(
         },
         "test_split": "not read during development; scored once by the validator, at the end",
         "imbalance": imbalance,
+        "positive_class": positive,
+        "sensitive_attributes": sensitive,
         "class_weighting": bool(imbalance_variants and imbalance and imbalance["imbalanced"]),
         "decision_threshold": tuning,
     }
@@ -419,6 +482,12 @@ def _train(
         "n_refit_rows": len(dev),
         "cv_kind": cv_kind,
         "seed": seed,
+        "positive_class": pos_label,
+        "positive_class_name": positive["name"] if positive else None,
+        "positive_class_display": positive["display"] if positive else None,
+        "positive_class_reason": positive["reason"] if positive else None,
+        "positive_class_source": positive["source"] if positive else None,
+        "sensitive_features": sensitive,
         "metrics": {
             "best_model_score": best["cv_score"],
             "best_model_cv_std": best["cv_std"],
@@ -448,9 +517,16 @@ def _train(
 
 
 def _context(
-    model_type: str, target_metric: str, seed: int, dev: Any, features: list[str], cv_kind: str
+    model_type: str,
+    target_metric: str,
+    seed: int,
+    dev: Any,
+    features: list[str],
+    cv_kind: str,
+    positive: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
+        "positive_class": None if positive is None else positive["display"],
         "model_type": model_type,
         "target_metric": target_metric,
         "seed": seed,
@@ -536,6 +612,7 @@ def _search(
     folds: list[tuple[Any, Any]],
     classes: list[Any],
     seed: int,
+    pos_label: Any = None,
 ) -> dict[str, Any]:
     """Cross-validate every setting of ``grid`` over train+validation and keep the best
     by its mean. Returns the candidate's numbers, including the out-of-fold metrics
@@ -559,8 +636,12 @@ def _search(
                 pipe.fit(x.iloc[fit_idx], y.iloc[fit_idx])
                 x_val, y_val = x.iloc[val_idx], y.iloc[val_idx]
                 pred, proba, fitted_classes = _predict_once(pipe, x_val, model_type)
-                fold = all_metrics(model_type, y_val, pred, proba, fitted_classes).get(
-                    target_metric
+                fold = (
+                    all_metrics(model_type, y_val, pred, proba, fitted_classes, pos_label).get(
+                        target_metric
+                    )
+                    if len(fitted_classes) == len(classes)
+                    else None
                 )
                 if fold is None or len(fitted_classes) != len(classes):
                     # the metric needs what this fold lacks (e.g. a class): score it as
@@ -613,6 +694,7 @@ def _search(
         pred_cov,
         None if oof_proba is None else oof_proba[covered],
         classes,
+        pos_label,
     )
     best = search[best_i]
     return {
@@ -645,6 +727,7 @@ def _tune_threshold(
     classes: list[Any],
     target_metric: str,
     imbalance: dict[str, Any] | None,
+    pos_label: Any = None,
 ) -> dict[str, Any] | None:
     """The binary decision threshold that maximises the target metric on the champion's
     out-of-fold predictions (never the test split); None when no threshold applies."""
@@ -662,7 +745,7 @@ def _tune_threshold(
     y_cov, proba = best["_oof"]
     if proba is None:
         return None
-    pos = positive_label(classes)
+    pos = positive_label(classes, pos_label)
     p = proba[:, classes.index(pos)]
     truth = np.asarray(y_cov) == pos
 
@@ -743,6 +826,11 @@ class _Tracker:
                 "cv_rows": context["n_train"],
                 "n_train_rows": context["n_train"],
                 "n_features": len(context["features"]),
+                **(
+                    {"positive_class": context["positive_class"]}
+                    if context.get("positive_class") is not None
+                    else {}
+                ),
             },
         )
         metric = context["target_metric"]
@@ -800,6 +888,28 @@ class _Tracker:
         }
         if result.get("decision_threshold") is not None:
             protocol["mpm.decision_threshold"] = str(result["decision_threshold"])
+        if result.get("positive_class_display") is not None:
+            protocol["mpm.positive_class"] = result["positive_class_display"]
+            protocol["mpm.positive_class_reason"] = result["positive_class_reason"]
+        sensitive = result.get("sensitive_features") or {}
+        if sensitive.get("present"):
+            protocol["mpm.sensitive_attributes_excluded"] = (
+                ", ".join(sensitive["excluded_from_features"]) or "none"
+            )
+            protocol["mpm.use_sensitive_attributes"] = str(sensitive["use_sensitive_attributes"])
+        t.set_tags(c, best["run_id"], protocol)
+        t.log_params(
+            c,
+            self.parent,  # type: ignore[arg-type]
+            {
+                "positive_class": result.get("positive_class_display"),
+                "positive_class_source": result.get("positive_class_source"),
+                "sensitive_attributes_excluded": ", ".join(sensitive["excluded_from_features"])
+                if sensitive.get("present")
+                else None,
+                "use_sensitive_attributes": sensitive.get("use_sensitive_attributes"),
+            },
+        )
         t.set_tags(
             c,
             self.parent,  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +50,31 @@ class RuleProblem:
 
 
 class _Locator:
-    """Maps a position inside a rule string to its line and column in the YAML file."""
+    """Maps a position inside a rule string to its line and column in the YAML file.
+
+    The file is re-read (a round-trip parse, for positions) only when a problem is to be
+    placed: a clean policy -- every load of every run -- never pays for it."""
 
     def __init__(self, path: Path) -> None:
-        self.lines: list[str] = []
-        self.data: Any = None
+        self.path = path
+
+    @cached_property
+    def _parsed(self) -> tuple[list[str], Any]:
         try:
             from ruamel.yaml import YAML
 
-            text = path.read_text(encoding="utf-8")
-            self.lines = text.splitlines()
-            self.data = YAML(typ="rt", pure=True).load(text)
+            text = self.path.read_text(encoding="utf-8")
+            return text.splitlines(), YAML(typ="rt", pure=True).load(text)
         except Exception:  # noqa: BLE001 - positions are a nicety; the policy already loaded
-            self.data = None
+            return [], None
+
+    @property
+    def lines(self) -> list[str]:
+        return self._parsed[0]
+
+    @property
+    def data(self) -> Any:
+        return self._parsed[1]
 
     def origin(self, container: Any, key: str) -> tuple[int, int, str] | None:
         """(0-based line, 0-based column, style) of the value of ``container[key]``."""
@@ -224,13 +237,14 @@ def _inputs_by_alias(policy: Policy) -> dict[str, InputArtifact]:
     return found
 
 
-def _evidence_sets(policy: Policy, raw: Any) -> Iterator[tuple[EvidenceSet, Any]]:
+def _evidence_sets(policy: Policy) -> Iterator[tuple[EvidenceSet, tuple[Any, ...]]]:
+    """Each evidence set with the keys that lead to it in the YAML document."""
     for i, stage in enumerate(policy.stages):
         for j, evidence in enumerate(stage.evidence_set):
-            yield evidence, _child(raw, "stages", i, "evidenceSet", j)
+            yield evidence, ("stages", i, "evidenceSet", j)
         for k, approval in enumerate(stage.approvals):
             if approval.evidence is not None:
-                yield approval.evidence, _child(raw, "stages", i, "approvals", k, "evidence")
+                yield approval.evidence, ("stages", i, "approvals", k, "evidence")
 
 
 def check_rules(policy: Policy, source: str | Path) -> list[RuleProblem]:
@@ -242,10 +256,12 @@ def check_rules(policy: Policy, source: str | Path) -> list[RuleProblem]:
     inputs = _inputs_by_alias(policy)
     classification = policy.classification
     compiled = classification.compiled if classification else None
-    origin = locator.origin(_child(locator.data, "classification"), "rule")
 
-    def report(severity: str, node: n.Node, message: str, at: Any = origin) -> None:
-        line, column = locator.place(at, node)
+    def classification_rule() -> Any:
+        return locator.origin(_child(locator.data, "classification"), "rule")
+
+    def report(severity: str, node: n.Node, message: str, at: Any = classification_rule) -> None:
+        line, column = locator.place(at(), node)  # the file is parsed for positions only now
         problems.append(RuleProblem(severity, name, line, column, message))
 
     returnable: set[str] | None = None
@@ -271,11 +287,14 @@ def check_rules(policy: Policy, source: str | Path) -> list[RuleProblem]:
                 _check_expr(expr, inputs, report)
 
     if returnable is not None:
-        for evidence, raw in _evidence_sets(policy, locator.data):
+        for evidence, keys in _evidence_sets(policy):
             visibility = evidence.visibility
             if visibility is None:
                 continue
-            at = locator.origin(raw, "visibilityRule") if raw is not None else None
+
+            def at(keys: tuple[Any, ...] = keys) -> Any:
+                return locator.origin(_child(locator.data, *keys), "visibilityRule")
+
             for expr in _walk_expr(visibility.expression):
                 if not (isinstance(expr, n.Binary) and expr.op in _COMPARE):
                     continue

@@ -19,29 +19,17 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from mpm.governance.answers import check_approval_answers
-from mpm.governance.decisions import SEEN_DECISIONS, judge, parse_decision
+from mpm.governance.decisions import SEEN_DECISIONS
 from mpm.governance.signatures import request_digest
 from mpm.graph import audit
+from mpm.graph.approval_judgement import approval_request, judge_value
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
-from mpm.graph.nodes.governance import governance_context
+from mpm.graph.governance_context import governance_context
 from mpm.graph.state import now_iso
 from mpm.tools.killpoints import maybe_die
 
 __all__ = ["SEEN_DECISIONS", "approval", "approval_request", "questions"]
-
-
-def approval_request(payload: dict[str, Any], thread_id: str) -> dict[str, Any]:
-    """What the approver is shown (and what the signed request hash covers)."""
-    return {**payload["request"], "thread_id": thread_id}
-
-
-def _policy_of(context: Any, item: dict[str, Any]) -> Any:
-    """The policy whose approval this is (None for a risk acceptance: it has no questions)."""
-    if item.get("kind", "approval") != "approval" or item["framework"] not in context.library:
-        return None
-    return context.library.get(item["framework"]).policy
 
 
 def _of_task(entries: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
@@ -54,10 +42,6 @@ def _value_digest(value: Any) -> str:
     from mpm.governance.signatures import canonical_json
 
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:16]
-
-
-def _text(value: Any, limit: int) -> str:
-    return (value if isinstance(value, str) else "" if value is None else repr(value))[:limit]
 
 
 def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -103,7 +87,7 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
                 None,
             )
         if entry is None:  # not judged before (a replay finds its own judgement instead)
-            entry = _judge(
+            entry = judge_value(
                 value, item, thread_id, digest, payload, context, chain, remaining, signed
             )
             entry, _ = audit.append(trail, entry, slot=slot)
@@ -163,132 +147,6 @@ def approval(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
     if record["answers"]:
         update["human_answers"] = {item["framework"]: record["answers"]}
     return update
-
-
-def _judge(
-    value: Any,
-    item: dict[str, Any],
-    thread_id: str,
-    digest: str,
-    payload: dict[str, Any],
-    context: Any,
-    chain: list[dict[str, Any]],
-    remaining: list[str],
-    signed: dict[str, str],
-) -> dict[str, Any]:
-    """The audit entry for one resume value: accepted, or refused with the reason.
-
-    ``remaining``/``signed``: for an all_of approval, the named groups still to approve and
-    who approved for the others (empty for any_of)."""
-    raw = value if isinstance(value, dict) else {}
-    decision, problem = parse_decision(value)
-    signer = fingerprint = None
-    if decision is not None:
-        seen = {str(i) for i in decision.seen_decision_ids}
-        used = {str(e.get("decision_id")) for e in chain if e.get("decision_id")}
-        used |= {str(i) for i in payload.get("used_decision_ids") or []} | seen
-        problem, signer, fingerprint = judge(
-            decision,
-            thread_id=thread_id,
-            approval_id=item["id"],
-            approver_groups=item["approvers"],
-            request_sha256=digest,
-            directory=context.library.approvers,
-            identity=context.identity,
-            requested_by=payload.get("requested_by"),
-            separation_of_duties=context.workflow.separation_of_duties,
-            used_decision_ids=used,
-        )
-        if decision.signature:
-            maybe_die("signature.verified")
-    if decision is not None and problem is None and decision.decision == "approve":
-        problem = _unanswered_evidence(item, decision.answers)
-    acting_for: str | None = None
-    if decision is not None and problem is None and remaining and decision.decision == "approve":
-        acting_for, problem = _all_of_group(item, signer, remaining, signed, context)
-    answers: dict[str, Any] = {}
-    if decision is not None and problem is None:
-        # the approver's own evidence answers must not contradict the decision, and only
-        # answers to this approval's own questions count (governance/answers.py)
-        answers, problem = check_approval_answers(
-            _policy_of(context, item), item["name"], decision.decision, decision.answers
-        )
-    from mpm.governance.signatures import decision_payload
-
-    signed = None
-    if decision is not None and signer is not None and decision.signature:
-        signed = decision_payload(
-            thread_id=thread_id,
-            approval_id=item["id"],
-            request_sha256=digest,
-            decision=decision.decision,
-            comment=decision.comment,
-            answers=decision.answers,
-            signer=signer,
-            decision_id=decision.decision_id,
-        )
-    return {
-        "ts": now_iso(),  # the server's clock; the client's claim is kept apart
-        "claimed_at": _text(raw.get("submitted_at"), 64) or None,
-        "thread_id": thread_id,
-        "approval_id": item["id"],
-        "approver_groups": list(item["approvers"]),
-        "approver": signer or _text(raw.get("approver"), 128),
-        "decision": decision.decision if decision else _text(raw.get("decision"), 40),
-        "comment": decision.comment if decision else _text(raw.get("comment"), 2000),
-        "answers": answers if problem is None else {},
-        "accepted": problem is None,
-        "reason": problem
-        or (
-            f"{signer} approved for {acting_for} (all of {', '.join(item['approvers'])})"
-            if acting_for
-            else f"{signer} may act for {', '.join(item['approvers'])}"
-        ),
-        "acting_for": acting_for,
-        "decision_id": decision.decision_id if decision else _text(raw.get("decision_id"), 128),
-        "request_sha256": digest,
-        "payload": signed,
-        "signature": decision.signature if decision else None,
-        "key_fingerprint": fingerprint,
-    }
-
-
-def _unanswered_evidence(item: dict[str, Any], answers: Any) -> str | None:
-    """The approval's own evidence must be answered before it can be granted."""
-    given = answers if isinstance(answers, dict) else {}
-    missing = [
-        q["label"]
-        for q in item.get("open_evidence") or []
-        if not any(given.get(k) not in (None, "", []) for k in (q["key"], q.get("alias")) if k)
-    ]
-    if not missing:
-        return None
-    return "the approval's own evidence is unanswered (answer it with --answers): " + "; ".join(
-        missing
-    )
-
-
-def _all_of_group(
-    item: dict[str, Any],
-    signer: str | None,
-    remaining: list[str],
-    signed: dict[str, str],
-    context: Any,
-) -> tuple[str | None, str | None]:
-    """(group this approver acts for, None) or (None, why not) for an all_of approval."""
-    if signer in signed.values():
-        done = ", ".join(g for g, a in signed.items() if a == signer)
-        return None, (
-            f"{signer} already approved for {done}; all of {', '.join(item['approvers'])} "
-            "must approve, each by its own member"
-        )
-    group = next((g for g in remaining if context.library.approvers.can_act_as(signer, g)), None)
-    if group is None:
-        return (
-            None,
-            f"{signer} is not a member of a group still to approve ({', '.join(remaining)})",
-        )
-    return group, None
 
 
 def questions(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:

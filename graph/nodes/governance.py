@@ -5,12 +5,22 @@ every decision. The full report and the dashboard go to the workspace and to the
 MLflow run ``governance_orchestration`` (as the seed does); the graph keeps a compact
 view. A policy library that cannot be loaded puts governance into ``ERROR`` with the
 reason: gated actions then stay blocked, nothing crashes.
+
+An evaluation is a pure function of the loaded policy library and identity directory
+and of the state keys it reads (:func:`inputs_digest`); it is cached on exactly those,
+so a step that changed none of them reuses the evaluation and one that changed any of
+them gets a new one. The guard and the fail-closed check read the view this node
+writes into the state, which is therefore always the evaluation of the current inputs.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
-from functools import lru_cache
+import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -20,68 +30,130 @@ from langgraph.types import Command
 
 from mpm.graph.context import RunContext, run_context
 from mpm.graph.events import event
+from mpm.graph.governance_context import context_key, governance_context
 from mpm.graph.governance_view import compact
 from mpm.graph.state import GraphState, now_iso
 from mpm.tools import tracking
 from mpm.tools.killpoints import maybe_die
 
+EVALUATION_INPUTS = ("requirements", "results", "human_answers", "audit", "approvals", "thread_id")
+"""State keys an evaluation reads whatever the evidence map says (assessment, decisions
+derived from the signed audit trail, revoked/superseded marks, the compact view); the
+evidence map's own sources add theirs (:meth:`EvidenceMap.state_keys`)."""
+CACHE_SIZE = 16
 
-@lru_cache(maxsize=8)
-def _context(directory: str, identity: str, _mtime: float) -> Any:
-    from mpm.governance import GovernanceContext
 
-    return GovernanceContext.load(directory, identity)
+def inputs_digest(state: GraphState, key: tuple[str, str, float], context: Any) -> str:
+    """SHA-256 over everything an evaluation depends on: the context's key and the state
+    keys it reads. Equal digests mean an equal evaluation (up to its timestamp)."""
+    keys = sorted({*EVALUATION_INPUTS, *context.evidence_map.state_keys()})
+    body = [list(key), {k: state.get(k) for k in keys}]
+    text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def governance_context(ctx: RunContext) -> Any:
-    """The loaded policy library and identity directory for this run (reloaded when a file
-    in either changes)."""
-    directory = ctx.policy_dir()
-    if not directory.is_dir():
-        raise FileNotFoundError(f"policy directory {directory} does not exist")
-    identity = ctx.identity_dir()
-    files = [*directory.iterdir(), *(identity.iterdir() if identity.is_dir() else ())]
-    mtime = max((p.stat().st_mtime_ns for p in files), default=0) / 1e9
-    return _context(str(directory), str(identity), mtime)
+class _EvaluationCache:
+    """The last few evaluations by input digest (process-wide; nodes run in threads).
+
+    Entries are copied on the way out, so a caller that edits its view cannot change
+    what a later step is given."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, tuple[dict[str, Any], Any, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, digest: str) -> tuple[dict[str, Any], Any, dict[str, Any]] | None:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(digest)
+            self.hits += 1
+        view, report, payload = entry
+        return copy.deepcopy(view), report, payload
+
+    def put(self, digest: str, view: dict[str, Any], report: Any, payload: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries[digest] = (copy.deepcopy(view), report, payload)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+
+EVALUATIONS = _EvaluationCache(CACHE_SIZE)
+
+
+def _error_view(exc: Exception) -> dict[str, Any]:
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return {
+        "overall_status": "ERROR",
+        "error": f"governance could not be evaluated: {reason}",
+        "frameworks": [],
+        "approvals": [],
+        "gates": {},
+        "open_questions": [],
+        "fail_closed": {
+            "blocked": True,
+            "status": "failed_governance",
+            "reasons": [f"governance could not be evaluated: {reason}"],
+            "blockers": [],
+            "accepted": [],
+        },
+        "evaluated_at": now_iso(),
+        "context": {"overall_status": "ERROR"},
+    }
+
+
+def evaluate_with_digest(
+    state: GraphState, ctx: RunContext
+) -> tuple[dict[str, Any], Any, dict[str, Any] | None, str | None]:
+    """(compact view, full report or None, the report as JSON data or None, input digest
+    or None). Never raises: failures become ``ERROR`` (never cached)."""
+    from mpm.governance import assess_project
+
+    try:
+        key = context_key(ctx)
+        context = governance_context(ctx, key)
+        digest = inputs_digest(state, key, context)
+        cached = EVALUATIONS.get(digest)
+        if cached is not None:
+            view, report, payload = cached
+            return view, report, payload, digest
+        report = assess_project(state, context=context)
+        view = compact(report, context, state)
+        payload = report.model_dump(mode="json")
+    except Exception as exc:  # noqa: BLE001 - governance failure is a state, not a crash
+        return _error_view(exc), None, None, None
+    EVALUATIONS.put(digest, view, report, payload)
+    return view, report, payload, digest
 
 
 def evaluate(state: GraphState, ctx: RunContext) -> tuple[dict[str, Any], Any]:
     """(compact view, full report or None). Never raises: failures become ``ERROR``."""
-    from mpm.governance import assess_project
-
-    try:
-        context = governance_context(ctx)
-        report = assess_project(state, context=context)
-    except Exception as exc:  # noqa: BLE001 - governance failure is a state, not a crash
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        return {
-            "overall_status": "ERROR",
-            "error": f"governance could not be evaluated: {reason}",
-            "frameworks": [],
-            "approvals": [],
-            "gates": {},
-            "open_questions": [],
-            "fail_closed": {
-                "blocked": True,
-                "status": "failed_governance",
-                "reasons": [f"governance could not be evaluated: {reason}"],
-                "blockers": [],
-                "accepted": [],
-            },
-            "evaluated_at": now_iso(),
-            "context": {"overall_status": "ERROR"},
-        }, None
-    return compact(report, context, state), report
+    view, report, _, _ = evaluate_with_digest(state, ctx)
+    return view, report
 
 
-def _digest(payload: dict[str, Any], audit: list[dict[str, Any]]) -> str:
-    """What the output files are made of, minus the report's own timestamp: equal digests
-    mean equal files, so an evaluation that changed nothing rewrites nothing."""
-    import hashlib
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``path`` as a new file rather than truncating the old one.
 
-    body = {k: v for k, v in payload.items() if k != "generated_at"}
-    text = json.dumps([body, audit], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    ext4 (``auto_da_alloc``) flushes a file truncated and rewritten in place -- and one
+    renamed over -- to disk on close: 5-20 ms per file on a busy machine, three files per
+    evaluation. A fresh file moved onto a name that is free is not flushed. A reader can
+    find the name missing for an instant; these are reports rebuilt from the state at the
+    next evaluation, never the record (that is the checkpoint)."""
+    fresh = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fresh.write_text(text, encoding="utf-8")
+    path.unlink(missing_ok=True)
+    os.rename(fresh, path)
 
 
 def _write_outputs(
@@ -91,38 +163,45 @@ def _write_outputs(
     report: Any,
     audit: list[dict[str, Any]],
     previous: dict[str, Any] | None = None,
+    *,
+    payload: dict[str, Any] | None = None,
+    digest: str | None = None,
 ) -> tuple[dict[str, Path], str, bool]:
     """Write the report, audit trail and dashboard; (files, digest, written).
 
-    Governance runs after every step, but most steps change nothing it reports: when the
-    digest equals the previous evaluation's and its files are all there, they are kept
-    as they are (rendering and writing them was most of the node's time)."""
+    The files are made of the evaluation's inputs (``digest``, from
+    :func:`inputs_digest`; the audit trail is one of them): when the previous evaluation
+    had the same inputs and its files are all there, they are kept as they are. An
+    evaluation in ``ERROR`` has no digest and always writes."""
     from mpm.governance import render_dashboard
 
     out = ctx.ws.stage_dir(thread_id, "governance")
     results = out / "governance_orchestration_results.json"
-    payload = report.model_dump(mode="json") if report is not None else view
-    digest = _digest(payload, audit)
+    if payload is None:
+        payload = report.model_dump(mode="json") if report is not None else view
     kept = {k: Path(v) for k, v in ((previous or {}).get("files") or {}).items()}
     if (
-        previous
+        digest is not None
+        and previous
         and previous.get("outputs_digest") == digest
         and kept
         and all(p.is_file() for p in kept.values())
     ):
         return kept, digest, False
-    results.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    _replace_text(results, json.dumps(payload, indent=2, default=str))
     files = {"results": results}
     if audit:
         from mpm.graph.audit import to_jsonl
 
         trail = out / "audit_trail.jsonl"
-        trail.write_text(to_jsonl(audit), encoding="utf-8")
+        _replace_text(trail, to_jsonl(audit))
         files["audit"] = trail
     if report is not None:
         dashboard = out / "governance_dashboard.html"
-        dashboard.write_text(render_dashboard(report), encoding="utf-8")
+        _replace_text(dashboard, render_dashboard(report))
         files["dashboard"] = dashboard
+    if digest is None:
+        digest = hashlib.sha256(results.read_bytes()).hexdigest()
     return files, digest, True
 
 
@@ -172,10 +251,17 @@ def _log(
 def governance(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     ctx = run_context(runtime)
     thread_id = get_config()["configurable"]["thread_id"]
-    view, report = evaluate(state, ctx)
+    view, report, payload, inputs = evaluate_with_digest(state, ctx)
     previous = state.get("governance") or {}
     files, digest, written = _write_outputs(
-        ctx, thread_id, view, report, state.get("audit") or [], previous
+        ctx,
+        thread_id,
+        view,
+        report,
+        state.get("audit") or [],
+        previous,
+        payload=payload,
+        digest=inputs,
     )
     view["files"] = {k: str(v) for k, v in files.items()}
     view["outputs_digest"] = digest

@@ -4,7 +4,9 @@ Each round of clarifying questions is one ``interrupt()``; the answer resumes th
 thread, is appended to the conversation, and the node runs again (a conditional loop in
 the graph, not a ``while`` around ``interrupt``). Only what is still missing or doubtful
 is asked: a file source always has its target column asked (offering the file's
-columns) and a binary target its positive class (offering its values). Before planning,
+columns) and every binary target its positive class (offering its values; by name where
+the source names them, e.g. scikit-learn's breast_cancer: malignant / benign, with the
+class mpm would otherwise infer and why). Before planning,
 a conversational kickoff restates the complete requirements and asks for confirmation
 or corrections (one interrupt; corrections loop back through extraction). A requirements
 file is already explicit and goes straight to planning.
@@ -527,9 +529,17 @@ def file_doubts(draft: RequirementsDraft, workspace_root: str) -> list[dict[str,
             return out
         values = sorted({str(v) for v in df[target].dropna().unique()[:3]})
         if len(values) == 2 and draft.positive_class not in values:
+            from mpm.tools.positive_class import resolve_positive_class
+
+            guess = resolve_positive_class(
+                values,
+                counts=df[target].dropna().astype(str).value_counts().to_dict(),
+                objective=draft.business_objective,
+            )
             question = {
                 "field": "positive_class",
-                "question": FILE_QUESTIONS["positive_class"].format(column=target),
+                "question": FILE_QUESTIONS["positive_class"].format(column=target)
+                + f" Without an answer mpm would choose {guess['name']!r}: {guess['reason']}.",
                 "options": values,
                 "strict": True,
             }
@@ -539,6 +549,42 @@ def file_doubts(draft: RequirementsDraft, workspace_root: str) -> list[dict[str,
                 )
             out.append(question)
     return out
+
+
+def source_doubts(draft: RequirementsDraft) -> list[dict[str, Any]]:
+    """The positive class of a built-in source's binary target (scikit-learn and synthetic
+    sources know their labels before any data is acquired), offered by name, with the
+    class mpm would otherwise infer and why."""
+    from mpm.tools.positive_class import resolve_positive_class, source_classes
+
+    if draft.model_type != "classification" or not draft.data_sources:
+        return []
+    source = draft.data_sources[0]
+    known = source_classes(source.uri, rows=source.rows)
+    labels = known.get("labels") or []
+    if len(labels) != 2:
+        return []
+    names = known.get("names") or {}
+    options = [names.get(str(v), str(v)) for v in labels]
+    accepted = {o.lower() for o in options} | {str(v).lower() for v in labels}
+    stated = (draft.positive_class or "").strip().lower()
+    if stated and stated in accepted:
+        return []
+    column = draft.target_column or known["target"]
+    guess = resolve_positive_class(
+        labels, counts=known.get("counts"), objective=draft.business_objective, names=names
+    )
+    question = {
+        "field": "positive_class",
+        "question": FILE_QUESTIONS["positive_class"].format(column=column)
+        + (f" ({known['meaning']})" if known.get("meaning") else "")
+        + f" Without an answer mpm would choose {guess['name']!r}: {guess['reason']}.",
+        "options": options,
+        "strict": True,
+    }
+    if stated:
+        question["problem"] = f"positive_class: {draft.positive_class!r} is not a class of {column}"
+    return [question]
 
 
 def threshold_doubts(draft: RequirementsDraft) -> list[dict[str, Any]]:
@@ -689,7 +735,9 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
     ]
     doubts: list[dict[str, Any]] = []
     if not questions:
-        doubts = threshold_doubts(draft) or file_doubts(draft, str(ctx.ws.root))
+        doubts = (
+            threshold_doubts(draft) or file_doubts(draft, str(ctx.ws.root)) or source_doubts(draft)
+        )
         questions = doubts
     if questions and rounds < MAX_ROUNDS:
         return _ask(base, questions)

@@ -2,7 +2,12 @@
 
 The decomposition is deterministic (a catalogue filtered by the requirements), so the
 same requirements always give the same plan and the plan can be audited; approval gates
-are added by governance (see ``graph/nodes/governance.py``)."""
+are added by governance (see ``graph/nodes/governance.py``).
+
+Registration (``mlops``) and deployment (``deployment``: serving and the app scaffold) are
+separate stages because policies ask for different sign-offs before each: a
+deployment-readiness sign-off is asked once the model is registered, and only then may a
+``CreateEndpoint`` gate open. In one stage that gate could never open."""
 
 from __future__ import annotations
 
@@ -86,6 +91,15 @@ CATALOGUE: dict[
         "M5: model registered",
         600.0,
     ),
+    "deployment": (
+        AgentType.deployment_engineer,
+        "Serve the registered model on loopback and check it answers a smoke request; write the app scaffold over it.",
+        ("mlops",),
+        True,
+        None,
+        "M6: model deployed",
+        600.0,
+    ),
 }
 
 # LLM projects: no weights can be trained or fetched offline, so the plan stops after the
@@ -148,15 +162,14 @@ def approval_gates(plan: ExecutionPlan, view: dict[str, Any]) -> list[ApprovalGa
             ApprovalGate(
                 id="governance:unavailable",
                 name=f"governance unavailable: {view.get('error', '')}",
-                blocks=[s for s in GATED_ACTIONS.values() if s in plan.stage_names],
-                action="register_model",
+                blocks=[s for s in plan.stage_names if s in GATED_ACTIONS.values()],
+                action=", ".join(a for a, s in GATED_ACTIONS.items() if s in plan.stage_names),
             )
         ]
     gates = []
     for gate_id, gate in (view.get("gates") or {}).items():
-        stages = [
-            GATED_ACTIONS[a] for a in gate["blocks"] if GATED_ACTIONS.get(a) in plan.stage_names
-        ]
+        performers = {GATED_ACTIONS.get(a) for a in gate["blocks"]}
+        stages = [s for s in plan.stage_names if s in performers]
         gates.append(
             ApprovalGate(
                 id=gate_id,

@@ -103,7 +103,11 @@ def blocked_stages(plan: ExecutionPlan, governance: dict[str, Any]) -> dict[str,
 
     Decided from the *current* governance evaluation; when governance is in ERROR (or has
     not run) every gated stage stays blocked."""
-    gated = {stage: action for action, stage in GATED_ACTIONS.items() if stage in plan.stage_names}
+    # stage -> the gated actions it performs (deployment performs two: serve, app)
+    gated: dict[str, set[str]] = {}
+    for action, stage in GATED_ACTIONS.items():
+        if stage in plan.stage_names:
+            gated.setdefault(stage, set()).add(action)
     if not gated:
         return {}
     if governance.get("overall_status") in (None, "ERROR"):
@@ -118,8 +122,8 @@ def blocked_stages(plan: ExecutionPlan, governance: dict[str, Any]) -> dict[str,
         why = "; ".join(reasons or []) or "governance has not shown the guarded action may run"
         blocked = {stage: f"fail closed: {why}" for stage in gated}
     for gate in (governance.get("gates") or {}).values():
-        for stage, action in gated.items():
-            if action in gate["blocks"] and gate["state"] != "open":
+        for stage, actions in gated.items():
+            if actions & set(gate["blocks"]) and gate["state"] != "open":
                 blocked.setdefault(
                     stage, f"gate '{gate['name']}' waits for {', '.join(gate['blocked_by'])}"
                 )

@@ -239,7 +239,9 @@ def test_model_developer_records_methodology_challengers_limitations_and_explana
     assert "569 rows" in ev["limitations"] and "small" in ev["limitations"]
     assert ev["explanation_method"] == "Permutation importance"
     importance = json.loads(Path(out["feature_importance_path"]).read_text())
-    assert len(importance["importances"]) == len(out["feature_columns"]) == 30
+    # 30 measurements less the one named a sensitive attribute: never a model input
+    assert GROUP_ATTRIBUTE not in out["feature_columns"]
+    assert len(importance["importances"]) == len(out["feature_columns"]) == 29
     means = [i["mean"] for i in importance["importances"]]
     assert means == sorted(means, reverse=True) and means[0] > 0
     assert not JUDGEMENT_KEYS["model_development"] & set(ev)

@@ -48,6 +48,9 @@ def test_demo_runs_the_bundled_example_to_a_registered_model(tmp_path: Path) -> 
 
     mlops = values["results"]["mlops"]["outputs"]
     uri = mlops["model_uri"]
+    # the deployment stage served that model on loopback once its gates opened
+    smoke = values["results"]["deployment"]["outputs"]["endpoint_smoke"]
+    assert smoke["passed"] and smoke["url"].startswith("http://127.0.0.1:"), smoke
     assert f"{uri} loaded from the registry; predictions on 5 held-out rows" in output
     from mlflow import MlflowClient
 

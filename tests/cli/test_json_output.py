@@ -144,23 +144,27 @@ def test_refused_decision_json_says_why_and_exits_2(tmp_path: Path) -> None:
     refused = cli(*row["command"][1:], "--as", "mallory", "-c", "x", "--json", *ws, code=2)
     assert refused["decision"]["accepted"] is False
     assert refused["decision"]["reason"].startswith("mallory is not a member of")
-    # the refusal is recorded with the pending request (and in the durable audit trail at
-    # once): the graph resumed for it, through the audited path
-    snap = runner(tmp_path / "ws").snapshot("r")
-    request = next(
-        i["value"] for i in snap.interrupts if i["value"]["approval_id"] == row["approval_id"]
-    )
-    assert [x["approver"] for x in request["refusals"]] == ["mallory"]
+    # the refusal is in the durable audit trail at once (judged before the graph was
+    # resumed, by the approval node's own code: tests/cli/test_read_path.py)
+    from mpm.graph import audit
+
+    trail = audit.read_trail(tmp_path / "ws" / "runs" / "r" / audit.TRAIL_FILE)
+    assert [(e["approver"], e["accepted"]) for e in trail] == [("mallory", False)]
+    assert trail[0]["reason"] == refused["decision"]["reason"]
     still = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"]
     assert row["approval_id"] in {r["approval_id"] for r in still}
 
 
-def test_decision_checks_refuse_before_the_graph_is_resumed(tmp_path: Path) -> None:
-    """``Runner.answer(precheck=True)``: a decision one of ``DECISION_CHECKS`` refuses
-    raises ``DecisionRefused`` and the thread does not move (not one checkpoint more); a
-    check appended to the list (as a signature verification would be) is consulted."""
+def test_precheck_refuses_with_the_nodes_judgement_before_the_graph_is_resumed(
+    tmp_path: Path,
+) -> None:
+    """``Runner.answer(precheck=True)``: a decision the approval node would refuse -- an
+    outsider, a signature that does not verify -- raises ``DecisionRefused`` with the node's
+    reason, is in the audit trail, and the thread does not move (not one checkpoint more);
+    an accepted decision resumes the graph as before."""
     import pytest
 
+    from mpm.graph import audit
     from mpm.graph import runner as runner_module
     from tests.graph.helpers import decision
 
@@ -178,20 +182,17 @@ def test_decision_checks_refuse_before_the_graph_is_resumed(tmp_path: Path) -> N
             "p", "approval", decision(pending, "mallory"), key=pending["approval_id"], precheck=True
         )
     member = next(u for u in pending["eligible_approvers"] if u != req["requested_by"])
-    runner_module.DECISION_CHECKS.append(lambda d, p: "signature missing")
-    try:
-        with pytest.raises(runner_module.DecisionRefused, match="signature missing"):
-            r.answer(
-                "p",
-                "approval",
-                decision(pending, member),
-                key=pending["approval_id"],
-                precheck=True,
-            )
-    finally:
-        runner_module.DECISION_CHECKS.pop()
+    forged = {**decision(pending, member), "comment": "not what was signed"}
+    with pytest.raises(runner_module.DecisionRefused, match="signature"):
+        r.answer("p", "approval", forged, key=pending["approval_id"], precheck=True)
     assert len(r.history("p")) == steps
+    trail = audit.read_trail(ws / "runs" / "p" / audit.TRAIL_FILE)
+    assert [(e["approver"], e["accepted"]) for e in trail] == [
+        ("mallory", False),
+        (member, False),
+    ]
     accepted = r.answer(
         "p", "approval", decision(pending, member), key=pending["approval_id"], precheck=True
     )
     assert pending["approval_id"] in accepted.values["approvals"]
+    assert audit.verify(audit.read_trail(ws / "runs" / "p" / audit.TRAIL_FILE))[0]

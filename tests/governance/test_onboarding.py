@@ -89,7 +89,7 @@ def test_alignment_follows_stage_names(tmp_path: Path) -> None:
     assert rounds["Build_and_Use_Model"] == "model_development"
     assert rounds["Verify_and_Validate_Model"] == "model_validation"
     assert rounds["Deploy_and_Use"] == "model_validation"  # before registration/deployment
-    assert rounds["Operate_and_Monitor"] == "mlops"  # after
+    assert rounds["Operate_and_Monitor"] == "deployment"  # after deployment
     assert rounds["Collect_and_Process_Data"] == "data_acquisition"
     folder2 = _alone(
         tmp_path / "b", SHARED / "domino-examples" / "Example ModelRiskManagementV3.yml"
@@ -168,7 +168,9 @@ def test_gate_whose_approval_comes_after_its_step_is_a_load_error(tmp_path: Path
     check = check_directory(folder)
     assert len(check.errors) == 1, check.errors
     assert "gate 'Serve only when monitored' blocks RegisterModel" in check.errors[0]
-    assert "approval 'Monitoring sign-off' is only requested after mlops" in check.errors[0]
+    assert (
+        "approval 'Monitoring sign-off' can only be requested after deployment" in check.errors[0]
+    )
     result = CliRunner().invoke(app, ["validate", str(folder)])
     assert result.exit_code == 2
     # fixed by aligning the stage earlier in workflow.yaml
@@ -266,7 +268,9 @@ def test_gate_error_is_reported_once_the_rules_are_fixed(tmp_path: Path) -> None
     shutil.copy(REFERENCE / "Approvers.md", folder / "Approvers.md")
     check = check_directory(folder)
     assert len(check.errors) == 1
-    assert "approval 'Monitoring sign-off' is only requested after mlops" in check.errors[0]
+    assert (
+        "approval 'Monitoring sign-off' can only be requested after deployment" in check.errors[0]
+    )
 
 
 def test_dashboard_states_the_defaults(tmp_path: Path) -> None:

@@ -224,8 +224,14 @@ def test_kickoff_questions_left_open_are_answered_by_another_process(
 
     # later, someone else answers from another process
     answers = _write_yaml(tmp_path / "kickoff.yaml", {f: ANSWERS[f] for f in fields})
+    asked = _cli("answer", "chat-b", "--file", str(answers), *_run_flags(workspace, checkpointer))
+    # breast_cancer's target is binary: its positive class is asked next, offered by name
+    assert "waiting for kickoff answers: positive_class" in asked.stdout, (
+        asked.stdout + asked.stderr
+    )
+    positive = _write_yaml(tmp_path / "positive.yaml", {"positive_class": "malignant"})
     restated = _cli(
-        "answer", "chat-b", "--file", str(answers), *_run_flags(workspace, checkpointer)
+        "answer", "chat-b", "--file", str(positive), *_run_flags(workspace, checkpointer)
     )
     # the requirements are restated for confirmation before planning; yes, from a third process
     assert "waiting for kickoff answers: confirm" in restated.stdout, (
@@ -245,7 +251,8 @@ def test_kickoff_questions_left_open_are_answered_by_another_process(
     assert requirements["business_objective"] == ANSWERS["business_objective"]
     assert requirements["data_sources"][0]["uri"] == "sklearn:breast_cancer"
     roles = [t["role"] for t in after.values["conversation"]]
-    assert roles == ["user", "assistant", "user", "assistant", "user"]
+    assert roles == ["user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    assert requirements["positive_class"] == "malignant"
     # the answered thread went on to plan and run its stages
     assert after.values["plan"]["stages"]
     assert after.values["results"]

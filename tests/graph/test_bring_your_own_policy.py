@@ -8,6 +8,7 @@ stage's name matches, from the groups the policy names."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,12 @@ def test_public_policy_alone_governs_a_kickoff(tmp_path: Path, policy: Path) -> 
 
     status = mpm("status", "t", "-w", str(workspace))
     assert "execution mode: step_by_step" in status.stdout, status.stdout + status.stderr
+
+    # the gates it names hold the actions they name, and nothing else holds a stage: the
+    # public policies name no gate, so registration and serving wait for no policy gate
+    named = {g.name for g in load_policy(policy).policy.gates}
+    assert {g["name"] for g in snap.values["plan"]["gates"] if g["action"]} == named
+    assert {g["name"] for g in gov["gates"].values()} == named
 
     stage_approvals = [a for _, a in load_policy(policy).policy.approvals()]
     assert len(gov["approvals"]) == len(stage_approvals)
@@ -167,3 +174,86 @@ def test_all_of_needs_each_group_and_the_approvals_own_evidence(tmp_path: Path) 
         "modeling-review": "mr-reviewer-1",
         "infosec-review": "infosec-reviewer-1",
     }
+
+
+WITH_APPROVALS = [p for p in PUBLIC if any(True for _ in load_policy(p).policy.approvals())]
+
+
+def _with_serving_gate(tmp_path: Path, policy: Path, approval: str) -> Path:
+    """The public policy as its organisation would gate it: Domino's CreateEndpoint and
+    CreateApp held until one of the policy's own approvals."""
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    text = policy.read_text(encoding="utf-8").rstrip("\n")
+    gate = (
+        "\ngates:\n  - name: Serve when signed off\n    rules:\n"
+        "      - action: CreateEndpoint\n        parameters: {hardwareTierId: any}\n"
+        "      - action: CreateApp\n        parameters: {hardwareTierId: any}\n"
+        f"    approvals: [{json.dumps(approval)}]\n"
+    )
+    (folder / policy.name).write_text(text + "\n" + gate, encoding="utf-8")
+    shutil.copy(REPO / "reference" / "governance" / "Approvers.md", folder / "Approvers.md")
+    bind_named_people(folder)
+    return folder
+
+
+@pytest.mark.parametrize("policy", WITH_APPROVALS, ids=lambda p: p.stem)
+def test_public_policy_serving_gate_holds_the_deployment_stage(
+    tmp_path: Path, policy: Path
+) -> None:
+    """A gate on the policy's first approval holds serving and the app (the deployment
+    stage), across processes: the plan, the governance view and `mpm status` say so."""
+    from mpm.graph.nodes.supervisor import blocked_stages
+    from mpm.graph.state import ExecutionPlan
+
+    first = next(a for _, a in load_policy(policy).policy.approvals()).name
+    folder = _with_serving_gate(tmp_path, policy, first)
+    workspace = tmp_path / "ws"
+    req = tmp_path / "credit_risk.yaml"
+    req.write_text(yaml.safe_dump(example("credit_risk")))
+    result = mpm(
+        "kickoff", "-r", str(req), "-w", str(workspace), "--thread", "g", "--policies",
+        str(folder), *CLI_RUN,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    snap = runner(workspace).snapshot("g")
+    (gate,) = [g for g in snap.values["plan"]["gates"] if g["action"]]
+    assert gate["name"] == "Serve when signed off" and gate["blocks"] == ["deployment"]
+    assert set(gate["action"].split(", ")) == {"deploy_app", "deploy_endpoint"}
+    (live,) = snap.values["governance"]["gates"].values()
+    assert live["state"] == "blocked" and live["blocked_by"] == gate["approvals"]
+    plan = ExecutionPlan.model_validate(snap.values["plan"])
+    assert "deployment" in blocked_stages(plan, snap.values["governance"])
+    # fail closed aside (no validation has run yet), the gate alone holds deployment and
+    # nothing holds registration: the policy names no RegisterModel gate
+    cleared = {**snap.values["governance"], "fail_closed": {"blocked": False}}
+    assert blocked_stages(plan, cleared) == {
+        "deployment": f"gate 'Serve when signed off' waits for {gate['approvals'][0]}"
+    }
+    assert "deployment" not in (snap.values.get("results") or {})
+    status = mpm("status", "g", "-w", str(workspace), env={"COLUMNS": "250"})
+    assert "gate Serve when signed off holds deployment" in status.stdout, status.stdout
+    assert gate["approvals"][0] in status.stdout
+
+
+def test_a_serving_gate_on_general_availability_is_refused_at_kickoff(tmp_path: Path) -> None:
+    """Generally Available is post-implementation: asked after deployment, so a serving
+    gate on it could never open -- one line naming the gate, the approval and the stage."""
+    policy = SHARED / "domino-examples" / "Example External LLM Governance Policy.yml"
+    folder = _with_serving_gate(tmp_path, policy, "LLM Governance Approval")
+    req = tmp_path / "credit_risk.yaml"
+    req.write_text(yaml.safe_dump(example("credit_risk")))
+    result = mpm(
+        "kickoff", "-r", str(req), "-w", str(tmp_path / "ws"), "--thread", "g", "--policies",
+        str(folder), *CLI_RUN,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if "Serve when signed off" in ln]
+    assert len(lines) == 1, result.stderr
+    assert "'LLM Governance Approval' can only be requested after deployment" in lines[0]
+    assert "(performed in deployment)" in lines[0]
+    validated = mpm("policies", "validate", str(folder))
+    assert validated.returncode == 2
+    assert "'LLM Governance Approval' can only be requested after deployment" in (
+        validated.stdout + validated.stderr
+    )

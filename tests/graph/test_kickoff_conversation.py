@@ -64,9 +64,16 @@ def test_questions_interrupt_then_answers_resume_the_same_thread(workspace: Path
         "success_threshold",
     ]
 
-    third = r.resume(
+    fourth = r.resume(
         "chat1", {again["id"]: {"target_metric": "accuracy", "success_threshold": "90%"}}
     )
+    # a binary target from a built-in source: its positive class asked, offered by name, with
+    # the class mpm would otherwise infer (breast_cancer's minority class) and why
+    (positive,) = fourth.interrupts
+    (pq,) = positive["value"]["questions"]
+    assert pq["field"] == "positive_class" and pq["options"] == ["malignant", "benign"]
+    assert "mpm would choose 'malignant'" in pq["question"] and "minority class" in pq["question"]
+    third = r.resume("chat1", {positive["id"]: {"positive_class": "malignant"}})
     # before planning: the complete requirements restated, one interrupt for "yes" or corrections
     assert "plan" not in third.values and "requirements" not in third.values
     (confirm,) = third.interrupts
@@ -74,6 +81,7 @@ def test_questions_interrupt_then_answers_resume_the_same_thread(workspace: Path
     assert question["field"] == "confirm" and confirm["value"]["confirmation"] is True
     assert "target_metric: accuracy" in question["question"]
     assert "success_threshold: 0.9" in question["question"]  # "90%" is a fraction
+    assert "positive_class: malignant" in question["question"]
     assert question["requirements"]["project_name"] == "Screening"
 
     third = r.resume("chat1", {confirm["id"]: {"confirm": "yes"}})
@@ -83,7 +91,8 @@ def test_questions_interrupt_then_answers_resume_the_same_thread(workspace: Path
     assert third.values["plan"]["stages"][0]["name"] == "business_analysis"
     # the conversation holds every round, in order
     roles = [t["role"] for t in third.values["conversation"]]
-    assert roles == ["user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    assert roles == ["user", *["assistant", "user"] * 4]
+    assert third.values["requirements"]["positive_class"] == "malignant"
 
 
 def test_invalid_answer_is_asked_again_with_the_problem(workspace: Path) -> None:
@@ -142,7 +151,7 @@ def test_a_threshold_outside_the_metric_range_is_asked_not_guessed(workspace: Pa
     r = runner(workspace)
     opening = (
         "project: P\nobjective: o\nmodel type: classification\nmetric: accuracy\nthreshold: 70\n"
-        "data: sklearn:breast_cancer\nconstraints: none\nrisk: low"
+        "data: sklearn:breast_cancer\nconstraints: none\nrisk: low\npositive class: malignant"
     )
     first = r.start("chat3", {"conversation": [{"role": "user", "content": opening}]})
     (question,) = first.interrupts[0]["value"]["questions"]
@@ -337,6 +346,7 @@ def test_a_model_reading_is_kept_only_where_the_conversation_says_it(workspace: 
                 model_type="classification",
                 target_metric="roc_auc",
                 success_threshold=0.9,
+                positive_class="malignant",
                 data_sources=[{"name": "biopsy_data", "uri": "biopsy_data.csv"}],
                 risk_level="high",
                 regulatory_impact=True,
@@ -352,7 +362,8 @@ def test_a_model_reading_is_kept_only_where_the_conversation_says_it(workspace: 
     r = runner(workspace, model="inventive")
     opening = (
         "Project Screening: triage biopsies. Classification on sklearn:breast_cancer, AUC of "
-        "at least 90%. Risk is medium, no regulatory impact. This is not a high-risk use case."
+        "at least 90%. Risk is medium, no regulatory impact. This is not a high-risk use case. "
+        "The positive class is malignant."
     )
     first = r.start("ground1", {"conversation": [{"role": "user", "content": opening}]})
     (confirm,) = first.interrupts[0]["value"]["questions"]

@@ -89,9 +89,19 @@ def test_registered_version_carries_what_governance_knew(governed: dict[str, Any
     assert tags["mpm.audit_head"] == audit.head_tag(values["audit"][:count])
     assert count <= int(parent.data.tags["mpm.audit_head"].split(":")[0])
     # breast_cancer's label 1 is benign: the tag says which class the probability is for
-    positive = values["results"]["model_validation"]["outputs"].get("positive_class") or values[
-        "requirements"
-    ].get("positive_class")
+    results = values["results"]
+    positive = next(
+        (
+            v
+            for v in (
+                results["model_development"]["outputs"].get("positive_class"),
+                results["model_validation"]["outputs"].get("positive_class"),
+                values["requirements"].get("positive_class"),
+            )
+            if v is not None
+        ),
+        None,
+    )
     assert tags["mpm.positive_class"] == str(positive if positive is not None else 1)
     score = values["results"]["model_validation"]["outputs"]["test_score"]
     assert tags["mpm.success_criteria_met"] == "true"

@@ -22,7 +22,7 @@ import yaml
 from mpm.governance import assess_project
 from mpm.governance.identity import UnsafeIdError, canonical_id, same_id
 from mpm.graph import audit
-from mpm.graph.nodes.governance import governance_context
+from mpm.graph.governance_context import governance_context
 from tests.graph.helpers import approver_for, auto_answer, decision, example, key_for, mpm, runner
 
 THREAD = "sig"
@@ -141,10 +141,20 @@ def test_wrong_key_and_outsider_are_refused_across_processes(ws: Path) -> None:
     trail = _trail(ws)
     assert [(e["approver"], e["accepted"]) for e in trail] == [(who, False), ("intruder-42", False)]
     assert audit.verify(trail)[0]
-    pending = next(v for v in _pending(ws) if v["approval_id"] == request["approval_id"])
-    assert pending["audit_head"] == audit.head(trail), "the checkpoint anchors the refusals"
     assert _verify(ws).returncode == 0
     assert request["approval_id"] not in _granted(ws)
+    # both were refused before the graph was resumed (``mpm approve`` pre-checks with the
+    # node's judgement): the checkpoint anchors them once the approval task runs again --
+    # the next decision on it copies its task's entries into the checkpoint's chain
+    assert _approve_cli(ws, request["approval_id"], who).returncode in (0, 1)
+    chain = _state(ws)["audit"]
+    assert [(e["approver"], e["accepted"]) for e in chain][:3] == [
+        (who, False),
+        ("intruder-42", False),
+        (who, True),
+    ]
+    assert [e["hash"] for e in chain[:2]] == [e["hash"] for e in trail]
+    assert _verify(ws).returncode == 0
 
 
 def test_refusal_survives_when_nobody_ever_approves(ws: Path) -> None:

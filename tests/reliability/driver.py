@@ -156,7 +156,7 @@ def next_step(workspace: Path, thread: str, scratch: Path) -> Step | None:
             return Step(
                 f"refuse {approval}",
                 ["approve", thread, approval, "--as", OUTSIDER, "-c", "let me in", *ws],
-                lambda r: r.answer(thread, "approval", decision(value, OUTSIDER), key=approval),
+                lambda r: _outsider_attempt(r, thread, value, approval),
             )
         return Step(
             f"approve {approval}",
@@ -166,9 +166,22 @@ def next_step(workspace: Path, thread: str, scratch: Path) -> Step | None:
                 "approval",
                 {**decision(value, who), "thread_id": thread},
                 key=approval,
+                precheck=True,  # as `mpm approve` does: in process, the same kill points
             ),
         )
     raise AssertionError(f"unexpected interrupt {value}")
+
+
+def _outsider_attempt(r: Runner, thread: str, value: dict[str, Any], approval: str) -> None:
+    """The outsider's decision in process, as ``mpm approve`` makes it: judged by the node's
+    code before the graph is resumed, recorded, refused (the CLI exits 2 there)."""
+    from mpm.graph.runner import DecisionRefused
+
+    try:
+        r.answer(thread, "approval", decision(value, OUTSIDER), key=approval, precheck=True)
+    except DecisionRefused:
+        return
+    raise AssertionError(f"{OUTSIDER}'s decision on {approval} was not refused")
 
 
 def drive(

@@ -68,17 +68,19 @@ def test_app_scaffold_is_valid_python_and_inert_for_hostile_names(tmp_path: Path
 def test_closed_createendpoint_and_createapp_gates_hold_serving_and_the_app(
     tmp_path: Path,
 ) -> None:
-    """The MLOps tools check the gate first: held means recorded, nothing served or written."""
+    """The deployment tools check the gate first: held means recorded, nothing served or written."""
     from mpm.agents.base import StageContext
-    from mpm.agents.mlops_engineer import MLOpsToolkit
+    from mpm.agents.deployment_engineer import DeploymentToolkit
 
     governance = {
         "gated_actions": ["deploy_app", "deploy_endpoint", "register_model"],
         "open_actions": ["register_model"],
         "closed_gates": {"deploy_endpoint": ["Ready before serving"], "deploy_app": ["App gate"]},
     }
-    kit = MLOpsToolkit(StageContext("mlops", tmp_path, tmp_path, {}, governance=governance))
-    kit.outcome.outputs["model_uri"] = "models:/would_be_served/1"
+    upstream = {"mlops": {"outputs": {"model_uri": "models:/would_be_served/1"}}}
+    kit = DeploymentToolkit(
+        StageContext("deployment", tmp_path, tmp_path, {}, upstream, governance=governance)
+    )
     served = kit.serve_endpoint()
     app = kit.write_app()
     assert served["held"] and "Ready before serving" in served["summary"]
