@@ -49,6 +49,11 @@ class AgentFailure(RuntimeError):
     """The agent finished without producing what its stage must deliver."""
 
 
+class PermanentStageFailure(AgentFailure):
+    """The stage failed on an error that cannot change on retry (``tools.errors.PermanentError``:
+    a missing file, a one-class target, an unknown dataset): retrying only repeats it."""
+
+
 class StageTimeout(TimeoutError):
     """The stage ran past its timeout."""
 
@@ -125,6 +130,8 @@ class AgentOutcome:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[str] = field(default_factory=list)
     tool_errors: list[str] = field(default_factory=list)
+    permanent_errors: list[str] = field(default_factory=list)
+    """The tool errors that cannot change on retry (``tools.errors.PermanentError``)."""
     model_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -228,9 +235,8 @@ class Toolkit:
                 "; ".join(self.outcome.tool_errors)
                 or "the agent did not call the tools that produce them"
             )
-            raise AgentFailure(
-                f"stage {self.ctx.stage!r} produced no {', '.join(missing)}: {detail}"
-            )
+            failure = PermanentStageFailure if self.outcome.permanent_errors else AgentFailure
+            raise failure(f"stage {self.ctx.stage!r} produced no {', '.join(missing)}: {detail}")
         return self.outcome
 
 
@@ -477,8 +483,12 @@ def _run_tool_call(
         if not isinstance(result, dict):
             raise TypeError(f"tool returned {type(result).__name__}, expected a JSON object")
     except Exception as exc:  # noqa: BLE001 - every tool failure is reported to the model
+        from mpm.tools.errors import PermanentError
+
         error = f"{name}: {type(exc).__name__}: {exc}".splitlines()[0]
         outcome.tool_errors.append(error)
+        if isinstance(exc, PermanentError):
+            outcome.permanent_errors.append(error)
         return ToolMessage(content=error, tool_call_id=call_id, name=name, status="error")
     return ToolMessage(content=json.dumps(result, default=str), tool_call_id=call_id, name=name)
 

@@ -38,6 +38,8 @@ class DataWranglerToolkit(Toolkit):
             rows=source.get("rows"),
             seed=self.ctx.seed,
             base_dir=str(self.ctx.workspace_root),
+            # stage folders are runs/<thread>/<stage>: another thread's run folder is refused
+            thread_id=Path(self.ctx.stage_dir).parent.name,
         )
         self._lineage = evidence.data_lineage(
             source,

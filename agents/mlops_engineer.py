@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from mpm.agents import evidence
-from mpm.agents.base import AgentFailure, AgentSpec, Toolkit, tool
+from mpm.agents.base import AgentFailure, AgentSpec, StageContext, Toolkit, tool
+from mpm.tools import tracking
 
 PERSONA = """You are the MLOps engineer of a governed ML project. Once the approvals the
 registration gate names are granted, you package preprocessing, features, model and
@@ -23,6 +24,7 @@ predictions, and write the serving and monitoring plan."""
 
 REGISTER_ACTION = "register_model"
 AUDIT_HEAD_TAG = "mpm.audit_head"  # graph/audit.py HEAD_TAG (agents may not import graph)
+THREAD_TAG = "mpm.thread_id"  # tools/tracking.py THREAD_TAG, set on the parent run
 CRITERIA_FINDING = "success_criteria:"
 
 
@@ -91,9 +93,9 @@ class MLOpsToolkit(Toolkit):
 
     @tool
     def register_pipeline_model(self) -> dict[str, Any]:
-        """Build the pipeline pyfunc model, log it and register it as pipeline_<project>."""
-        from mpm.tools.naming import project_slug
+        """Build the pipeline pyfunc model, log it and register it as the project's pipeline model."""
         from mpm.tools.pipeline_model import build_pipeline_model
+        from mpm.tools.registry_entry import write_registry_entry
 
         self.ctx.ensure_open(REGISTER_ACTION)
         refusal = registration_refusal(
@@ -101,7 +103,7 @@ class MLOpsToolkit(Toolkit):
         )
         if refusal is not None:
             raise RegistrationRefused(refusal)
-        name = f"pipeline_{project_slug(self.ctx.requirements['project_name'])}"
+        parent = self._parent_tags()
         info = build_pipeline_model(
             self.ctx.upstream_output("model_path"),
             self.ctx.upstream_output("train_path"),
@@ -109,42 +111,65 @@ class MLOpsToolkit(Toolkit):
             self.ctx.upstream_output("target_column"),
             str(self.ctx.stage_dir),
             model_type=self.ctx.requirements["model_type"],
-            registered_model_name=name,
+            registered_model_name=self._registered_name(),
             decision_threshold=_tuned_threshold(self.ctx),
             positive_class=_positive_class(self.ctx),
             tracking_uri=self.ctx.tracking_uri,
             run_id=self.ctx.run_id,
-            tags=self._audit_anchor(),
+            tags={AUDIT_HEAD_TAG: parent[AUDIT_HEAD_TAG]} if parent.get(AUDIT_HEAD_TAG) else {},
         )
         accepted = ((self.ctx.governance.get("registration") or {}).get("accepted")) or []
         if accepted and self.ctx.tracking_uri:
             _tag_accepted_risks(self.ctx.tracking_uri, info, accepted)
+        entry = write_registry_entry(
+            tracking.client(self.ctx.tracking_uri),
+            info["registered_model_name"],
+            info["version"],
+            registry_facts(self.ctx, parent, accepted),
+            parent_run_id=self.ctx.parent_run_id,
+        )
         self.publish(
             outputs={
                 "model_uri": info["model_uri"],
                 "registered_model_name": info["registered_model_name"],
                 "registered_model_version": info["version"],
+                "champion": entry["champion"],
+                "champion_reason": entry["champion_reason"],
             },
             evidence={
                 "model_registered": True,
                 "registered_model": f"{info['registered_model_name']} v{info['version']}",
             },
         )
+        alias = "alias champion set" if entry["champion"] else "no champion alias"
         return {
-            "summary": f"registered {info['registered_model_name']} version {info['version']}",
+            "summary": f"registered {info['registered_model_name']} version {info['version']} "
+            f"({alias}: {entry['champion_reason']})",
             **info,
         }
 
-    def _audit_anchor(self) -> dict[str, str]:
-        """The signed-approval chain head the parent run carries, copied onto the version
-        so the registry entry itself says which audited decisions let it in."""
-        from mpm.tools import tracking
+    def _registered_name(self) -> str:
+        """The project's registered model: named after the experiment the thread recorded
+        when it planned (so a resumed thread keeps its names), else from the project name."""
+        from mpm.tools.naming import registered_model_for_experiment, registered_model_name
 
+        if self.ctx.tracking_uri and self.ctx.experiment_id:
+            experiment = tracking.client(self.ctx.tracking_uri).get_experiment(
+                self.ctx.experiment_id
+            )
+            derived = registered_model_for_experiment(experiment.name)
+            if derived:
+                return derived
+        return registered_model_name(self.ctx.requirements["project_name"])
+
+    def _parent_tags(self) -> dict[str, str]:
+        """The parent run's tags: the thread id, and the signed-approval chain head, copied
+        onto the version so the registry entry itself says which audited decisions let it in."""
         if not self.ctx.tracking_uri or not self.ctx.parent_run_id:
             return {}
-        run = tracking.client(self.ctx.tracking_uri).get_run(self.ctx.parent_run_id)
-        head = run.data.tags.get(AUDIT_HEAD_TAG)
-        return {AUDIT_HEAD_TAG: head} if head else {}
+        return dict(
+            tracking.client(self.ctx.tracking_uri).get_run(self.ctx.parent_run_id).data.tags
+        )
 
     @tool
     def test_registered_model(self) -> dict[str, Any]:
@@ -213,6 +238,56 @@ SPEC = AgentSpec(
         ("write_serving_plan", {}),
     ),
 )
+
+
+def registry_facts(ctx: StageContext, parent_tags: dict[str, str], accepted: list[Any]) -> Any:
+    """What the registry entry states, each from where mpm established it: governance from
+    the stage's governance context (status, frameworks, approvals granted on verified
+    signed decisions), the chain head from the parent run, the success criterion
+    recomputed from the validator's own measurement, the positive class model development
+    chose (the one the served probability is for; else validation's, the requirements', or
+    the packaged model's)."""
+    from mpm.tools.registry_entry import GrantedApproval, RegistryFacts, measured_criterion
+
+    req, gov = ctx.requirements, ctx.governance
+    validation = (ctx.upstream.get("model_validation") or {}).get("outputs") or {}
+    score, met = measured_criterion(req, validation)
+    threshold = req.get("success_threshold")
+    positive = next(
+        (
+            v
+            for v in (
+                _positive_class(ctx),
+                validation.get("positive_class"),
+                req.get("positive_class"),
+            )
+            if v is not None
+        ),
+        None,
+    )
+    if positive is None and req.get("model_type") == "classification":
+        config = Path(ctx.stage_dir) / "pipeline_config.json"
+        if config.is_file():
+            positive = json.loads(config.read_text(encoding="utf-8")).get("positive_label")
+    return RegistryFacts(
+        thread_id=parent_tags.get(THREAD_TAG) or Path(ctx.stage_dir).parent.name,
+        project_name=str(req["project_name"]),
+        governance_status=str(gov.get("overall_status") or "unknown"),
+        frameworks=[str(f) for f in gov.get("frameworks") or []],
+        audit_head=parent_tags.get(AUDIT_HEAD_TAG),
+        approvals=[GrantedApproval.model_validate(a) for a in gov.get("granted_approvals") or []],
+        positive_class=None if positive is None else str(positive),
+        target_metric=str(req.get("target_metric") or ""),
+        success_threshold=None if threshold is None else float(threshold),
+        test_score=score,
+        criteria_met=met,
+        accepted_risks=[
+            f"{a.get('finding_id')} accepted by {a.get('accepted_by')}"
+            for a in accepted
+            if isinstance(a, dict)
+        ],
+        model_type=str(req.get("model_type") or ""),
+    )
 
 
 def _positive_class(ctx: Any) -> Any:

@@ -387,16 +387,22 @@ def kickoff(
     run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Start a project: from a requirements file, or by talking it through."""
-    from mpm.graph.requirements_file import RequirementsError, load_requirements
+    from mpm.graph.requirements_file import (
+        RequirementsError,
+        check_requirements_data,
+        load_requirements,
+    )
     from mpm.graph.runner import new_thread_id
-    from mpm.graph.workspace import WorkspaceError, validate_thread_id
+    from mpm.graph.workspace import Workspace, WorkspaceError, validate_thread_id
 
     graph_input: dict[str, Any]
+    loaded = None
     if requirements is not None:
         try:
-            graph_input = {"requirements": load_requirements(requirements).model_dump(mode="json")}
+            loaded = load_requirements(requirements)
         except RequirementsError as exc:
             raise fail(str(exc)) from exc
+        graph_input = {"requirements": loaded.model_dump(mode="json")}
     else:
         opening = message
         if opening is None:
@@ -411,7 +417,11 @@ def kickoff(
     thread_id = thread or new_thread_id()
     try:
         validate_thread_id(thread_id)
-    except WorkspaceError as exc:
+        if loaded is not None:  # before anything exists: a bad source leaves nothing behind
+            check_requirements_data(
+                loaded, Workspace.locate(run.workspace).root, thread_id, requirements
+            )
+    except (WorkspaceError, RequirementsError) as exc:
         raise fail(str(exc)) from exc
     ctx = _context(run)
     _check_policy_library(ctx)

@@ -103,6 +103,25 @@ def _open_evidence(
     return []
 
 
+def granted_approvals(report: GovernanceReport, state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every approval governance counts as granted, with the signer and decision id of the
+    accepted audit entries that granted it (several for an all-of approval); the registry
+    entry names them."""
+    granted = {aid for aid, s in report.approval_states.items() if s == "granted"}
+    return [
+        {
+            "approval_id": entry["approval_id"],
+            "approver": entry.get("approver"),
+            "decision_id": entry.get("decision_id"),
+            "at": entry.get("ts"),
+        }
+        for entry in state.get("audit") or []
+        if entry.get("approval_id") in granted
+        and entry.get("accepted")
+        and entry.get("decision") == "approve"
+    ]
+
+
 def compact(
     report: GovernanceReport, context: GovernanceContext, state: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -198,6 +217,7 @@ def compact(
                 + (["fail closed: " + r for r in guarded.reasons[:3]] if guarded.blocked else [])
                 for a in gated_actions
             },
+            "granted_approvals": granted_approvals(report, state),
             "registration": {
                 "blocked": guarded.blocked,
                 "status": guarded.status,

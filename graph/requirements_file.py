@@ -102,6 +102,21 @@ def load_requirements(path: str | Path) -> ProjectRequirements:
         raise RequirementsError(format_validation_error(str(path), exc)) from exc
 
 
+def check_requirements_data(
+    req: ProjectRequirements, workspace_root: str | Path, thread_id: str | None, source: str | Path
+) -> None:
+    """The requirements' data checked before anything is created for the run
+    (``tools/data_check.py``): a problem is a :class:`RequirementsError` naming the file
+    ``source`` and the field. Nothing is written, not even the workspace folder."""
+    from mpm.tools.data_check import check_data_sources
+    from mpm.tools.errors import DataError
+
+    try:
+        check_data_sources(req.model_dump(mode="json"), workspace_root, thread_id)
+    except DataError as exc:
+        raise RequirementsError(f"{source}: {exc}") from exc
+
+
 def _unknown_key(data: dict[object, object]) -> str | None:
     """A key that looks like a misspelt requirement field, with the field it likely means:
     a typo is reported as itself ("did you mean target_metric?"), not as the required field

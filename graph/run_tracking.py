@@ -1,6 +1,7 @@
 """The seed's MLflow run hierarchy for one project thread.
 
-Experiment ``ml_pipeline_{project}``; parent run ``master_pipeline_orchestration``
+Experiment ``ml_pipeline_{project key}`` (slug + digest of the exact name, unique per
+project: ``tools/naming.py``); parent run ``master_pipeline_orchestration``
 (tags ``orchestrator=project_manager``, ``pipeline_type``; params ``project_name``,
 ``pipeline_stages``, ``target_metric``; artifact ``execution_plan.json``); one nested run
 ``stage_{name}`` per stage (tags ``stage_name``, ``agent_type``), and on the parent a
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mpm.tools import tracking
+from mpm.tools import naming, tracking
 
 PARENT_RUN_NAME = "master_pipeline_orchestration"
 
 
-def experiment_name(slug: str) -> str:
-    return f"ml_pipeline_{slug}"
+def experiment_name(key: str) -> str:
+    """The experiment for a project key (``ProjectRequirements.slug``)."""
+    return f"{naming.EXPERIMENT_PREFIX}{key}"
 
 
 def open_parent_run(
@@ -44,6 +46,7 @@ def open_parent_run(
         {
             "orchestrator": "project_manager",
             "pipeline_type": requirements.get("project_type", "end_to_end"),
+            "mpm.project_key": slug,
         },
     )
     tracking.log_params(

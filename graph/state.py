@@ -20,7 +20,7 @@ from typing_extensions import (
 )
 
 from mpm.graph.audit import chain_entries
-from mpm.tools.naming import project_slug
+from mpm.tools.naming import project_key
 
 # --------------------------------------------------------------------------- requirements
 
@@ -304,8 +304,10 @@ class ProjectRequirements(BaseModel):
 
     @property
     def slug(self) -> str:
-        """A file- and MLflow-safe form of the project name."""
-        return project_slug(self.project_name)
+        """The project's key: a file- and MLflow-safe form of the name that no other
+        project shares (slug + digest of the exact name, ``tools/naming.py``); the
+        experiment and registered model are named from it."""
+        return project_key(self.project_name)
 
     @property
     def sensitive_data(self) -> bool:

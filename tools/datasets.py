@@ -33,12 +33,14 @@ def acquire_dataset(
     rows: int | None = None,
     seed: int = 42,
     base_dir: str | None = None,
+    thread_id: str | None = None,
 ) -> dict[str, Any]:
     """Load or generate the data named by ``uri`` and write it to ``out_dir/raw.parquet``.
 
     ``uri``: ``sklearn:<name>``, ``synthetic:<credit|churn|fraud>`` or a CSV / Parquet path
     (relative paths resolve against ``base_dir``, default the current directory; a path that
-    escapes ``base_dir`` is refused). ``rows`` samples (sklearn, files) or sizes (synthetic,
+    escapes ``base_dir`` is refused; with ``thread_id``, ``base_dir`` is the workspace and
+    :func:`source_path`'s rules apply). ``rows`` samples (sklearn, files) or sizes (synthetic,
     default 5000) the data reproducibly with ``seed``.
 
     Returns ``{path, rows, columns, target_column, feature_columns, source,
@@ -50,7 +52,7 @@ def acquire_dataset(
         raise ToolConfigError(f"rows: expected a positive integer; got {rows!r}")
     sensitive: tuple[str, ...] = ()
     if uri.startswith("sklearn:"):
-        df, default_target, description = _load_sklearn(uri.removeprefix("sklearn:").strip())
+        df, default_target, description = load_sklearn(uri.removeprefix("sklearn:").strip())
         source = "sklearn"
     elif uri.startswith("synthetic:"):
         schema = uri.removeprefix("synthetic:").strip().lower()
@@ -71,12 +73,16 @@ def acquire_dataset(
             "or a path to a CSV/Parquet file"
         )
     else:
-        path = resolve_inside(uri.removeprefix("file://"), base_dir)
+        path = (
+            source_path(uri, base_dir, thread_id)
+            if thread_id is not None and base_dir is not None
+            else resolve_inside(uri.removeprefix("file://"), base_dir)
+        )
         df = read_table(path)
         default_target, description = None, f"File {path.name}"
         source = "file"
 
-    target = _choose_target(df, target_column, default_target, uri)
+    target = choose_target(df, target_column, default_target, uri)
     if rows is not None and int(rows) < len(df):
         df = df.sample(n=int(rows), random_state=seed).reset_index(drop=True)
     _check_rows(df, uri)
@@ -240,14 +246,43 @@ def resolve_inside(user_path: str, base_dir: str | None) -> Path:
     resolved = (candidate if candidate.is_absolute() else base / candidate).resolve()
     if not resolved.is_relative_to(base):
         raise DataError(
-            f"{user_path}: path resolves outside the allowed folder {base}; "
-            "put the data file inside the workspace or the requirements folder"
+            f"{user_path}: path resolves outside the allowed folder {base}; copy the file "
+            f"into it (e.g. {base / 'data' / resolved.name}) and give its path relative to "
+            f"{base}"
         )
     if not resolved.exists():
-        raise DataError(f"{user_path}: file not found (looked at {resolved})")
+        raise DataError(
+            f"{user_path}: file not found (looked at {resolved}; relative paths are "
+            f"resolved against {base})"
+        )
     if not resolved.is_file():
         raise DataError(f"{user_path}: not a file (looked at {resolved})")
     return resolved
+
+
+RUNS_DIR = "runs"
+ARTIFACTS_DIR = "mlartifacts"
+
+
+def source_path(uri: str, workspace_root: str | Path, thread_id: str | None = None) -> Path:
+    """The file a data source names, resolved inside the workspace (:func:`resolve_inside`);
+    also refuses a file inside another thread's run folder (``runs/<other>/``) or inside
+    MLflow's artifact store: one project may not read another's data (DataError)."""
+    root = Path(workspace_root).resolve()
+    user_path = Path(uri.removeprefix("file://")).expanduser()
+    where = (user_path if user_path.is_absolute() else root / user_path).resolve()
+    parts = where.relative_to(root).parts if where.is_relative_to(root) else ()
+    if len(parts) >= 2 and parts[0] == RUNS_DIR and parts[1] != thread_id:
+        raise DataError(
+            f"{uri}: inside the run folder of thread {parts[1]!r} ({root / RUNS_DIR / parts[1]}); "
+            "one project may not read another's data: name the original data source instead"
+        )
+    if parts and parts[0] == ARTIFACTS_DIR:
+        raise DataError(
+            f"{uri}: inside MLflow's artifact store ({root / ARTIFACTS_DIR}), which holds every "
+            "project's logged files; name the original data source instead"
+        )
+    return resolve_inside(uri.removeprefix("file://"), str(root))
 
 
 MAX_COLUMNS = 2_000
@@ -293,7 +328,10 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: file is empty")
-    width = _column_count(path, suffix)
+    try:
+        width = _column_count(path, suffix)
+    except OSError as exc:  # permissions, a file that went away, an unreadable mount
+        raise DataError(f"{path.name}: cannot read: {exc.strerror or exc}") from exc
     if width > MAX_COLUMNS:
         raise DataError(
             f"{path.name}: {width:,} columns exceed the limit of {MAX_COLUMNS:,} columns"
@@ -337,9 +375,11 @@ def check_target(df: pd.DataFrame, target_column: str, model_type: str, where: s
     else:
         n_classes = target.nunique()
         if n_classes < 2:
+            only = target.iloc[0]
+            only = only.item() if hasattr(only, "item") else only  # 1, not np.int64(1)
             raise DataError(
                 f"{where}: target column {target_column!r} has a single class "
-                f"({target.iloc[0]!r}); classification needs at least two"
+                f"({only!r}); classification needs at least two"
             )
         if pd.api.types.is_float_dtype(target) and n_classes > 50:
             raise DataError(
@@ -351,7 +391,7 @@ def check_target(df: pd.DataFrame, target_column: str, model_type: str, where: s
 # --------------------------------------------------------------------------- helpers
 
 
-def _load_sklearn(name: str) -> tuple[pd.DataFrame, str, str]:
+def load_sklearn(name: str) -> tuple[pd.DataFrame, str, str]:
     import sklearn.datasets as skd
 
     key = name.lower()
@@ -367,7 +407,7 @@ def _load_sklearn(name: str) -> tuple[pd.DataFrame, str, str]:
     return df, "target", f"scikit-learn {key} dataset ({description})"
 
 
-def _choose_target(df: pd.DataFrame, requested: str | None, default: str | None, where: str) -> str:
+def choose_target(df: pd.DataFrame, requested: str | None, default: str | None, where: str) -> str:
     if requested:
         if requested not in df.columns:
             raise DataError(

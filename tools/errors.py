@@ -11,11 +11,16 @@ class ToolError(Exception):
     """Base class: anything a tool function rejects on purpose."""
 
 
-class DataError(ToolError, ValueError):
+class PermanentError(ToolError):
+    """An error that cannot change on retry (the same input gives the same answer): the
+    stage machinery does not retry a stage that failed on one (``graph/nodes/stage.py``)."""
+
+
+class DataError(PermanentError, ValueError):
     """The data itself is unusable: missing target, empty or unreadable file, too few rows..."""
 
 
-class ToolConfigError(ToolError, ValueError):
+class ToolConfigError(PermanentError, ValueError):
     """An argument is wrong: unknown metric, model family, model type or URI scheme."""
 
 

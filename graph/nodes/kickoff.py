@@ -674,6 +674,16 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
                     "events": [event("kickoff", "requirements_invalid", f"{loc}: {first['msg']}")],
                 },
             )
+        problem = data_problem(req, ctx, thread_id)
+        if problem is not None:  # checked before planning: nothing is tracked for it
+            return Command(
+                goto=END,
+                update={
+                    **base,
+                    "status": "failed",
+                    "events": [event("kickoff", "data_invalid", problem)],
+                },
+            )
         maybe_die("kickoff")
         return Command(
             goto="plan",
@@ -759,6 +769,23 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
             ],
             prompt=detail,
         )
+    problem = None if doubts else data_problem(req, ctx, thread_id)
+    if problem is not None:
+        field = problem.split(":", 1)[0].split(".", 1)[0]
+        field = field if field in QUESTIONS or field in FILE_QUESTIONS else "data_sources"
+        doubts = [
+            {
+                "field": field,
+                "question": QUESTIONS[field]["question"]
+                if field in QUESTIONS
+                else FILE_QUESTIONS[field].format(
+                    file=req.data_sources[0].uri, column=req.target_column
+                ),
+                "problem": problem,
+            }
+        ]
+        if rounds < MAX_ROUNDS:
+            return _ask(base, doubts, prompt=problem)
     if doubts:  # out of rounds and still unsure: planning on a guess would fail later
         return Command(
             goto=END,
@@ -775,6 +802,22 @@ def kickoff(state: GraphState, runtime: Runtime[RunContext]) -> Command:
             },
         )
     return _propose(base, req, conversation)
+
+
+def data_problem(req: ProjectRequirements, ctx: RunContext, thread_id: str) -> str | None:
+    """What is wrong with the requirements' data (``tools/data_check.py``), or None: checked
+    at kickoff, before a plan, a parent run or a stage exists for it. The no-op toolset
+    (benchmarks of the graph itself) reads no data, so there is nothing to check."""
+    from mpm.tools.data_check import check_data_sources
+    from mpm.tools.errors import DataError
+
+    if ctx.toolset == "noop":
+        return None
+    try:
+        check_data_sources(req.model_dump(mode="json"), str(ctx.ws.root), thread_id)
+    except DataError as exc:
+        return str(exc)
+    return None
 
 
 def _ask(

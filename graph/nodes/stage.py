@@ -2,7 +2,8 @@
 
 One node per agent type (``business_analyst``, ``data_wrangler``, ...); the supervisor
 sends each the stage to run with a compact brief. Retries re-run the agent's standard
-procedure; when every attempt failed and the stage has a fallback, the fallback
+procedure (not after an error that cannot change on retry: ``PermanentStageFailure``);
+when every attempt failed and the stage has a fallback, the fallback
 procedure runs and the stage is recorded ``failed_with_fallback`` with the error; a
 stage without one is recorded ``failed``. Nothing here raises into the graph.
 """
@@ -21,7 +22,13 @@ from typing import Any
 from langgraph.config import get_config, get_stream_writer
 from langgraph.runtime import Runtime
 
-from mpm.agents.base import AgentOutcome, StageContext, StageTimeout, run_agent
+from mpm.agents.base import (
+    AgentOutcome,
+    PermanentStageFailure,
+    StageContext,
+    StageTimeout,
+    run_agent,
+)
 from mpm.agents.registry import agent_for
 from mpm.graph import run_tracking, stopping
 from mpm.graph.context import RunContext, run_context
@@ -161,6 +168,9 @@ def run_stage(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none escapes
             errors.append(_describe(exc))
             events.append(event(spec.name, "attempt_failed", errors[-1], attempt=attempts))
+            if isinstance(exc, PermanentStageFailure):  # the same input fails the same way
+                events.append(event(spec.name, "not_retried", "the error cannot change on retry"))
+                break
             emit({"stage": spec.name, "event": "retry", "error": errors[-1]})
     if outcome is None and spec.fallback:
         events.append(event(spec.name, "fallback_started", spec.fallback))

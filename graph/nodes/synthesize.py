@@ -181,6 +181,8 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
             },
         )
         tracking.set_tags(c, parent, {"pipeline_status": pipeline_status})
+        if mlops.get("registered_model_name"):
+            _settle_champion(ids["tracking_uri"], parent, req, mlops, val, governance, accepted)
         maybe_die("synthesize")
         if (governance or {}).get("mlflow_run_id"):
             tracking.finish_run(c, governance["mlflow_run_id"], "FINISHED")
@@ -407,6 +409,32 @@ def refused_registration(
         "stages": pending,
         "reasons": list(guarded.get("reasons") or []) or ["governance did not clear registration"],
     }
+
+
+def _settle_champion(
+    tracking_uri: str,
+    parent: str,
+    req: ProjectRequirements,
+    mlops: dict[str, Any],
+    validation: dict[str, Any],
+    governance: dict[str, Any] | None,
+    accepted: list[Any],
+) -> None:
+    """The registered version is the ``champion`` only if the run's final governance
+    passed (tools/registry_entry.py); registration happened before the last stages."""
+    from mpm.tools.registry_entry import measured_criterion, settle_champion
+
+    _score, met = measured_criterion(req.model_dump(mode="json"), validation)
+    settle_champion(
+        tracking_uri,
+        mlops["registered_model_name"],
+        mlops["registered_model_version"],
+        governance_status=str((governance or {}).get("overall_status") or "unknown"),
+        criteria_met=met,
+        accepted_risks=[str(a.get("finding_id")) for a in accepted if isinstance(a, dict)],
+        target_metric=req.target_metric,
+        parent_run_id=parent,
+    )
 
 
 def _verified_approvals(

@@ -30,6 +30,7 @@ from mpm.governance import PolicyLibrary
 from mpm.governance._files import reference_dir
 from mpm.governance.evaluation import validate_answer
 from mpm.governance.evidence_map import load_evidence_map, resolve_evidence
+from mpm.tools.naming import registered_model_name
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "reference" / "examples"
@@ -374,7 +375,9 @@ def test_registration_is_refused_while_the_registration_gate_is_closed(
     kit = MLOpsToolkit(ctx)
     with pytest.raises(GateClosed, match="Validated models only in the registry"):
         kit.register_pipeline_model()
-    found = store["client"].search_registered_models("name = 'pipeline_gate_closed_project'")
+    found = store["client"].search_registered_models(
+        f"name = '{registered_model_name('Gate Closed Project')}'"
+    )
     assert list(found) == [] and "model_uri" not in kit.outcome.outputs
 
 

@@ -57,3 +57,89 @@ def test_demo_runs_the_bundled_example_to_a_registered_model(tmp_path: Path) -> 
     client = MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
     versions = client.search_model_versions(f"name='{mlops['registered_model_name']}'")
     assert [int(v.version) for v in versions] == [1]
+
+
+def test_demo_runs_a_users_own_requirements_file_on_a_csv(tmp_path: Path) -> None:
+    """``mpm demo --requirements FILE``: a requirements file of the user's own, over a CSV in
+    the workspace, runs to a registered model the same way, approvers played openly."""
+    import yaml
+    from sklearn.datasets import load_breast_cancer
+
+    workspace = tmp_path / "ws"
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["malignant"] = 1 - frame.pop("target")  # scikit-learn's label 0 is malignant
+    (workspace / "data").mkdir(parents=True)
+    frame.to_csv(workspace / "data" / "biopsies.csv", index=False)
+    bundled = yaml.safe_load((REPO / "reference" / "examples" / "breast_cancer.yaml").read_text())
+    requirements = {
+        "project_name": "Our Own Biopsy Triage",
+        "business_objective": "Rank biopsies by the likelihood of malignancy.",
+        "model_type": "classification",
+        "target_metric": "roc_auc",
+        "success_threshold": 0.9,
+        "target_column": "malignant",
+        "data_sources": [{"name": "biopsies", "uri": "data/biopsies.csv", "sensitivity": "public"}],
+        "risk_level": "low",
+        "requested_by": "lab-analytics",
+        "governance_answers": bundled["governance_answers"],
+    }
+    req_file = tmp_path / "our_project.yaml"
+    req_file.write_text(yaml.safe_dump(requirements), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in MPM_ENV_VARS} | {"COLUMNS": "200"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mpm",
+            "demo",
+            "-r",
+            str(req_file),
+            "-w",
+            str(workspace),
+            "-t",
+            "own",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+    assert f"Our Own Biopsy Triage from {req_file}" in " ".join(output.split())
+    assert "thread own: completed" in output
+    assert re.search(r"demo approver \S+ \(member of [^)]+\)\s+signs an approval of", output)
+    assert "demo only: real approvers sign with their own keys" in output
+    values = runner(workspace).snapshot("own").values
+    mlops = values["results"]["mlops"]["outputs"]
+    assert f"{mlops['model_uri']} loaded from the registry" in output
+    assert values["requirements"]["data_sources"][0]["uri"] == "data/biopsies.csv"
+
+
+def test_demo_refuses_a_bad_requirements_file_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in MPM_ENV_VARS}
+    workspace = tmp_path / "ws"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("project_name: [unclosed\n", encoding="utf-8")
+    for args, expected in (
+        (["-r", str(tmp_path / "missing.yaml")], "missing.yaml: cannot read"),
+        (["-r", str(bad)], "bad.yaml: YAML syntax error"),
+        (
+            ["-r", str(bad), "-e", "credit_risk"],
+            "--example and --requirements: expected at most one",
+        ),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "mpm", "demo", *args, "-w", str(workspace)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=120,
+        )
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+        assert not workspace.exists()

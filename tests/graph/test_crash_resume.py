@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from mpm.tools.naming import experiment_name
 from tests.graph.helpers import REPO, drive_to_completion, example, mpm, runner
 
 
@@ -48,7 +49,7 @@ def _mlflow_runs(workspace: Path) -> list[Any]:
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("ml_pipeline_tumour_screening_triage")
+    exp = client.get_experiment_by_name(experiment_name("Tumour Screening Triage"))
     return client.search_runs([exp.experiment_id], max_results=1000)
 
 

@@ -108,6 +108,13 @@ def test_credit_fairness_failure_is_not_registered_until_its_risk_is_accepted(
     tags = versions[0].tags
     assert fairness[0]["finding"]["id"] in tags["mpm.risk_accepted"]
     assert approver in tags["mpm.risk_accepted"]
+    # registered under a risk acceptance, governance FAILED: never the champion
+    assert tags["mpm.governance_status"] == values["governance"]["overall_status"] == "FAILED"
+    assert tags["mpm.champion"] == "false" and "FAILED" in tags["mpm.champion_reason"]
+    from mlflow import MlflowClient
+
+    registry = MlflowClient(f"sqlite:///{accepted_ws / 'mlflow.db'}")
+    assert "champion" not in registry.get_registered_model(versions[0].name).aliases
     summary = Path(values["deliverables"]["files"]["executive_summary.md"]).read_text()
     assert "Risk accepted" in summary and approver in summary
     dashboard = Path(values["governance"]["files"]["dashboard"]).read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mpm.tools.naming import experiment_name
 from tests.graph.helpers import drive_to_completion, example, runner
 
 
@@ -14,7 +15,7 @@ def test_parent_and_stage_runs_follow_the_seed(workspace: Path) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("ml_pipeline_tumour_screening_triage")
+    exp = client.get_experiment_by_name(experiment_name("Tumour Screening Triage"))
     assert exp is not None
     runs = client.search_runs([exp.experiment_id])
     parents = [x for x in runs if x.info.run_name == "master_pipeline_orchestration"]

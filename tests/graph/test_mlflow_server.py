@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mpm.tools.naming import experiment_name
 from tests.graph.helpers import drive_to_completion, example, runner
 
 pytestmark = pytest.mark.timeout(420)
@@ -144,7 +145,7 @@ def test_run_hierarchy_lands_on_the_mlflow_server_and_its_postgres_store(
     from mlflow import MlflowClient
 
     client = MlflowClient(mlflow_server.url)
-    experiment = client.get_experiment_by_name("ml_pipeline_tumour_screening_triage")
+    experiment = client.get_experiment_by_name(experiment_name("Tumour Screening Triage"))
     assert experiment is not None and experiment.experiment_id == ids["experiment_id"]
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in runs if r.info.run_name == "master_pipeline_orchestration"]

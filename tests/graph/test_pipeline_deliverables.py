@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from mpm.tools.naming import registered_model_name
 from tests.graph.helpers import drive_to_completion, example, runner
 
 
@@ -39,7 +40,9 @@ def test_every_stage_succeeded_and_the_model_was_registered(credit_run: dict[str
     assert {k: v["status"] for k, v in values["results"].items()} == {
         s["name"]: "success" for s in values["plan"]["stages"]
     }
-    assert _outputs(values, "mlops")["registered_model_name"] == "pipeline_credit_default_risk"
+    assert _outputs(values, "mlops")["registered_model_name"] == registered_model_name(
+        "Credit Default Risk"
+    )
 
 
 def test_chosen_model_is_the_best_candidate_tracked_in_mlflow(credit_run: dict[str, Any]) -> None:
@@ -106,7 +109,9 @@ def test_registered_model_reloads_from_the_registry_and_predicts(
     data = _outputs(values, "data_acquisition")
     test = pd.read_parquet(data["test_path"])
     with use_tracking_uri(values["mlflow"]["tracking_uri"]):
-        model = mlflow.pyfunc.load_model("models:/pipeline_credit_default_risk/1")
+        model = mlflow.pyfunc.load_model(
+            f"models:/{registered_model_name('Credit Default Risk')}/1"
+        )
     out = model.predict(test.drop(columns=[data["target_column"]]))
     assert len(out) == len(test)
     assert set(out["prediction"].unique()) <= {0, 1}

@@ -9,9 +9,10 @@ import pytest
 
 from mpm.graph.context import RunContext
 from mpm.graph.runner import Runner
+from mpm.tools.naming import experiment_name
 from tests.graph.helpers import drive_to_completion, example, mpm
 
-EXPERIMENT = "ml_pipeline_tumour_screening_triage"
+EXPERIMENT = experiment_name("Tumour Screening Triage")
 THREAD_TAG = "mpm.thread_id"
 
 

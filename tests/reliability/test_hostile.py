@@ -129,9 +129,9 @@ def test_names_derived_from_input_stay_safe_and_inside_the_workspace(
         assert path.resolve().is_relative_to(ws.resolve())
         assert re.fullmatch(r"[A-Za-z0-9_.\-]+", path.name), f"unexpected file name {path.name!r}"
     experiment = values["mlflow"]["experiment"]
-    assert re.fullmatch(r"ml_pipeline_[a-z0-9_]{1,64}", experiment)
+    assert re.fullmatch(r"ml_pipeline_[a-z0-9_]{1,64}_[0-9a-f]{8}", experiment)
     registered = values["results"]["mlops"]["outputs"].get("registered_model_name")
-    assert registered is None or re.fullmatch(r"pipeline_[a-z0-9_]{1,64}", registered)
+    assert registered is None or re.fullmatch(r"pipeline_[a-z0-9_]{1,64}_[0-9a-f]{8}", registered)
 
 
 def test_long_comments_are_truncated_safely_in_the_audit_trail(hostile: dict[str, Any]) -> None:
