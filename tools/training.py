@@ -686,8 +686,8 @@ def _search(
     covered, oof_pred, oof_proba = oofs[best_i]  # type: ignore[misc]
     y_cov = y.to_numpy()[covered]
     pred_cov = oof_pred[covered]
-    if model_type == "classification":
-        pred_cov = pred_cov.astype(y.dtype) if y.dtype != object else pred_cov
+    if model_type == "classification" and isinstance(y.dtype, np.dtype) and y.dtype != object:
+        pred_cov = pred_cov.astype(y.dtype)  # numpy labels; pandas string labels stay as read
     val_metrics = all_metrics(
         model_type,
         y_cov,

@@ -268,3 +268,31 @@ def test_unknown_family_and_wrong_metric_are_config_errors(credit, tmp_path: Pat
         )
     with pytest.raises(ToolConfigError, match="target_metric: expected one of"):
         train_candidates(*args, model_type="classification", target_metric="rmse")
+
+
+def test_text_labels_train_as_they_are_read(credit, tmp_path: Path) -> None:
+    """A churn-style target of "yes"/"no" (pandas keeps it in its string dtype, not a numpy
+    one): training completes, and the positive class is the label as written."""
+    import numpy as np
+
+    split = credit["split"]
+    paths = {}
+    for part in ("train_path", "val_path"):
+        frame = pd.read_parquet(split[part])
+        frame["default"] = frame["default"].map({0: "no", 1: "yes"}).astype("string")
+        paths[part] = tmp_path / f"{part}.parquet"
+        frame.to_parquet(paths[part], index=False)
+    assert not isinstance(pd.read_parquet(paths["train_path"])["default"].dtype, np.dtype)
+    result = train_candidates(
+        str(paths["train_path"]),
+        str(paths["val_path"]),
+        "default",
+        str(tmp_path / "out"),
+        model_type="classification",
+        target_metric="roc_auc",
+        families=["logistic_regression"],
+        seed=5,
+    )
+    assert result["best_model_name"] == "logistic_regression"
+    assert 0.5 < result["best_model_score"] <= 1.0
+    assert str(result.get("positive_class")) == "yes"
