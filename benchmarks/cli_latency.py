@@ -60,14 +60,9 @@ def identities(root: Path) -> None:
     """Real ed25519 keys for every reference role account and for ``mallory`` (bound in
     the identity directory, member of no group: her decisions are refused), as the test
     suite makes them; decisions are signed with ``ssh-keygen -Y sign`` as people sign."""
-    from mpm.governance.approvers import ApproverDirectory
     from tests.graph import helpers
 
-    identity, keys = root / "identity", root / "keys"
-    helpers.use_signing_dirs(identity, keys)
-    reference = ApproverDirectory.load(ROOT / "reference" / "governance" / "Approvers.md")
-    for member in [*sorted(reference.known_users), "mallory"]:
-        helpers.key_for(member)
+    identity, keys = helpers.reference_signers(root, extra=("mallory",))
     SIGNING.update(MPM_IDENTITY=str(identity), MPM_SIGNING_KEY=str(keys))
     os.environ.update(SIGNING)  # the in-process reads below judge with the same identity
 

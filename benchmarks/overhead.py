@@ -65,13 +65,8 @@ TOOLSET = "minimal"
 def signing_setup(root: Path) -> None:
     """A real ed25519 key per member of the reference Approvers.md, bound in an identity
     directory the runs use (as the test suite's session fixture does)."""
-    from mpm.governance.approvers import ApproverDirectory
-
-    helpers.use_signing_dirs(root / "identity", root / "keys")
-    directory = ApproverDirectory.load(ROOT / "reference" / "governance" / "Approvers.md")
-    for member in sorted(directory.known_users):
-        helpers.key_for(member)
-    os.environ["MPM_IDENTITY"] = str(root / "identity")
+    identity, _ = helpers.reference_signers(root)
+    os.environ["MPM_IDENTITY"] = str(identity)
 
 
 class _Clock:

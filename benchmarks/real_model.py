@@ -31,18 +31,13 @@ if str(ROOT) not in sys.path:
 
 def run(workdir: Path, thread: str = "real-model") -> dict[str, Any]:
     """One governed run on the local model; returns the final snapshot's values."""
-    from mpm.governance.approvers import ApproverDirectory
     from mpm.graph.context import RunContext
     from mpm.graph.runner import Runner
-    from tests.graph.helpers import REPO, drive_to_completion, example, key_for, use_signing_dirs
+    from tests.graph.helpers import drive_to_completion, example, reference_signers
 
     # the approvers the helper plays sign with real keys, bound in a fresh identity
     # directory for this run (as the test suite's session fixture does)
-    identity = workdir / "identity"
-    use_signing_dirs(identity, workdir / "keys")
-    approvers = ApproverDirectory.load(REPO / "reference" / "governance" / "Approvers.md")
-    for member in sorted(approvers.known_users):
-        key_for(member)
+    identity, _ = reference_signers(workdir)
     ctx = RunContext(
         workspace=str(workdir / "ws"),
         model="local",

@@ -152,9 +152,16 @@ def _plan_replaced(plan: ExecutionPlan) -> Iterator[None]:
 def run_mpm(plan: ExecutionPlan, workdir: Path) -> dict[str, Any]:
     from mpm.graph.context import RunContext
     from mpm.graph.runner import Runner
-    from tests.graph.helpers import drive_to_completion
+    from tests.graph.helpers import drive_to_completion, reference_signers
 
-    ctx = RunContext(workspace=str(workdir), model="stub", toolset="noop", tracking=False)
+    identity, _ = reference_signers(workdir / "signing")  # the approvers played sign
+    ctx = RunContext(
+        workspace=str(workdir),
+        model="stub",
+        toolset="noop",
+        tracking=False,
+        identity=str(identity),
+    )
     runner = Runner(ctx, "sqlite")
     box: dict[str, Any] = {}
 

@@ -41,14 +41,7 @@ def signing_identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
 
     from tests.graph import helpers
 
-    root = tmp_path_factory.mktemp("signing")
-    identity, keys = root / "identity", root / "keys"
-    helpers.use_signing_dirs(identity, keys)
-    from mpm.governance.approvers import ApproverDirectory
-
-    reference = ApproverDirectory.load(REPO / "reference" / "governance" / "Approvers.md")
-    for member in sorted(reference.known_users):
-        helpers.key_for(member)
+    identity, keys = helpers.reference_signers(tmp_path_factory.mktemp("signing"))
     os.environ["MPM_IDENTITY"], os.environ["MPM_SIGNING_KEY"] = str(identity), str(keys)
     return identity, keys
 

@@ -76,6 +76,21 @@ def use_signing_dirs(identity: Path, keys: Path) -> None:
     _SIGNING.update(identity=identity, keys=keys)
 
 
+def reference_signers(root: Path, extra: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """(identity directory, key directory) under ``root``: a real ed25519 key for every
+    role account of the reference Approvers.md (and each of ``extra``), bound in
+    allowed_signers, as an organisation's identity directory would hold them. The test
+    session and the benchmarks that play approvers sign with these."""
+    from mpm.governance.approvers import ApproverDirectory
+
+    identity, keys = root / "identity", root / "keys"
+    use_signing_dirs(identity, keys)
+    reference = ApproverDirectory.load(REPO / "reference" / "governance" / "Approvers.md")
+    for member in [*sorted(reference.known_users), *extra]:
+        key_for(member)
+    return identity, keys
+
+
 def key_for(member: str) -> Path:
     """The private key of ``member`` (made, and bound in allowed_signers, on first use)."""
     from mpm.governance.identity import canonical_id
