@@ -274,6 +274,13 @@ class Registration(MinimalToolkit):
         return {"summary": result["summary"]}
 
 
+class Deployment(MinimalToolkit):
+    """Serving and the app answer at once (skipped, as in ``noop``): starting MLflow's
+    scoring server is tool work, not orchestration, and nothing is claimed served."""
+
+    required_outputs = ()
+
+
 MINIMAL_TOOLKITS: dict[str, type[MinimalToolkit]] = {
     "business_analyst": BusinessAnalysis,
     "data_wrangler": DataAcquisition,
@@ -281,6 +288,7 @@ MINIMAL_TOOLKITS: dict[str, type[MinimalToolkit]] = {
     "model_developer": ModelDevelopment,
     "model_validator": ModelValidation,
     "mlops_engineer": Registration,
+    "deployment_engineer": Deployment,
 }
 
 
