@@ -25,7 +25,9 @@ def test_parent_and_stage_runs_follow_the_seed(workspace: Path) -> None:
     assert parent.data.tags["orchestrator"] == "project_manager"
     assert parent.data.tags["pipeline_type"] == "ml_model"
     assert parent.data.params["project_name"] == "Tumour Screening Triage"
-    assert parent.data.params["pipeline_stages"] == "6"
+    # the seed's six stages and the deployment stage that serves the registered model
+    assert parent.data.params["pipeline_stages"] == "7"
+    assert [s["name"] for s in outcome.values["plan"]["stages"]][-2:] == ["mlops", "deployment"]
     assert parent.data.params["target_metric"] == "accuracy"
     plan = json.loads(
         Path(
