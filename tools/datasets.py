@@ -149,8 +149,9 @@ def split_dataset(
         rare = counts[counts < 5]
         if len(rare):
             raise DataError(
-                f"{path}: target column {target_column!r} class {rare.index[0]!r} has only "
-                f"{int(rare.iloc[0])} rows; need at least 5 per class to split and cross-validate"
+                f"{path}: target column {target_column!r} class {str(rare.index[0])!r} has "
+                f"only {int(rare.iloc[0])} rows; need at least 5 per class to split and "
+                "cross-validate"
             )
         stratify = df[target_column]
     for name, col in (("group_column", group_column), ("time_column", time_column)):
