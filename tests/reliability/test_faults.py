@@ -223,10 +223,11 @@ def test_kickoff_model_failing_once_is_retried_and_the_kickoff_goes_on(
     run = cli("kickoff", "-m", OPENING, "-w", str(workspace), "--thread", "k2", "--no-tracking")
     assert run.exit_code in (0, 1)
     snapshot = runner(workspace).snapshot("k2")
-    # the retried extraction reached the confirmation of the restated requirements
-    (confirm,) = snapshot.interrupts[0]["value"]["questions"]
-    assert confirm["field"] == "confirm"
-    assert confirm["requirements"]["project_name"] == "Churn Radar"
+    # the retried extraction read the opening and went on to the one thing it leaves open:
+    # the positive class of the binary target (asked before the restatement is confirmed)
+    (question,) = snapshot.interrupts[0]["value"]["questions"]
+    assert question["field"] == "positive_class"
+    assert "churned" in question["question"] and question["options"] == ["0", "1"]
     assert "kickoff_failed" not in [e["event"] for e in snapshot.values.get("events") or []]
 
 
