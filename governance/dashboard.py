@@ -104,6 +104,20 @@ def _stage_of_source(source: str | None) -> str | None:
     return parts[1] if len(parts) > 2 and parts[0] == "results" else None
 
 
+def success_criterion_row(criterion: Any, stage: str, run_id: str | None) -> dict[str, Any]:
+    """The project's own success criterion as a criteria row (score vs threshold)."""
+    return {
+        "criterion": "Project success criterion",
+        "framework": "requirements",
+        "metric": f"test {criterion.metric}",
+        "threshold": f"{'<=' if criterion.lower_is_better else '>='} {criterion.threshold:g}",
+        "value": criterion.value,
+        "met": criterion.met,
+        "stage": stage,
+        "run_id": run_id,
+    }
+
+
 def criteria_rows(report: GovernanceReport) -> list[dict[str, Any]]:
     """Score vs threshold for every success criterion: the project's own (requirements'
     target metric and threshold, as fail-closed recomputed it) and each policy metric that
@@ -114,19 +128,7 @@ def criteria_rows(report: GovernanceReport) -> list[dict[str, Any]]:
     criterion = report.fail_closed.criterion
     if criterion is not None:
         stage = _stage_of_source(criterion.source) or "model_validation"
-        rows.append(
-            {
-                "criterion": "Project success criterion",
-                "framework": "requirements",
-                "metric": f"test {criterion.metric}",
-                "threshold": f"{'<=' if criterion.lower_is_better else '>='} "
-                f"{criterion.threshold:g}",
-                "value": criterion.value,
-                "met": criterion.met,
-                "stage": stage,
-                "run_id": stages.get(stage),
-            }
-        )
+        rows.append(success_criterion_row(criterion, stage, stages.get(stage)))
     for framework in report.frameworks:
         for check in report.compliance_status[framework].checks:
             if check.kind.value != "metric" or check.threshold is None:

@@ -323,7 +323,7 @@ def governance_tables(
     governance evaluation wrote; without one (governance in ERROR or not run) the project's
     own criterion is recomputed from the validation result and no decision is listed."""
     from mpm.governance.assessment import GovernanceReport
-    from mpm.governance.dashboard import approval_rows, criteria_rows
+    from mpm.governance.dashboard import approval_rows, criteria_rows, success_criterion_row
     from mpm.governance.fail_closed import success_criterion
 
     path = ((governance_view or {}).get("files") or {}).get("results")
@@ -338,20 +338,8 @@ def governance_tables(
     rows = []
     criterion = success_criterion(requirements, results)
     if criterion is not None:
-        rows.append(
-            {
-                "criterion": "Project success criterion",
-                "framework": "requirements",
-                "metric": f"test {criterion.metric}",
-                "threshold": f"{'<=' if criterion.lower_is_better else '>='} "
-                f"{criterion.threshold:g}",
-                "value": criterion.value,
-                "met": criterion.met,
-                "stage": "model_validation",
-                "run_id": (results.get("model_validation") or {}).get("mlflow_run_id"),
-                "link": None,
-            }
-        )
+        run_id = (results.get("model_validation") or {}).get("mlflow_run_id")
+        rows.append({**success_criterion_row(criterion, "model_validation", run_id), "link": None})
     return None, rows, []
 
 

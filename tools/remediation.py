@@ -54,49 +54,33 @@ _LEAK_SEVERITIES = frozenset({"likely_leak", "blocking_if_input"})
 
 # family -> settings of the wider search (a superset of tools.training.GRIDS, sized for
 # two cores)
+_WIDER_TREES: dict[str, list[dict[str, Any]]] = {
+    "random_forest": [
+        {"n_estimators": 100, "max_depth": 8, "min_samples_leaf": 2},
+        {"n_estimators": 100, "max_depth": None, "min_samples_leaf": 5},
+        {"n_estimators": 200, "max_depth": None, "min_samples_leaf": 1},
+        {"n_estimators": 200, "max_depth": 4, "min_samples_leaf": 10},
+    ],
+    "gradient_boosting": [
+        {
+            "learning_rate": 0.05,
+            "max_iter": 200,
+            "max_leaf_nodes": 15,
+            "min_samples_leaf": 40,
+            "l2_regularization": 1.0,
+        },
+        {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "min_samples_leaf": 20},
+        {"learning_rate": 0.03, "max_iter": 300, "max_leaf_nodes": 7, "min_samples_leaf": 20},
+        {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 63, "min_samples_leaf": 10},
+    ],
+}
+"""The tree families' wider settings: the same for classification and regression."""
 WIDER_GRIDS: dict[str, dict[str, list[dict[str, Any]]]] = {
     "classification": {
         "logistic_regression": [{"C": c} for c in (0.01, 0.1, 1.0, 10.0, 100.0)],
-        "random_forest": [
-            {"n_estimators": 100, "max_depth": 8, "min_samples_leaf": 2},
-            {"n_estimators": 100, "max_depth": None, "min_samples_leaf": 5},
-            {"n_estimators": 200, "max_depth": None, "min_samples_leaf": 1},
-            {"n_estimators": 200, "max_depth": 4, "min_samples_leaf": 10},
-        ],
-        "gradient_boosting": [
-            {
-                "learning_rate": 0.05,
-                "max_iter": 200,
-                "max_leaf_nodes": 15,
-                "min_samples_leaf": 40,
-                "l2_regularization": 1.0,
-            },
-            {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "min_samples_leaf": 20},
-            {"learning_rate": 0.03, "max_iter": 300, "max_leaf_nodes": 7, "min_samples_leaf": 20},
-            {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 63, "min_samples_leaf": 10},
-        ],
+        **_WIDER_TREES,
     },
-    "regression": {
-        "ridge": [{"alpha": a} for a in (0.01, 0.1, 1.0, 10.0, 100.0)],
-        "random_forest": [
-            {"n_estimators": 100, "max_depth": 8, "min_samples_leaf": 2},
-            {"n_estimators": 100, "max_depth": None, "min_samples_leaf": 5},
-            {"n_estimators": 200, "max_depth": None, "min_samples_leaf": 1},
-            {"n_estimators": 200, "max_depth": 4, "min_samples_leaf": 10},
-        ],
-        "gradient_boosting": [
-            {
-                "learning_rate": 0.05,
-                "max_iter": 200,
-                "max_leaf_nodes": 15,
-                "min_samples_leaf": 40,
-                "l2_regularization": 1.0,
-            },
-            {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "min_samples_leaf": 20},
-            {"learning_rate": 0.03, "max_iter": 300, "max_leaf_nodes": 7, "min_samples_leaf": 20},
-            {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 63, "min_samples_leaf": 10},
-        ],
-    },
+    "regression": {"ridge": [{"alpha": a} for a in (0.01, 0.1, 1.0, 10.0, 100.0)], **_WIDER_TREES},
 }
 
 
