@@ -127,7 +127,9 @@ def verify(payload: str, signature: str, signer: str, identity: IdentityDirector
     """The fingerprint of the ``signer``'s key that made ``signature`` over ``payload``, or
     None: unknown signer, no key of theirs, wrong namespace, or not a valid signature."""
     keys = identity.keys_of(signer)
-    if not keys or not isinstance(signature, str) or len(signature) > MAX_SIGNATURE_CHARS:
+    if not keys or not isinstance(payload, str) or not isinstance(signature, str):
+        return None  # an edited entry's fields can be anything JSON holds
+    if len(signature) > MAX_SIGNATURE_CHARS:
         return None
     return _verify_cached(payload, signature, tuple(k.openssh for k in keys))
 

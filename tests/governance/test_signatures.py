@@ -70,6 +70,16 @@ def test_another_key_or_namespace_does_not_verify(people: tuple, tmp_path: Path)
     assert verify(PAYLOAD, git_sig, "alice", identity) is None, "a git signature is no decision"
 
 
+def test_an_edited_entry_whose_payload_is_not_text_does_not_verify(people: tuple) -> None:
+    """Someone editing the trail on disk can put any JSON in an entry: a payload or a
+    signature that is an object or a list verifies as nothing (and raises nothing)."""
+    identity, alice, _ = people
+    signature = sign(PAYLOAD, alice)
+    assert verify({"thread_id": "t1", "signer": "alice"}, signature, "alice", identity) is None
+    assert verify(["approve"], signature, "alice", identity) is None
+    assert verify(PAYLOAD, {"sig": signature}, "alice", identity) is None
+
+
 def test_allowed_signers_keys_for_other_namespaces_do_not_count(tmp_path: Path) -> None:
     pub = generate_key(tmp_path / "k", "carol")
     key = pub.read_text().split()
