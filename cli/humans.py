@@ -266,9 +266,16 @@ def _continue_in_background(
         soft_wrap=True,
     )
     if as_json:
-        before = _guarded(lambda: reader.snapshot(thread))
+        # the checkpoint as read without the graph: approval tasks decided in the open step
+        # wrote none of what the outcome shows (else, and only then, read it through the graph)
+        view = _guarded(lambda: reader.view(thread, need_values=False))
+        shown = {"requirements", "plan", "results", "governance", "deliverables"}
+        shown |= {"remediation_attempts"}
+        before = view if view is not None and not view.stale & shown else None
+        if before is None:
+            before = _guarded(lambda: reader.snapshot(thread))
         others = [i for i in before.interrupts if i["id"] != entry.interrupt_id]
-        now = RunOutcome(thread, "running", others, before.values, before.next)
+        now = RunOutcome(thread, "running", others, before.values, tuple(before.next))
         extra: dict[str, Any] = {"continuing": {**worker, "follow": follow.split()}}
         if verdict is not None:
             extra["decision"] = verdict

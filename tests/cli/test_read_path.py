@@ -120,7 +120,9 @@ def test_refused_approve_is_refused_before_resume_and_audited(tmp_path: Path) ->
     # pre-check refusal of its task into the checkpoint's chain
     requested_by = r.snapshot("r2").values["requirements"].get("requested_by")
     who = approver_for(pending, requested_by)
-    proc, seen = probe(tmp_path, "approve", "r2", approval, "--as", who, "-c", "ok", "-w", str(ws))
+    proc, seen = probe(
+        tmp_path, "approve", "r2", approval, "--as", who, "-c", "ok", "--wait", "-w", str(ws)
+    )
     assert seen["code"] in (0, 1), proc.stderr
     assert "langgraph.graph" in seen["modules"]  # this one did resume the graph
     values = r.snapshot("r2").values

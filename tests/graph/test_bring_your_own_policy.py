@@ -77,7 +77,7 @@ def test_public_policy_alone_governs_a_kickoff(tmp_path: Path, policy: Path) -> 
         assert {q["label"] for q in asked} <= labels, {q["label"] for q in asked} - labels
         answers = tmp_path / "answers.yaml"
         answers.write_text(yaml.safe_dump({q["key"]: auto_answer(q) for q in asked}))
-        answered = mpm("answer", "t", "-w", str(workspace), "--file", str(answers))
+        answered = mpm("answer", "t", "--wait", "-w", str(workspace), "--file", str(answers))
         assert answered.returncode == 0, answered.stdout + answered.stderr
         snap = runner(workspace).snapshot("t")
 
@@ -145,14 +145,14 @@ def test_all_of_needs_each_group_and_the_approvals_own_evidence(tmp_path: Path) 
     assert kicked.returncode == 0, kicked.stdout + kicked.stderr
     notes = tmp_path / "notes.yaml"
     notes.write_text("Local.validation-notes: holdout evaluation\n")
-    assert mpm("answer", "d", "-w", str(ws), "--file", str(notes)).returncode == 0
+    assert mpm("answer", "d", "--wait", "-w", str(ws), "--file", str(notes)).returncode == 0
 
     listed = mpm("approvals", "-w", str(ws), env={"COLUMNS": "250"})
     assert "all of: still modeling-review, infosec-review" in listed.stdout, listed.stdout
     assert "answer first: Residual risk accepted by" in listed.stdout
 
     def approve(who: str, *extra: str) -> Any:
-        return mpm("approve", "d", "dual:dual-sign-off", "--as", who, "-c", "ok", "-w", str(ws),
+        return mpm("approve", "d", "dual:dual-sign-off", "--as", who, "-c", "ok", "--wait", "-w", str(ws),
                    *extra)  # fmt: skip
 
     refused = approve("mr-reviewer-1")
