@@ -68,10 +68,13 @@ def test_read_commands_build_no_graph_and_print_what_the_graph_path_prints(
     w = ["-w", str(ws)]
     full = runner(ws)
     expected = {
-        ("status", "r1"): render.outcome_json(full.snapshot("r1")),
+        # nothing received and not yet applied (graph/inbox.py): "received" is null
+        ("status", "r1"): render.outcome_json(full.snapshot("r1")) | {"received": None},
         ("approvals",): {
             "version": render.JSON_VERSION,
-            "approvals": [render.approval_json(r) for r in full.pending_approvals()],
+            "approvals": [
+                render.approval_json(r) | {"received": None} for r in full.pending_approvals()
+            ],
         },
         ("runs",): {"version": render.JSON_VERSION, "threads": full.threads()},
     }

@@ -241,3 +241,18 @@ def test_answer_is_received_and_applied_by_the_worker(workspace: Path) -> None:
     assert all(i["value"]["type"] != "open_questions" for i in after.interrupts)
     assert len(settled_names(workspace, "a", inbox.DONE)) == 1
     assert os.path.getsize(worker["log"]) > 0
+
+
+def test_a_worker_finding_the_thread_busy_exits_once_nothing_is_left(workspace: Path) -> None:
+    from mpm.graph.runner import ThreadBusyError
+
+    request, who = last_approval(workspace, "busy")
+    r, ws = runner(workspace), Workspace(workspace)
+    with thread_lock(ws, "busy"):  # another process drives the thread; the inbox is empty
+        assert r.resume("busy", worker=True) is None  # nothing to wait for: it gives up
+        with pytest.raises(ThreadBusyError):
+            r.resume("busy")  # a person's `mpm resume` is told at once, as before
+    assert r.submit("busy", "approval", decision(request, who), key=request["approval_id"])
+    outcome = r.resume("busy", worker=True)  # free now, an entry waiting: it delivers
+    assert outcome is not None
+    assert r.snapshot("busy").values["approvals"][request["approval_id"]]["approver"] == who
