@@ -37,11 +37,13 @@ from mpm.cli.options import (
 )
 
 PRECHECK = True
-"""Judge a decision before resuming the graph (``Runner.answer(precheck=True)``): the
-approval node's own judgement (``graph/approval_judgement.py``) on the task's input as the
+"""Judge a decision before resuming the graph (``Runner.answer(precheck=True)``, the
+``--wait`` path; the default path, ``Runner.submit``, always judges first): the approval
+node's own judgement (``graph/approval_judgement.py``) on the task's input as the
 checkpoint holds it. A refusal is appended to the thread's audit trail, as the node appends
-one, and the graph is neither built nor resumed; an accepted decision resumes the graph,
-whose approval node judges it again (authoritatively) and records it."""
+one, and the graph is neither built nor resumed; an accepted decision is received into the
+thread's inbox (or, with ``--wait``, resumes the graph), and the approval node judges it
+again (authoritatively) and records it."""
 
 
 @app.command()
@@ -258,7 +260,14 @@ def _continue_in_background(
     from mpm.cli.background import start_worker
     from mpm.graph.runner import RunOutcome
 
-    worker = start_worker(run, runner.workspace, thread, entry.name)
+    try:
+        worker = start_worker(run, runner.workspace, thread, entry.name)
+    except OSError as exc:  # the entry is durable: nothing is lost, only not yet applied
+        raise fail(
+            f"received ({entry.path}), but the background worker could not be started: {exc}; "
+            f"apply it with `mpm resume {thread}`",
+            code=EXIT_RUN_FAILED,
+        ) from exc
     follow = f"mpm status {thread}"
     _out(as_json).print(
         f"{what}; the run continues in the background (worker pid {worker['pid']}, log "
@@ -269,8 +278,14 @@ def _continue_in_background(
         # the checkpoint as read without the graph: approval tasks decided in the open step
         # wrote none of what the outcome shows (else, and only then, read it through the graph)
         view = _guarded(lambda: reader.view(thread, need_values=False))
-        shown = {"requirements", "plan", "results", "governance", "deliverables"}
-        shown |= {"remediation_attempts"}
+        shown = {
+            "requirements",
+            "plan",
+            "results",
+            "governance",
+            "deliverables",
+            "remediation_attempts",
+        }
         before = view if view is not None and not view.stale & shown else None
         if before is None:
             before = _guarded(lambda: reader.snapshot(thread))
