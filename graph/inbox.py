@@ -248,6 +248,7 @@ def plan(
     *,
     at_rest: bool,
     tried: set[str],
+    accepted_in_trail: dict[str, dict[str, Any]] | None = None,
 ) -> Plan:
     """Sort pending entries into deliver now / applied / no longer deliverable.
 
@@ -255,8 +256,13 @@ def plan(
     the audit entry the checkpoint records for it (the node's judgement, in its state or in
     the open step's writes); ``at_rest``: the thread is waiting or finished (not cut off
     mid-step: then an interrupt not shown may only not be re-raised yet); ``tried``: entry
-    names delivered earlier in this resume (never delivered twice by one process)."""
+    names delivered earlier in this resume (never delivered twice by one process);
+    ``accepted_in_trail``: the node's acceptances in the durable trail, by decision id --
+    settled only where the checkpoint shows them counted too: delivered by this process
+    (its drive ended at a saved interrupt), or named in an ``all_of`` approval's ``signed``
+    (the node publishes who approved so far when it asks the next group)."""
     out = Plan()
+    trail_ok = accepted_in_trail or {}
     for entry in entries:
         did = entry.decision_id if entry.kind == "approval" else None
         if did and did in judged:
@@ -269,6 +275,13 @@ def plan(
                 )
             continue
         match = _waiting_for(entry, interrupts)
+        if (
+            did
+            and did in trail_ok
+            and (entry.name in tried or _signed_in(match, interrupts, trail_ok[did]))
+        ):
+            out.done.append((entry, "applied: the approval node accepted it (all of: one group)"))
+            continue
         if entry.name in tried:
             if match is None and at_rest:
                 (out.done if entry.kind in ANSWER_KINDS else out.aside).append(
@@ -300,6 +313,19 @@ def plan(
             out.deliver[match] = entry
         # a second entry for the same interrupt waits for the next round
     return out
+
+
+def _signed_in(
+    match: str | None, interrupts: list[dict[str, Any]], accepted: dict[str, Any]
+) -> bool:
+    """The waiting all_of interrupt ``match`` lists ``accepted``'s approver as having signed
+    for the group it acted for."""
+    value = next((i["value"] for i in interrupts if str(i.get("id")) == match), None)
+    signed = value.get("signed") if isinstance(value, dict) else None
+    group = accepted.get("acting_for")
+    return (
+        isinstance(signed, dict) and bool(group) and signed.get(group) == accepted.get("approver")
+    )
 
 
 def _waiting_for(entry: Entry, interrupts: list[dict[str, Any]]) -> str | None:

@@ -275,6 +275,13 @@ class Runner:
                 _judged(snapshot, trail),
                 at_rest=not cut_off,
                 tried=tried,
+                accepted_in_trail={
+                    str(e["decision_id"]): e
+                    for e in trail
+                    if e.get("accepted")
+                    and e.get("decision_id")
+                    and "#precheck#" not in str(e.get("slot") or "")
+                },
             )
             for entry, why in plan.done:
                 inbox.settle(entry, inbox.DONE, why, now_iso())

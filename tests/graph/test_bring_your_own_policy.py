@@ -18,6 +18,8 @@ import yaml
 
 from mpm.governance import load_policy
 from mpm.governance.defaults import DEFAULT_APPLIES_REASON
+from mpm.graph import inbox
+from mpm.graph.workspace import Workspace
 from tests.conftest import SHARED_POLICIES
 from tests.graph.helpers import REPO, auto_answer, bind_named_people, example, mpm, runner
 
@@ -131,7 +133,8 @@ group_rules: {"dual:dual-sign-off": all_of}
 """
 
 
-def test_all_of_needs_each_group_and_the_approvals_own_evidence(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["--wait", "background"])
+def test_all_of_needs_each_group_and_the_approvals_own_evidence(tmp_path: Path, mode: str) -> None:
     folder = tmp_path / "policies"
     folder.mkdir()
     (folder / "dual.yml").write_text(DUAL)
@@ -152,8 +155,18 @@ def test_all_of_needs_each_group_and_the_approvals_own_evidence(tmp_path: Path) 
     assert "answer first: Residual risk accepted by" in listed.stdout
 
     def approve(who: str, *extra: str) -> Any:
-        return mpm("approve", "d", "dual:dual-sign-off", "--as", who, "-c", "ok", "--wait", "-w", str(ws),
-                   *extra)  # fmt: skip
+        """--wait: the outcome in the foreground. Background: received, then (bounded) until
+        its worker applied it -- each group's decision lands in the one pending task."""
+        flags = ["--wait"] if mode == "--wait" else ["--json"]
+        done = mpm("approve", "d", "dual:dual-sign-off", "--as", who, "-c", "ok", *flags, "-w",
+                   str(ws), *extra)  # fmt: skip
+        if mode == "background" and done.returncode == 0:
+            from tests.reliability.test_background_decisions import wait_for_worker
+
+            wait_for_worker(json.loads(done.stdout.splitlines()[-1])["continuing"]["pid"])
+            assert not inbox.pending(Workspace(ws), "d")  # applied, and settled as such:
+            assert not inbox.settled(Workspace(ws), "d", inbox.ASIDE)  # never set aside
+        return done
 
     refused = approve("mr-reviewer-1")
     assert refused.returncode == 2 and "own evidence is unanswered" in refused.stderr
