@@ -20,7 +20,7 @@ import pytest
 from mpm.graph import audit, inbox
 from mpm.graph.runner import thread_lock
 from mpm.graph.workspace import Workspace
-from tests.cli.test_read_path import HEAVY, probe
+from tests.cli.test_read_path import HEAVY, probe, waiting_for_approval
 from tests.graph.helpers import approver_for, auto_answer, decision, example, mpm, runner
 
 
@@ -92,8 +92,9 @@ def test_accepted_approve_returns_before_the_run_goes_on_and_the_worker_takes_it
             i["value"]["approval_id"] for i in runner(workspace).snapshot("bg").interrupts
         }
         status = mpm("status", "bg", "-w", str(workspace))
+        shown = " ".join(status.stdout.split())
         assert f"decision received (approve on {aid} by {who}), being applied by worker pid " \
-            f"{worker['pid']}" in " ".join(status.stdout.split()), status.stdout  # fmt: skip
+            f"{worker['pid']}" in shown, shown  # fmt: skip
         listed = mpm("approvals", "--json", "-w", str(workspace))
         row = next(r for r in json.loads(listed.stdout)["approvals"] if r["approval_id"] == aid)
         assert row["received"]["worker"]["pid"] == worker["pid"]
@@ -256,3 +257,30 @@ def test_a_worker_finding_the_thread_busy_exits_once_nothing_is_left(workspace: 
     outcome = r.resume("busy", worker=True)  # free now, an entry waiting: it delivers
     assert outcome is not None
     assert r.snapshot("busy").values["approvals"][request["approval_id"]]["approver"] == who
+
+
+def test_read_commands_show_a_received_decision_without_building_the_graph(
+    tmp_path: Path, workspace: Path
+) -> None:
+    request = waiting_for_approval(workspace, "rd")
+    r = runner(workspace)
+    who = approver_for(request, r.snapshot("rd").values["requirements"].get("requested_by"))
+    assert r.submit("rd", "approval", decision(request, who), key=request["approval_id"])
+    # received, and no worker started (in-process): the read commands say how to apply it
+    expected = (
+        f"decision received (approve on {request['approval_id']} by {who}), no worker is "
+        "running: apply it with `mpm resume rd`"
+    )
+    for command in (["status", "rd"], ["approvals"]):
+        proc, seen = probe(tmp_path, *command, "-w", str(workspace))
+        assert seen["code"] == 0, proc.stderr
+        assert not set(HEAVY) & set(seen["modules"]), (command, set(HEAVY) & set(seen["modules"]))
+        if command[0] == "status":
+            assert expected in " ".join(proc.stdout.split()), proc.stdout
+        else:  # a table cell folds the line: compare without the layout
+            cells = "".join(c for c in proc.stdout if c.isalnum())
+            assert "".join(c for c in expected if c.isalnum()) in cells, proc.stdout
+    proc, seen = probe(tmp_path, "status", "rd", "--json", "-w", str(workspace))
+    received = json.loads(proc.stdout.strip().splitlines()[-1])["received"]
+    assert [e["approval_id"] for e in received["entries"]] == [request["approval_id"]]
+    assert received["worker"] is None
