@@ -18,6 +18,7 @@ configuration file in the repository both ways and compares the results.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from typing import Any
 
@@ -34,6 +35,7 @@ class OverBudget(ValueError):
     """The document expands beyond mpm's limits (aliases, nesting)."""
 
 
+@functools.cache
 def _loader_class() -> type | None:
     import yaml
 
@@ -125,17 +127,12 @@ def _loader_class() -> type | None:
     return Loader12
 
 
-_LOADER: list[type | None] = []
-
-
 def load(text: str, *, max_nodes: int = MAX_YAML_NODES) -> Any:
     """The document in ``text`` as YAML 1.2 safe data (what ruamel's safe loader returns).
 
     Raises :class:`OverBudget` when aliases or nesting exceed mpm's limits and
     :class:`FastPathUnavailable` when the ruamel path must decide."""
-    if not _LOADER:
-        _LOADER.append(_loader_class())
-    loader_class = _LOADER[0]
+    loader_class = _loader_class()
     if loader_class is None:
         raise FastPathUnavailable("PyYAML was built without libyaml")
     import yaml
