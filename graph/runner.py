@@ -140,8 +140,8 @@ class Runner:
         self.running: dict[str, str] = {}
         """Stage -> its latest tool, for the stages running now."""
         self.prechecked: Any = None
-        """The interrupt the last :meth:`_precheck` judged a decision against (None: it
-        could not judge it without the graph)."""
+        """The interrupt the last :meth:`_precheck` judged a decision against with the full
+        governance context (None: it could not, without the graph -- or it refused it)."""
 
     @contextmanager
     def graph(self) -> Iterator[Any]:
