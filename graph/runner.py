@@ -354,6 +354,7 @@ class Runner:
         from mpm.graph.state import now_iso
 
         validate_thread_id(thread_id)
+        self.thread_id = thread_id  # what a stop names, from the first moment
         if kind == "approval":
             reason = self._precheck(thread_id, key, value)
             if reason:
