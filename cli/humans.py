@@ -341,7 +341,12 @@ def answer(
 ) -> None:
     """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
     reader = _reader(run)  # what the thread waits for, read without building the graph
-    runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
+    # as for approve: the model spec is checked only if given now (the recorded one was
+    # checked when the thread recorded it), and the store was just read by the reader
+    ctx = _thread_context(run, thread, check_model=False)
+    if run.model:
+        check_model_spec(ctx.model)
+    runner = _runner(ctx, run.checkpointer, progress=_out(as_json), open_store=False)
     snapshot = _guarded(lambda: reader.snapshot(thread))
     pending = [i["value"] for i in snapshot.interrupts if isinstance(i["value"], dict)]
     kinds = [
