@@ -36,10 +36,19 @@ from mpm.graph.state import GraphState, now_iso
 from mpm.tools import tracking
 from mpm.tools.killpoints import maybe_die
 
-EVALUATION_INPUTS = ("requirements", "results", "human_answers", "audit", "approvals", "thread_id")
+EVALUATION_INPUTS = (
+    "requirements",
+    "results",
+    "human_answers",
+    "audit",
+    "approvals",
+    "thread_id",
+    "mlflow",
+)
 """State keys an evaluation reads whatever the evidence map says (assessment, decisions
-derived from the signed audit trail, revoked/superseded marks, the compact view); the
-evidence map's own sources add theirs (:meth:`EvidenceMap.state_keys`)."""
+derived from the signed audit trail, revoked/superseded marks, the compact view, the
+report's MLflow run ids from ``mlflow``); the evidence map's own sources add theirs
+(:meth:`EvidenceMap.state_keys`)."""
 CACHE_SIZE = 16
 
 
