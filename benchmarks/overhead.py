@@ -29,6 +29,11 @@ one invocation. The figure is the ratio of the per-super-step times. For referen
 run waited for people, each resume driven as the runner drives one (open the
 checkpointer, read the state, stream, read it again).
 
+Both graphs commit a checkpoint (SQLite, ``synchronous=FULL``) at every super-step, so
+on a machine whose disk is shared with other work the wall figures move with the fsync
+time (the bare chain's wall per run varied 0.19-0.84 s between runs minutes apart at load
+3-5); the CPU ratios are the steadier figure.
+
     python benchmarks/overhead.py [--runs 5] [--example breast_cancer]
 
 Prints one JSON document on stdout.
