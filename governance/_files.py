@@ -2,7 +2,8 @@
 
 One place knows where the reference governance directory is and how its configuration
 files are read: YAML 1.2 in safe mode (ruamel), so ``Yes`` / ``No`` / ``on`` stay text as
-the author wrote them, and no file can construct Python objects.
+the author wrote them, and no file can construct Python objects. libyaml parses what it
+can decide alone (:mod:`mpm.governance.yaml12`); ruamel.yaml the rest, and reports errors.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 __all__ = [
     "MAX_YAML_BYTES",
     "MAX_YAML_NODES",
+    "YAMLBudgetError",
+    "load_yaml12",
     "read_yaml_mapping",
     "reference_dir",
     "yaml_budget_problem",
@@ -109,6 +112,37 @@ def yaml_budget_problem(
     return None
 
 
+class YAMLBudgetError(ValueError):
+    """A YAML text over mpm's limits; the message says which."""
+
+
+def load_yaml12(text: str, *, max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """The YAML 1.2 safe data of ``text``, within mpm's limits.
+
+    libyaml's parser when it can decide alone (:mod:`mpm.governance.yaml12`), ruamel.yaml
+    otherwise. Raises :class:`YAMLBudgetError`, or ruamel's ``YAMLError`` (with the
+    position) for text that is not valid YAML."""
+    from mpm.governance import yaml12
+
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise YAMLBudgetError(f"file of {size:,} bytes exceeds the limit of {max_bytes:,} bytes")
+    try:
+        return yaml12.load(text)
+    except yaml12.OverBudget as exc:
+        raise YAMLBudgetError(str(exc)) from None
+    except yaml12.FastPathUnavailable:
+        pass
+    problem = yaml_budget_problem(text, max_bytes=max_bytes)
+    if problem is not None:
+        raise YAMLBudgetError(problem)
+    from ruamel.yaml import YAML
+
+    parser = YAML(typ="safe", pure=True)
+    parser.version = (1, 2)
+    return parser.load(text)
+
+
 def reference_dir() -> Path:
     """``reference/governance`` of the installed mpm (the policies, Approvers.md, configs)."""
     import mpm.reference as reference
@@ -118,7 +152,6 @@ def reference_dir() -> Path:
 
 def read_yaml_mapping(path: Path, error: type[Exception]) -> dict[str, Any]:
     """Parse a YAML file whose top level must be a mapping; failures raise ``error``."""
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     try:
@@ -127,11 +160,10 @@ def read_yaml_mapping(path: Path, error: type[Exception]) -> dict[str, Any]:
         raise error(f"{path}: file not found") from None
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
-    problem = yaml_budget_problem(text)
-    if problem is not None:
-        raise error(f"{path.name}: {problem}")
     try:
-        data = YAML(typ="safe", pure=True).load(text)
+        data = load_yaml12(text)
+    except YAMLBudgetError as exc:
+        raise error(f"{path.name}: {exc}") from None
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING
 
 from mpm.governance.identity import UnsafeIdError, canonical_id
 
+APPROVERS_FILE = "Approvers.md"
+"""The approver directory of a policy directory (Domino's name for it)."""
+
 if TYPE_CHECKING:
     from mpm.governance.identity import IdentityDirectory
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mpm.governance.approvers import ApproverDirectory, ApproversFileError
+from mpm.governance.approvers import APPROVERS_FILE, ApproverDirectory, ApproversFileError
 from mpm.governance.loader import (
     LoadedPolicy,
     PolicyError,
@@ -34,7 +34,6 @@ from mpm.governance.loader import (
 )
 
 INDEX_FILE = "frameworks.yaml"
-APPROVERS_FILE = "Approvers.md"
 POLICY_SUFFIXES = (".yml", ".yaml")
 #: The optional configuration files that sit beside the policies (never policies).
 CONFIG_FILE_NAMES = frozenset(

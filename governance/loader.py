@@ -12,7 +12,6 @@ duplicate keys are an error instead of a silent overwrite.
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from mpm.governance._files import yaml_budget_problem
+from mpm.governance._files import YAMLBudgetError, load_yaml12
 from mpm.governance.policy import ARTIFACT_TYPES, EvidenceSet, Policy, PolicyNode
 
 MAX_POLICY_BYTES = 5_000_000
@@ -153,7 +152,6 @@ def parse_policy(
 
 def read_yaml(text: str | bytes, *, source: str | Path = "<policy>") -> dict[str, Any]:
     """Decode and parse YAML 1.2 safely; return the top-level mapping or raise PolicyError."""
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     if isinstance(text, bytes):
@@ -174,13 +172,10 @@ def read_yaml(text: str | bytes, *, source: str | Path = "<policy>") -> dict[str
         raise PolicyError(
             source, [PolicyIssue("", "the file is empty; a policy needs a 'stages' list")]
         )
-    problem = yaml_budget_problem(text, max_bytes=MAX_POLICY_BYTES)
-    if problem is not None:
-        raise PolicyError(source, [PolicyIssue("", problem)])
-    yaml = YAML(typ="safe", pure=True)
-    yaml.version = (1, 2)
     try:
-        data = yaml.load(io.StringIO(text))
+        data = load_yaml12(text, max_bytes=MAX_POLICY_BYTES)
+    except YAMLBudgetError as exc:
+        raise PolicyError(source, [PolicyIssue("", str(exc))]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

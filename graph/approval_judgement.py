@@ -13,6 +13,7 @@ the rules to drift apart.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from mpm.tools.killpoints import maybe_die
@@ -49,17 +50,23 @@ def judge_value(
     chain: list[dict[str, Any]],
     remaining: list[str],
     signed: dict[str, str],
+    *,
+    signers_only: bool = False,
 ) -> dict[str, Any]:
     """The audit entry for one resume value: accepted, or refused with the reason.
 
     ``remaining``/``signed``: for an all_of approval, the named groups still to approve and
-    who approved for the others (empty for any_of)."""
-    from mpm.governance.answers import check_approval_answers
+    who approved for the others (empty for any_of). ``signers_only``: ``context`` is a
+    :class:`~mpm.governance.signers.SignerContext` and only what it can decide is judged --
+    signature, membership, decision id, the approval's own evidence -- never separation of
+    duties or the answers (those need the policies and the workflow). Its refusals are ones
+    the whole judgement makes too; "accepted" then only means "not refused yet"."""
     from mpm.governance.decisions import judge, parse_decision
     from mpm.governance.signatures import decision_payload
     from mpm.graph.state import now_iso
 
     raw = value if isinstance(value, dict) else {}
+    approvers = context.approvers if signers_only else context.library.approvers
     decision, problem = parse_decision(value)
     signer = fingerprint = None
     if decision is not None:
@@ -72,10 +79,10 @@ def judge_value(
             approval_id=item["id"],
             approver_groups=item["approvers"],
             request_sha256=digest,
-            directory=context.library.approvers,
+            directory=approvers,
             identity=context.identity,
             requested_by=payload.get("requested_by"),
-            separation_of_duties=context.workflow.separation_of_duties,
+            separation_of_duties=not signers_only and context.workflow.separation_of_duties,
             used_decision_ids=used,
         )
         if decision.signature:
@@ -84,9 +91,11 @@ def judge_value(
         problem = _unanswered_evidence(item, decision.answers)
     acting_for: str | None = None
     if decision is not None and problem is None and remaining and decision.decision == "approve":
-        acting_for, problem = _all_of_group(item, signer, remaining, signed, context)
+        acting_for, problem = _all_of_group(item, signer, remaining, signed, approvers)
     answers: dict[str, Any] = {}
-    if decision is not None and problem is None:
+    if decision is not None and problem is None and not signers_only:
+        from mpm.governance.answers import check_approval_answers
+
         # the approver's own evidence answers must not contradict the decision, and only
         # answers to this approval's own questions count (governance/answers.py)
         answers, problem = check_approval_answers(
@@ -150,7 +159,7 @@ def _all_of_group(
     signer: str | None,
     remaining: list[str],
     signed: dict[str, str],
-    context: Any,
+    approvers: Any,
 ) -> tuple[str | None, str | None]:
     """(group this approver acts for, None) or (None, why not) for an all_of approval."""
     if signer in signed.values():
@@ -159,7 +168,7 @@ def _all_of_group(
             f"{signer} already approved for {done}; all of {', '.join(item['approvers'])} "
             "must approve, each by its own member"
         )
-    group = next((g for g in remaining if context.library.approvers.can_act_as(signer, g)), None)
+    group = next((g for g in remaining if approvers.can_act_as(signer, g)), None)
     if group is None:
         return (
             None,
@@ -192,17 +201,21 @@ def precheck(
     payload: dict[str, Any],
     asked: dict[str, Any],
     value: Any,
-    context: Any,
+    signers: Any,
+    context: Callable[[], Any],
     used_decision_ids: set[str],
 ) -> str | None:
     """Judge ``value`` before the graph is resumed with it; why it is refused, or None.
 
     ``payload`` is the approval task's input (its ``Send`` argument, read from the
     checkpoint), ``task_ns`` the task's checkpoint namespace, ``asked`` the interrupt it is
-    waiting at and ``context`` the loaded governance context: exactly what the node judges
-    with. A refusal is appended to the durable audit trail (idempotent by its slot) before
-    this returns, as the node appends its own; an accepted decision is *not* recorded here:
-    the node judges it again when it runs and records that judgement."""
+    waiting at: exactly what the node judges with. It is judged first with ``signers`` (a
+    :class:`~mpm.governance.signers.SignerContext`: a decision nobody entitled signed is
+    refused without loading a policy), then, if that does not refuse it, with the whole
+    governance context ``context()`` returns (None if it cannot be loaded: the node then
+    reports that itself). A refusal is appended to the durable audit trail (idempotent by
+    its slot) before this returns, as the node appends its own; an accepted decision is
+    *not* recorded here: the node judges it again when it runs and records that judgement."""
     from mpm.governance.decisions import SEEN_DECISIONS
     from mpm.governance.signatures import request_digest
     from mpm.graph import audit
@@ -215,7 +228,17 @@ def precheck(
         seen = value.get(SEEN_DECISIONS) or []
         value = {**value, SEEN_DECISIONS: sorted({*map(str, seen), *used_decision_ids})}
     remaining, signed = loop_state(item, asked)
-    entry = judge_value(value, item, thread_id, digest, payload, context, chain, remaining, signed)
+    judged = (thread_id, digest, payload)
+    entry = None
+    if signers is not None:
+        entry = judge_value(
+            value, item, *judged, signers, chain, remaining, signed, signers_only=True
+        )
+    if entry is None or entry["accepted"]:
+        full = context()
+        if full is None:
+            return None
+        entry = judge_value(value, item, *judged, full, chain, remaining, signed)
     if entry["accepted"]:
         return None
     ident = text(entry.get("decision_id"), 128) or _digest(value)

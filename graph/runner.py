@@ -267,12 +267,20 @@ class Runner:
         )
         if waiting is None:
             return None  # not waiting for it: the graph path says so
-        try:
-            from mpm.graph.governance_context import governance_context
+        from mpm.graph.governance_context import context_key, governance_context, signer_context
 
-            context = governance_context(self.context)  # the nodes reuse this load
-        except Exception:  # noqa: BLE001 - the node reports an unloadable library itself
+        try:
+            key = context_key(self.context)
+            signers = signer_context(self.context, key)
+        except Exception:  # noqa: BLE001 - the node reports an unreadable directory itself
             return None
+
+        def context() -> Any:
+            try:
+                return governance_context(self.context, key)  # the nodes reuse this load
+            except Exception:  # noqa: BLE001 - the node reports an unloadable library itself
+                return None
+
         return precheck(
             workspace=self.workspace,
             thread_id=thread_id,
@@ -280,6 +288,7 @@ class Runner:
             payload=waiting.task_input,
             asked=waiting.value,
             value=value,
+            signers=signers,
             context=context,
             used_decision_ids=view.decision_ids(),
         )

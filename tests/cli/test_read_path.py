@@ -50,10 +50,11 @@ def probe(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str],
     return proc, json.loads(out.read_text())
 
 
-def waiting_for_approval(ws: Path, thread: str) -> dict[str, Any]:
+def waiting_for_approval(ws: Path, thread: str, **requirements: Any) -> dict[str, Any]:
     """A real thread of the governed graph, waiting for its first approval."""
     r = runner(ws)
-    outcome = r.start(thread, {"requirements": yaml.safe_load(EXAMPLE.read_text())})
+    req = yaml.safe_load(EXAMPLE.read_text()) | requirements
+    outcome = r.start(thread, {"requirements": req})
     while outcome.interrupts[0]["value"]["type"] == "open_questions":
         questions = outcome.interrupts[0]["value"]["questions"]
         outcome = r.answer(thread, "open_questions", {q["key"]: auto_answer(q) for q in questions})
@@ -103,6 +104,8 @@ def test_refused_approve_is_refused_before_resume_and_audited(tmp_path: Path) ->
     assert verdict["reason"].startswith("mallory is not a member of")
     # refused before the graph was resumed: not built, not one checkpoint more
     assert "langgraph.graph" not in seen["modules"] and "langgraph.pregel" not in seen["modules"]
+    # ...and by the signer directories alone: no policy was parsed for it
+    assert "mpm.governance.policy" not in seen["modules"], "a non-member needs no policy"
     assert r.history("r2") == before
     # ...and audited at once, by the node's own judgement, in the node's task's slot
     trail = audit.read_trail(ws / "runs" / "r2" / audit.TRAIL_FILE)
@@ -115,6 +118,21 @@ def test_refused_approve_is_refused_before_resume_and_audited(tmp_path: Path) ->
     )
     assert refusal["slot"].startswith(f"{task.name}:{task.id}#precheck#")
     assert audit.verify(trail)[0]
+
+    # a member who requested the project may not approve it: that refusal needs the
+    # workflow (separation of duties), so the whole context judges it -- still no graph
+    member = approver_for(pending, None)
+    waiting_for_approval(ws, "r3", requested_by=member)
+    before_r3 = r.history("r3")
+    proc, seen = probe(
+        tmp_path, "approve", "r3", approval, "--as", member, "-c", "mine", "-w", str(ws)
+    )
+    assert seen["code"] == 2, proc.stderr
+    assert "separation of duties" in proc.stderr.replace("\n", " ")
+    assert "langgraph.graph" not in seen["modules"] and "mpm.governance.policy" in seen["modules"]
+    assert r.history("r3") == before_r3
+    trail = audit.read_trail(ws / "runs" / "r3" / audit.TRAIL_FILE)
+    assert (trail[-1]["approver"], trail[-1]["accepted"]) == (member, False)
 
     # an accepted decision still resumes the graph; its node records it, and copies the
     # pre-check refusal of its task into the checkpoint's chain
