@@ -16,7 +16,8 @@ Counted (``mpm``): the wall and process-CPU time of the graph invocations -- the
 the thread and streaming to the next interrupt or the end -- minus the time inside the
 minimal tools' real work (``tool_work``, measured inside the tools, reported on its
 own) and inside the ML work synthesis runs on the registered model (its generated test
-suite, the naive baseline: ``synthesis_ml_work``). Not counted: what the approvers do
+suite, the naive baseline, the bootstrap intervals of the test metrics for the model
+documentation: ``synthesis_ml_work``). Not counted: what the approvers do
 between invocations (reading the request, signing the decision with their ed25519 key)
 and the one-off set-up (keys, imports, the policy library: a warm-up run). ``mpm_with_tool_work`` gives the figures
 with both left in.
@@ -27,6 +28,11 @@ one invocation. The figure is the ratio of the per-super-step times. For referen
 ``bare_langgraph_same_resumes`` is that chain interrupted as many times as the governed
 run waited for people, each resume driven as the runner drives one (open the
 checkpointer, read the state, stream, read it again).
+
+Both graphs commit a checkpoint (SQLite, ``synchronous=FULL``) at every super-step, so
+on a machine whose disk is shared with other work the wall figures move with the fsync
+time (the bare chain's wall per run varied 0.19-0.84 s between runs minutes apart at load
+3-5); the CPU ratios are the steadier figure.
 
     python benchmarks/overhead.py [--runs 5] [--example breast_cancer]
 
@@ -88,14 +94,16 @@ class _Clock:
 
 class _MLWork:
     """Wall and thread-CPU time inside the ML work synthesis does on the registered model
-    (generating and running its test suite, scoring the naive baseline), summed over
-    calls. Wrapped here, at the module functions synthesis imports when it runs them:
+    (generating and running its test suite, scoring the naive baseline, the bootstrap
+    confidence intervals of the test metrics: 1000 resamples, each metric recomputed by
+    scikit-learn on each), summed over calls. Wrapped here, at the module functions synthesis imports when it runs them:
     it is model inference and data reading, like the tools' work, not orchestration."""
 
     FUNCTIONS = (
         ("mpm.tools.tests_generation", "generate_test_suite"),
         ("mpm.tools.tests_generation", "run_test_suite"),
         ("mpm.tools.baseline", "naive_baseline_score"),
+        ("mpm.tools.bootstrap", "bootstrap_intervals"),
     )
 
     def __init__(self) -> None:
@@ -345,7 +353,8 @@ def main() -> None:
             "cpu_s_per_run": round(median("tool_cpu_s"), 4),
         },
         "synthesis_ml_work": {
-            "what": "generate + run the registered model's test suite, naive baseline score",
+            "what": "generate + run the registered model's test suite, naive baseline score, "
+            "bootstrap intervals of the test metrics",
             "calls_per_run": first["ml_calls"],
             "wall_s_per_run": round(median("ml_wall_s"), 4),
             "cpu_s_per_run": round(median("ml_cpu_s"), 4),

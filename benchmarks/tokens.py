@@ -152,21 +152,20 @@ def _plan_replaced(plan: ExecutionPlan) -> Iterator[None]:
 def run_mpm(plan: ExecutionPlan, workdir: Path) -> dict[str, Any]:
     from mpm.graph.context import RunContext
     from mpm.graph.runner import Runner
-    from tests.graph.helpers import drive_to_completion, reference_signers
+    from tests.graph.helpers import drive_to_completion, own_signers
 
-    identity, _ = reference_signers(workdir / "signing")  # the approvers played sign
-    ctx = RunContext(
-        workspace=str(workdir),
-        model="stub",
-        toolset="noop",
-        tracking=False,
-        identity=str(identity),
-    )
-    runner = Runner(ctx, "sqlite")
     box: dict[str, Any] = {}
 
     def run() -> None:
-        with _plan_replaced(plan):
+        with own_signers(workdir / "signing") as identity, _plan_replaced(plan):
+            ctx = RunContext(
+                workspace=str(workdir),
+                model="stub",
+                toolset="noop",
+                tracking=False,
+                identity=str(identity),  # the approvers played sign with real keys
+            )
+            runner = Runner(ctx, "sqlite")
             outcome = runner.start("tokens", {"requirements": requirements()})
             box["outcome"] = drive_to_completion(runner, outcome, max_rounds=200)
 

@@ -510,6 +510,8 @@ def audit(
 
 
 def _print_trail(thread: str, entries: list[dict[str, Any]]) -> None:
+    from mpm.governance.decisions import WITHDRAWAL
+
     table = Table(title=f"Audit trail of {render.escape(thread)}")
     for col in (
         "#",
@@ -531,7 +533,11 @@ def _print_trail(thread: str, entries: list[dict[str, Any]]) -> None:
             render.escape(e.get("approval_id")),
             render.escape(e.get("approver")),
             render.escape(e.get("decision")),
-            "yes" if e.get("accepted") else "[red]REFUSED[/]",
+            "yes"
+            if e.get("accepted")
+            else "withdrawn"
+            if e.get("kind") == WITHDRAWAL
+            else "[red]REFUSED[/]",
             render.escape(e.get("comment") if e.get("accepted") else e.get("reason")),
             render.escape(str(e.get("key_fingerprint") or "unsigned")),
             render.escape(str(e.get("hash", ""))[:12]),

@@ -149,8 +149,9 @@ def init(
         Path, typer.Argument(help="Directory with the policies and Approvers.md.")
     ],
 ) -> None:
-    """Write commented starter applicability.yaml, evidence_map.yaml and workflow.yaml that
-    spell out the defaults (existing files are kept)."""
+    """Write commented starter applicability.yaml, evidence_map.yaml and workflow.yaml.
+
+    They spell out the defaults; existing files are kept."""
     from mpm.governance.starter import StarterError, write_starter_files
 
     try:
@@ -259,11 +260,33 @@ def _explain_configuration(file: Path) -> None:
         for error in check.errors:
             _line(f"directory: {error}")
         return
-    mine = [lp.framework for lp in check.loaded.library if lp.source.resolve() == file.resolve()]
+    mine = [lp for lp in check.loaded.library if lp.source.resolve() == file.resolve()]
     for note in check.loaded.notes:
-        if note.framework is None or note.framework in mine:
+        if note.framework is None or note.framework in {lp.framework for lp in mine}:
             how = "configured" if note.configured else "default"
             _line(f"{how}: {note.topic}: {note.text}")
+    _explain_holds(mine, check.loaded.workflow.actions)
+
+
+def _explain_holds(policies: list[LoadedPolicy], actions: dict[str, str]) -> None:
+    """Which plan stage each gate holds in this directory (Domino action -> mpm action ->
+    the stage that performs it): what `mpm status` will say is held, known before a run."""
+    from mpm.governance.defaults import STAGE_OF_ACTION
+
+    for loaded in policies:
+        for gate in loaded.policy.gates:
+            for rule in gate.rules:
+                bound = actions.get(rule.action)
+                stage = STAGE_OF_ACTION.get(bound or "")
+                where = (
+                    f"holds the {stage} stage ({bound})"
+                    if stage
+                    else "holds nothing: the action is bound to no step mpm performs"
+                )
+                _line(
+                    f"gate: {gate.name}: {rule.action} {where} until "
+                    f"{', '.join(gate.approvals) or 'nothing'} granted"
+                )
 
 
 def _artifact_kind(artifact: object) -> str:

@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mpm.governance.identity import IdentityDirectory, UnsafeIdError, canonical_id
 from mpm.governance.signatures import decision_payload, verify
 
+WITHDRAWAL = "withdrawal"
+"""``kind`` of mpm's trail entry withdrawing a decision whose reviewed work was reopened
+(it names the decision in ``withdraws``)."""
+
 DECISIONS = ("approve", "reject", "request_changes")
 SEEN_DECISIONS = "seen_decision_ids"
 MAX_COMMENT = 2000
@@ -173,9 +177,10 @@ def derive_decisions(
     other stored field are not trusted): the payload must name this thread and a known
     approval, the signature must verify with the signer's key, and the signer must be
     allowed to act for the approval today. The last such entry per approval wins.
-    ``revoked`` is the graph's ``approvals`` map: a record there marked ``superseded``
-    (a stage was sent back) withdraws the decision with the same decision id; it can only
-    take an approval away, never grant one.
+    A withdrawal entry (``kind`` :data:`WITHDRAWAL`: a stage was sent back or reopened)
+    withdraws the decision it names; so does a record marked ``superseded`` in ``revoked``,
+    the graph's ``approvals`` map. Either can only take an approval away, never grant one:
+    a withdrawal dropped from the map still stands in the trail.
 
     ``all_of``: approval ids that need one approve per named group, each by a different
     member; such an approval stands as approved only once the verified approvals cover
@@ -183,9 +188,13 @@ def derive_decisions(
     standing: dict[str, dict[str, Any]] = {}
     approvers_of: dict[str, list[str]] = {}  # approval id -> signers of standing approves
     seen_ids: set[str] = set()
+    withdrawn: set[tuple[str, str]] = set()
     for entry in sorted(
         (e for e in entries if isinstance(e, Mapping)), key=lambda e: _seq(e.get("seq"))
     ):
+        if entry.get("kind") == WITHDRAWAL:
+            withdrawn.add((str(entry.get("approval_id")), str(entry.get("withdraws"))))
+            continue
         first_use = str(entry.get("decision_id")) not in seen_ids
         seen_ids.add(str(entry.get("decision_id")))
         if entry.get("accepted") is not True or not first_use:
@@ -213,13 +222,10 @@ def derive_decisions(
         ):
             del standing[approval_id]
     for approval_id, record in (revoked or {}).items():
-        held = standing.get(approval_id)
-        if (
-            held
-            and isinstance(record, Mapping)
-            and record.get("decision") == "superseded"
-            and record.get("decision_id") == held["decision_id"]
-        ):
+        if isinstance(record, Mapping) and record.get("decision") == "superseded":
+            withdrawn.add((str(approval_id), str(record.get("decision_id"))))
+    for approval_id, held in list(standing.items()):
+        if (approval_id, str(held["decision_id"])) in withdrawn:
             del standing[approval_id]
     return standing
 

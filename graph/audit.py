@@ -179,6 +179,47 @@ def append(path: Path, entry: dict[str, Any], *, slot: str) -> tuple[dict[str, A
 # --------------------------------------------------------------------------- verifying all copies
 
 
+def record_withdrawals(
+    workspace: Any, thread_id: str, superseded: dict[str, Any], *, now: str
+) -> list[dict[str, Any]]:
+    """Append mpm's withdrawal of each superseded decision to the durable trail; the sealed
+    entries (for the checkpoint's copy).
+
+    A stage sent back (or reopened by a remediation attempt) withdraws the decisions that
+    reviewed its old work. That withdrawal used to live only in the checkpoint's
+    ``approvals`` map, so whoever could write the checkpoint could drop it and let a
+    genuinely signed but superseded approval stand again. In the hash-chained, anchored
+    trail it is as durable as the decision it withdraws; it names the decision by
+    ``withdraws`` (never ``decision_id``, which is the signer's). Idempotent per decision:
+    a replayed supervisor step writes nothing new."""
+    from mpm.governance.decisions import WITHDRAWAL
+
+    path = trail_path(workspace, thread_id)
+    sealed = []
+    for approval_id, record in sorted(superseded.items()):
+        if not isinstance(record, dict) or record.get("decision") != "superseded":
+            continue
+        withdrawn = str(record.get("decision_id") or "")
+        if not withdrawn:
+            continue
+        by = str(record.get("superseded_by") or "a later revision")
+        entry = {
+            "kind": WITHDRAWAL,
+            "ts": now,
+            "thread_id": thread_id,
+            "approval_id": approval_id,
+            "withdraws": withdrawn,
+            "superseded_by": by,
+            "approver": None,
+            "decision": "withdrawn",
+            "accepted": False,
+            "reason": f"withdrawn by mpm: {by} reopened the work this decision reviewed",
+        }
+        done, _ = append(path, entry, slot=f"{WITHDRAWAL}#{approval_id}#{withdrawn}")
+        sealed.append(done)
+    return sealed
+
+
 def verify_signatures(entries: list[dict[str, Any]], identity: Any) -> list[str]:
     """Re-verify every signed entry offline; an accepted entry must carry a valid one."""
     import json as _json
@@ -255,17 +296,28 @@ def compare_copies(
 
 
 def forged_approvals(trail: list[dict[str, Any]], approvals: dict[str, Any]) -> list[str]:
-    """Decisions in the checkpoint's ``approvals`` map that no signed, accepted entry backs."""
+    """Decisions in the checkpoint's ``approvals`` map that no signed, accepted entry backs,
+    or that the trail withdrew (a superseded decision written back into the map)."""
+    from mpm.governance.decisions import WITHDRAWAL
+
     backed = {
         (e.get("approval_id"), e.get("decision_id"))
         for e in trail
         if e.get("accepted") and e.get("signature")
     }
+    withdrawn = {
+        (e.get("approval_id"), e.get("withdraws")) for e in trail if e.get("kind") == WITHDRAWAL
+    }
     problems = []
     for approval_id, record in (approvals or {}).items():
         if not isinstance(record, dict) or record.get("decision") == "superseded":
             continue
-        if (approval_id, record.get("decision_id")) not in backed:
+        if (approval_id, record.get("decision_id")) in withdrawn:
+            problems.append(
+                f"approval {approval_id}: the checkpoint records {record.get('decision')!r} by "
+                f"{record.get('approver')!r}, a decision the trail withdrew (restored; it grants nothing)"
+            )
+        elif (approval_id, record.get("decision_id")) not in backed:
             problems.append(
                 f"approval {approval_id}: the checkpoint records {record.get('decision')!r} by "
                 f"{record.get('approver')!r} with no signed entry in the trail (forged; it grants nothing)"

@@ -179,6 +179,7 @@ def render_executive_summary(**context: Any) -> str:
     context.setdefault("generated_at", now_iso())
     context.setdefault("fairness", {})
     context.setdefault("fairness_limits", [])
+    context.setdefault("deployment", None)
     return _env().get_template("executive_summary.md.j2").render(fmt=fmt, **context)
 
 

@@ -250,7 +250,8 @@ def _route(state: GraphState, plan: ExecutionPlan, runtime: Runtime[RunContext])
     ]
     if sent_back:
         # re-evaluate with the stage reopened, then come back here to re-run it
-        return Command(goto="governance", update=_revision(state, plan, sent_back))
+        update = _revision(state, plan, sent_back)
+        return Command(goto="governance", update=_withdrawn(runtime, update))
 
     failures = guard.critical_failures(plan, results)
     if failures:
@@ -264,10 +265,27 @@ def _route(state: GraphState, plan: ExecutionPlan, runtime: Runtime[RunContext])
     remedy = loop.next_attempt(state, plan)
     if remedy is not None and remedy.pop("start", False):
         _log_plan_revision(runtime, state, remedy["plan"])
-        return Command(goto="governance", update=remedy)
+        return Command(goto="governance", update=_withdrawn(runtime, remedy))
     if remedy is not None:  # why no attempt starts: recorded once, then carry on
         return _merge(_route_on(state, plan, runtime, gov), remedy)
     return _route_on(state, plan, runtime, gov)
+
+
+def _withdrawn(runtime: Runtime[RunContext], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` with its superseded decisions withdrawn in the durable audit trail too
+    (``graph/audit.py::record_withdrawals``), and those entries in the checkpoint's copy."""
+    from langgraph.config import get_config
+
+    from mpm.graph import audit
+
+    superseded = update.get("approvals") or {}
+    if not superseded:
+        return update
+    thread_id = str(get_config()["configurable"]["thread_id"])
+    entries = audit.record_withdrawals(
+        run_context(runtime).ws, thread_id, superseded, now=now_iso()
+    )
+    return {**update, "audit": entries} if entries else update
 
 
 def _route_on(

@@ -134,6 +134,7 @@ def synthesize(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any
         else None,
         candidates=dev.get("candidates") or [],
         registered=mlops.get("model_uri"),
+        deployment=results.get("deployment"),
         roi=roi,
         fairness=val.get("fairness") or {},
         fairness_limits=model_doc.fairness_limits(tables[0]),

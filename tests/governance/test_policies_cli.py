@@ -167,3 +167,20 @@ def test_explain_of_a_malformed_policy_exits_2_with_the_error(runner: CliRunner)
         "which no stage defines (approvals: Validation sign off)"
     )
     assert result.stdout == ""
+
+
+def test_explain_names_the_plan_stage_each_gate_holds(runner: CliRunner) -> None:
+    from mpm.governance._files import reference_dir
+
+    path = reference_dir() / "model_risk_management_v3.yml"
+    result = runner.invoke(app, ["explain", str(path)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    holds = [line for line in result.stdout.splitlines() if line.startswith("gate: ")]
+    assert any(
+        "RegisterModel holds the mlops stage (register_model) until" in line for line in holds
+    ), holds
+    assert any(
+        "CreateEndpoint holds the deployment stage (deploy_endpoint) until" in line
+        and "Model Risk Sign Off" in line
+        for line in holds
+    ), holds

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,20 @@ def reference_signers(root: Path, extra: tuple[str, ...] = ()) -> tuple[Path, Pa
     for member in [*sorted(reference.known_users), *extra]:
         key_for(member)
     return identity, keys
+
+
+@contextlib.contextmanager
+def own_signers(root: Path, extra: tuple[str, ...] = ()) -> Iterator[Path]:
+    """:func:`reference_signers` under ``root`` for the block only (yields the identity
+    directory): a benchmark run inside the test session signs with its own keys, and the
+    session's approvers sign with the session's again afterwards (they once kept signing
+    with the benchmark's, which the session's identity directory does not bind)."""
+    before = dict(_SIGNING)
+    try:
+        yield reference_signers(root, extra)[0]
+    finally:
+        _SIGNING.clear()
+        _SIGNING.update(before)
 
 
 def key_for(member: str) -> Path:

@@ -124,6 +124,14 @@ def test_model_is_served_once_the_gates_approvals_are_granted(served) -> None:
     assert result["evidence"]["app_written"] is True
     app = Path(result["outputs"]["app_path"])
     assert app.is_file() and "mlflow.pyfunc.load_model" in app.read_text()
+    # the executive summary says what was served and written, from the stage's results
+    summary = Path(values["deliverables"]["files"]["executive_summary.md"]).read_text()
+    deployment = summary.split("## Deployment\n", 1)[1].split("\n## ", 1)[0]
+    assert (
+        "served on loopback by MLflow's scoring server and answered a smoke request" in deployment
+    )
+    counts = f"{smoke['n_predictions']} predictions for {smoke['n_rows']} test rows"
+    assert f"{counts} in {smoke['latency_ms']} ms" in deployment and str(app) in deployment
 
     # the registered model was served, exactly once
     model_uri = values["results"]["mlops"]["outputs"]["model_uri"]

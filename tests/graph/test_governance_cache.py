@@ -132,3 +132,47 @@ def test_a_score_below_the_threshold_is_refused_registration_in_a_warm_process(
     refused = [e for e in outcome.values["events"] if e["event"] == "registration_refused"]
     assert refused and "accuracy" in refused[0]["detail"]
     assert outcome.values["governance"]["fail_closed"]["status"] == "failed_criteria"
+
+
+def test_the_mlflow_ids_the_report_names_are_an_input(workspace: Path) -> None:
+    """The report lists the run's MLflow ids (``runs``, from the state's ``mlflow``): ids
+    that change between two evaluations with otherwise equal inputs give a new report
+    naming the new ids, not the cached one naming the old."""
+    state = _with_score(_state_after_validation(workspace), 0.97)
+    ctx = RunContext(workspace=str(workspace))
+    node.EVALUATIONS.clear()
+    first = {**state, "mlflow": {"experiment_id": "1", "parent_run_id": "old-parent"}}
+    _, report, _, digest = node.evaluate_with_digest(first, ctx)
+    assert report is not None and report.runs["parent_run_id"] == "old-parent"
+
+    moved = {**state, "mlflow": {"experiment_id": "1", "parent_run_id": "new-parent"}}
+    _, report2, payload2, digest2 = node.evaluate_with_digest(moved, ctx)
+    assert digest2 != digest and node.EVALUATIONS.hits == 0
+    assert report2 is not None and report2.runs["parent_run_id"] == "new-parent"
+    assert payload2 is not None and payload2["runs"]["parent_run_id"] == "new-parent"
+
+
+def test_the_report_file_is_the_report_as_json(workspace: Path, tmp_path: Path) -> None:
+    """The results file (written with orjson) parses back to exactly the report's JSON
+    data, text outside ASCII included; a value orjson cannot encode (an integer beyond
+    64 bits) is written by the standard library instead of failing the evaluation."""
+    import json
+
+    state = _with_score(_state_after_validation(workspace), 0.97)
+    state["requirements"] = {**state["requirements"], "project_name": "Détection précoce ✓"}
+    ctx = RunContext(workspace=str(workspace))
+    node.EVALUATIONS.clear()
+    view, report, payload, digest = node.evaluate_with_digest(state, ctx)
+    assert report is not None and payload is not None
+    files, _, written = node._write_outputs(
+        ctx, "cache", view, report, state.get("audit") or [], None, payload=payload, digest=digest
+    )
+    assert written
+    text = files["results"].read_text(encoding="utf-8")
+    assert json.loads(text) == payload
+    assert "Détection précoce ✓" in text and text.startswith("{\n  ")  # indented, UTF-8
+    assert files["dashboard"].read_text(encoding="utf-8").count("Détection précoce") >= 1
+
+    huge = {"n": 2**80, "ok": "é"}
+    assert json.loads(node._json_bytes(huge, indent=True)) == huge
+    assert node._json_bytes({"b": 1, "a": 2}, sort_keys=True) == b'{"a":2,"b":1}'

@@ -422,3 +422,43 @@ def test_decision_payload_binds_thread_approval_and_request(ws: Path) -> None:
     again = decision(first, who, decision_id=uuid.uuid4().hex)
     r.answer(THREAD, "approval", again, key=first["approval_id"])
     assert _trail(ws)[-1]["accepted"] and first["approval_id"] in _granted(ws)
+
+
+def test_a_superseded_approval_stays_withdrawn_when_the_map_is_rewritten(ws: Path) -> None:
+    """Approve A, then send back the work A reviewed (changes requested on B of the same
+    round): A's decision is withdrawn in the durable trail. Writing the checkpoint's
+    ``approvals`` map back to A's signed approve does not make A stand again."""
+    first, second = _pending(ws)[:2]
+    r = runner(ws)
+    approve = decision(first, approver_for(first, "lab-analytics"))
+    r.answer(THREAD, "approval", approve, key=first["approval_id"])
+    second = next(v for v in _pending(ws) if v["approval_id"] == second["approval_id"])
+    changes = decision(second, approver_for(second, "lab-analytics"), "request_changes")
+    r.answer(THREAD, "approval", changes, key=second["approval_id"])
+    for rest in _pending(ws):  # the round's last decisions; then the supervisor sends back
+        r.answer(
+            THREAD,
+            "approval",
+            decision(rest, approver_for(rest, "lab-analytics")),
+            key=rest["approval_id"],
+        )
+
+    withdrawals = [e for e in _trail(ws) if e.get("kind") == "withdrawal"]
+    withdrawn = {e["approval_id"]: e["withdraws"] for e in withdrawals}
+    assert withdrawn.get(first["approval_id"]) == approve["decision_id"], withdrawals
+    assert withdrawn.get(second["approval_id"]) == changes["decision_id"]
+    state = _state(ws)
+    assert {e["hash"] for e in withdrawals} <= {e["hash"] for e in state["audit"]}
+    assert first["approval_id"] not in _granted(ws)
+
+    # an insider rewrites the map to A's genuine, signed approve
+    restored = {**state["approvals"][first["approval_id"]], "decision": "approve"}
+    with r.graph() as g:
+        g.update_state(r.config(THREAD), {"approvals": {first["approval_id"]: restored}})
+    assert _state(ws)["approvals"][first["approval_id"]]["decision"] == "approve"
+    assert first["approval_id"] not in _granted(ws), "a withdrawn approval stood again"
+    listed = mpm("audit", THREAD, "-w", str(ws), env={"COLUMNS": "300"})
+    assert "withdrawn" in listed.stdout and listed.returncode == 0, listed.stderr
+    verified = _verify(ws)
+    assert verified.returncode == 1
+    assert "a decision the trail withdrew (restored; it grants nothing)" in verified.stdout

@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from benchmarks.tokens import procedure, project_plan, run_mpm
 from mpm.graph import llm
+from tests.graph import helpers
 
 
 @pytest.fixture
@@ -30,8 +31,11 @@ def model_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[BaseMessage]]:
 
 
 def test_input_tokens_grow_subquadratically_with_the_number_of_stages(tmp_path: Path) -> None:
+    session_identity = helpers.signing_identity_dir()
     three = run_mpm(project_plan(3), tmp_path / "three")
     six = run_mpm(project_plan(6), tmp_path / "six")
+    # the benchmark signed with its own keys and left the session's approvers theirs
+    assert helpers.signing_identity_dir() == session_identity
     assert six["model_calls"] > three["model_calls"]
     # linear growth gives 2x; re-sending the history to every call tends towards 4x
     assert six["input_tokens"] / three["input_tokens"] < 2.5, (three, six)
