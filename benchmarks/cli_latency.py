@@ -7,6 +7,12 @@ account no group names) and ``answer``. The threads are set up first (kickoff wi
 stub model and no-op tools, so the decisions measure mpm, not ML work); each decision is
 made on its own thread, ``--repeat`` times; the median is reported.
 
+An accepted ``approve`` and ``answer`` are measured as people run them (the default: the
+command returns once the decision is judged and received; a background worker continues
+the run). So that nobody can say the work vanished, ``*_worker_s`` is the time from the
+command's start until its worker reached the run's next stop (the worker exited), waited
+for before the next measurement so workers never overlap a timed command.
+
     python benchmarks/cli_latency.py [--repeat 3]
 
 Targets (issue 14, 2 cores): --help < 0.3 s; read commands < 0.5 s; accepted decision
@@ -45,6 +51,8 @@ TARGETS = {
     "approve_refused": 0.5,
     "answer": 1.5,
 }
+WORKER = ("approve_accepted_worker", "answer_worker")
+"""Not targets: how long the background worker took to the run's next stop."""
 
 
 SIGNING: dict[str, str] = {}
@@ -68,6 +76,11 @@ def identities(root: Path) -> None:
 
 
 def timed(args: list[str], ok: tuple[int, ...] = (0,)) -> float:
+    return run(args, ok)[0]
+
+
+def run(args: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, str, float]:
+    """(wall time, stdout, start time) of one ``mpm`` process."""
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "mpm", *args],
@@ -80,7 +93,25 @@ def timed(args: list[str], ok: tuple[int, ...] = (0,)) -> float:
     wall = time.perf_counter() - started
     if proc.returncode not in ok:
         raise SystemExit(f"mpm {' '.join(args)}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
-    return wall
+    return wall, proc.stdout, started
+
+
+def decided(args: list[str]) -> tuple[float, float]:
+    """(wall time of the command, time until its background worker reached the next stop)."""
+    wall, out, started = run([*args, "--json"])
+    pid = json.loads(out.strip().splitlines()[-1])["continuing"]["pid"]
+    deadline = time.monotonic() + 900
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"worker {pid} of mpm {' '.join(args)} still running after 900 s")
+        time.sleep(0.05)
+    return wall, time.perf_counter() - started
+
+
+def _alive(pid: int) -> bool:
+    from mpm.graph.inbox import _alive as alive
+
+    return alive(pid)
 
 
 def setup(ws: Path, thread: str) -> None:
@@ -110,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    samples: dict[str, list[float]] = {k: [] for k in TARGETS}
+    samples: dict[str, list[float]] = {k: [] for k in (*TARGETS, *WORKER)}
     with tempfile.TemporaryDirectory() as tmp:
         ws, scratch = Path(tmp) / "ws", Path(tmp)
         identities(scratch)
@@ -124,14 +155,16 @@ def main() -> None:
             samples["approvals"].append(timed(["approvals", *w]))
             samples["runs"].append(timed(["runs", *w]))
             path = answers_file(ws, thread, scratch)
-            samples["answer"].append(timed(["answer", thread, "--file", str(path), *w]))
+            wall, worker = decided(["answer", thread, "--file", str(path), *w])
+            samples["answer"].append(wall)
+            samples["answer_worker"].append(worker)
             approval_id, who = approval(ws, thread)
             samples["approve_refused"].append(
                 timed(["approve", thread, approval_id, "--as", "mallory", "-c", "x", *w], (2,))
             )
-            samples["approve_accepted"].append(
-                timed(["approve", thread, approval_id, "--as", who, "-c", "ok", *w])
-            )
+            wall, worker = decided(["approve", thread, approval_id, "--as", who, "-c", "ok", *w])
+            samples["approve_accepted"].append(wall)
+            samples["approve_accepted_worker"].append(worker)
     result: dict[str, Any] = {
         "benchmark": "cli_latency",
         "machine": {
@@ -141,7 +174,8 @@ def main() -> None:
             "load_avg_1m": round(os.getloadavg()[0], 2),
         },
         "settings": "SQLite checkpointer, MLflow tracking on (workspace SQLite store), stub model, "
-        "no-op tools, decisions signed with ssh-keygen (ed25519)",
+        "no-op tools, decisions signed with ssh-keygen (ed25519); accepted decisions in "
+        "the default mode (received, then applied by a background worker)",
         "repeat": args.repeat,
         "median_s": {k: round(statistics.median(v), 3) for k, v in samples.items()},
         "samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()},

@@ -37,22 +37,41 @@ from mpm.cli.options import (
 )
 
 PRECHECK = True
-"""Judge a decision before resuming the graph (``Runner.answer(precheck=True)``): the
-approval node's own judgement (``graph/approval_judgement.py``) on the task's input as the
+"""Judge a decision before resuming the graph (``Runner.answer(precheck=True)``, the
+``--wait`` path; the default path, ``Runner.submit``, always judges first): the approval
+node's own judgement (``graph/approval_judgement.py``) on the task's input as the
 checkpoint holds it. A refusal is appended to the thread's audit trail, as the node appends
-one, and the graph is neither built nor resumed; an accepted decision resumes the graph,
-whose approval node judges it again (authoritatively) and records it."""
+one, and the graph is neither built nor resumed; an accepted decision is received into the
+thread's inbox (or, with ``--wait``, resumes the graph), and the approval node judges it
+again (authoritatively) and records it."""
 
 
 @app.command()
 @store_options
 def approvals(as_json: JsonOpt = False, store: StoreOptions = GIVEN_STORE) -> None:
     """Everything waiting for an approval, across all threads: who may approve, since when."""
+    from mpm.graph import inbox
+
     runner = _reader(store)
     rows = _guarded(runner.pending_approvals)
+    received = {t: inbox.received(runner.workspace, t) for t in {r["thread_id"] for r in rows}}
+
+    def received_for(row: dict[str, Any]) -> dict[str, Any] | None:
+        """The decision on this approval received and not yet applied, if any."""
+        info = received.get(row["thread_id"])
+        mine = [
+            e for e in (info or {}).get("entries", []) if e["approval_id"] == row["approval_id"]
+        ]
+        return {**info, "entries": mine} if info and mine else None
+
     if as_json:
         print_json(
-            {"version": render.JSON_VERSION, "approvals": [render.approval_json(r) for r in rows]}
+            {
+                "version": render.JSON_VERSION,
+                "approvals": [
+                    render.approval_json(r) | {"received": received_for(r)} for r in rows
+                ],
+            }
         )
         return
     if not rows:
@@ -74,9 +93,13 @@ def approvals(as_json: JsonOpt = False, store: StoreOptions = GIVEN_STORE) -> No
             )
         if needs:
             groups += f"\nanswer first: {'; '.join(needs)}"
+        got = received_for(r)
+        label = f"{r['approval_id']}\n{r['name']}"
+        if got:
+            label += "\n" + inbox.received_line(r["thread_id"], got)
         table.add_row(
             render.escape(r["thread_id"]),
-            render.escape(f"{r['approval_id']}\n{r['name']}"),
+            render.escape(label),
             render.escape(r["framework_title"]),
             render.escape(groups),
             render.escape(", ".join(r["eligible_approvers"])),
@@ -117,6 +140,14 @@ def approve(
         Path | None,
         typer.Option("--answers", help="YAML with answers to the approval's own questions."),
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Resume the run here and print its outcome at its next stop (default: return "
+            "once the decision is received; a background worker continues the run).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     run: RunOptions = GIVEN_RUN,
 ) -> None:
@@ -173,6 +204,24 @@ def approve(
         raise fail(f"--key: {exc}") from exc
     from mpm.graph.runner import DecisionRefused
 
+    if not wait:
+        try:
+            entry = _guarded(
+                lambda: runner.submit(thread, "approval", decision, key=approval), thread
+            )
+        except DecisionRefused as exc:  # refused before anything was received
+            refused(str(exc))
+            raise fail(f"decision refused: {exc}; approval {approval} is still pending") from None
+        if entry is not None:  # judged in full and received: the worker applies it
+            verdict.update(accepted=True, reason=None)
+            what = (
+                f"[green]accepted[/]: {render.escape(decision['decision'])} on "
+                f"{render.escape(approval)} by {render.escape(signer)} "
+                f"(signed, decision {decision['decision_id']})"
+            )
+            _continue_in_background(run, runner, reader, thread, entry, what, as_json, verdict)
+            return
+        # not judged without the graph (e.g. an unreadable step): the node judges it here
     try:
         outcome = _guarded(
             lambda: runner.answer(thread, "approval", decision, key=approval, precheck=PRECHECK),
@@ -194,6 +243,58 @@ def approve(
         f"by {render.escape(signer)} (signed, decision {decision['decision_id']})"
     )
     _finish(runner, outcome, interactive=False, as_json=as_json, extra={"decision": verdict})
+
+
+def _continue_in_background(
+    run: RunOptions,
+    runner: Any,
+    reader: Any,
+    thread: str,
+    entry: Any,
+    what: str,
+    as_json: bool,
+    verdict: dict[str, Any] | None = None,
+) -> None:
+    """Start the worker for a received entry and say so: what was accepted, that the run
+    continues in the background, the worker's pid and log, and how to follow it."""
+    from mpm.cli.background import start_worker
+    from mpm.graph.runner import RunOutcome
+
+    try:
+        worker = start_worker(run, runner.workspace, thread, entry.name)
+    except OSError as exc:  # the entry is durable: nothing is lost, only not yet applied
+        raise fail(
+            f"received ({entry.path}), but the background worker could not be started: {exc}; "
+            f"apply it with `mpm resume {thread}`",
+            code=EXIT_RUN_FAILED,
+        ) from exc
+    follow = f"mpm status {thread}"
+    _out(as_json).print(
+        f"{what}; the run continues in the background (worker pid {worker['pid']}, log "
+        f"{render.escape(worker['log'])}); follow it with `{render.escape(follow)}`",
+        soft_wrap=True,
+    )
+    if as_json:
+        # the checkpoint as read without the graph: approval tasks decided in the open step
+        # wrote none of what the outcome shows (else, and only then, read it through the graph)
+        view = _guarded(lambda: reader.view(thread, need_values=False))
+        shown = {
+            "requirements",
+            "plan",
+            "results",
+            "governance",
+            "deliverables",
+            "remediation_attempts",
+        }
+        before = view if view is not None and not view.stale & shown else None
+        if before is None:
+            before = _guarded(lambda: reader.snapshot(thread))
+        others = [i for i in before.interrupts if i["id"] != entry.interrupt_id]
+        now = RunOutcome(thread, "running", others, before.values, tuple(before.next))
+        extra: dict[str, Any] = {"continuing": {**worker, "follow": follow.split()}}
+        if verdict is not None:
+            extra["decision"] = verdict
+        print_json(render.outcome_json(now) | extra)
 
 
 def _pending_request(reader: Any, thread: str, approval: str) -> dict[str, Any]:
@@ -227,12 +328,25 @@ def answer(
         Path | None,
         typer.Option("--template", help="Write the open questions as an answers file to fill in."),
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Resume the run here and print its outcome at its next stop (default with "
+            "--file: return once the answers are received; a background worker continues).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Answer the questions a run is waiting for (kickoff or governance), then resume it."""
     reader = _reader(run)  # what the thread waits for, read without building the graph
-    runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
+    # as for approve: the model spec is checked only if given now (the recorded one was
+    # checked when the thread recorded it), and the store was just read by the reader
+    ctx = _thread_context(run, thread, check_model=False)
+    if run.model:
+        check_model_spec(ctx.model)
+    runner = _runner(ctx, run.checkpointer, progress=_out(as_json), open_store=False)
     snapshot = _guarded(lambda: reader.snapshot(thread))
     pending = [i["value"] for i in snapshot.interrupts if isinstance(i["value"], dict)]
     kinds = [
@@ -241,7 +355,12 @@ def answer(
     if not kinds:
         raise fail(f"thread {thread} is not waiting for answers (status {snapshot.status})")
     kind = kinds[0]
-    questions = next(p for p in pending if p.get("type") == kind)["questions"]
+    item = next(
+        i
+        for i in snapshot.interrupts
+        if isinstance(i["value"], dict) and i["value"]["type"] == kind
+    )
+    questions = item["value"]["questions"]
     if template is not None:
         _write_template(template, thread, questions)
         console.print(f"wrote {len(questions)} open questions to {render.escape(template)}")
@@ -258,8 +377,14 @@ def answer(
             )
     elif sys.stdin.isatty() and not as_json:
         given = render.ask_questions(console, questions, kind)
+        wait = True  # a conversation at the terminal: its follow-up questions are asked here
     else:
         raise fail("no --file given and no terminal to ask in")
+    if not wait:
+        entry = _guarded(lambda: runner.submit(thread, kind, given, interrupt=item), thread)
+        what = f"[green]received[/]: {len(given)} answers to the {render.escape(kind.replace('_', ' '))}"
+        _continue_in_background(run, runner, reader, thread, entry, what, as_json)
+        return
     outcome = _guarded(lambda: runner.answer(thread, kind, given), thread)
     _finish(runner, outcome, interactive=sys.stdin.isatty(), as_json=as_json)
 

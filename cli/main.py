@@ -437,13 +437,27 @@ def kickoff(
 @run_options
 def resume(
     thread: Annotated[str, typer.Argument(help="Thread id to continue.")],
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker",
+            hidden=True,
+            help="The background worker of `mpm approve`/`answer`: wait for the thread's lock "
+            "while its inbox holds decisions, exit when nothing is left to deliver.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     run: RunOptions = GIVEN_RUN,
 ) -> None:
     """Continue a thread where it stopped (after a crash, or once answers or approvals are in)."""
     runner = _runner(_thread_context(run, thread), run.checkpointer, progress=_out(as_json))
-    outcome = _guarded(lambda: runner.resume(thread), thread)
-    _finish(runner, outcome, interactive=sys.stdin.isatty(), as_json=as_json)
+    if worker:
+        _out(as_json).print(f"worker pid {os.getpid()}: applying what thread {thread} received")
+    outcome = _guarded(lambda: runner.resume(thread, worker=worker), thread)
+    if outcome is None:  # a worker that found nothing left: another process delivered it
+        _out(as_json).print(f"nothing left to deliver for thread {thread}: already applied")
+        return
+    _finish(runner, outcome, interactive=sys.stdin.isatty() and not worker, as_json=as_json)
 
 
 @app.command()
@@ -454,12 +468,17 @@ def status(
     store: StoreOptions = GIVEN_STORE,
 ) -> None:
     """Stages, results, deliverables, and anything the run is waiting for."""
+    from mpm.graph import inbox
+
     runner = _reader(store)
     outcome = _guarded(lambda: runner.snapshot(thread))
+    received = inbox.received(runner.workspace, thread)  # decided, not yet applied
     if as_json:
-        print_json(render.outcome_json(outcome))
-    else:
-        render.status(console, outcome)
+        print_json(render.outcome_json(outcome) | {"received": received})
+        return
+    render.status(console, outcome)
+    if received:
+        console.print(f"[yellow]{render.escape(inbox.received_line(thread, received))}[/]")
 
 
 @app.command()

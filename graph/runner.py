@@ -99,6 +99,27 @@ def _used_decision_ids(snapshot: Any) -> set[str]:
     return {str(e["decision_id"]) for e in entries if isinstance(e, dict) and e.get("decision_id")}
 
 
+def _judged(snapshot: Any, trail: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Decision id -> the approval node's judgement of it, as far as it is settled: every
+    judgement the checkpoint records (its audit chain, and the writes of approvals decided
+    in the step still open), and the node's refusals in the durable trail (a refused value
+    was consumed: the node asked again). An acceptance only in the trail is not settled --
+    the task may not have been saved; delivering it again meets that judgement again."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in trail:
+        node_made = "#precheck#" not in str(e.get("slot") or "")
+        if e.get("decision_id") and not e.get("accepted") and node_made:
+            out[str(e["decision_id"])] = e
+    entries = list((snapshot.values or {}).get("audit") or [])
+    for task in snapshot.tasks:
+        if isinstance(task.result, dict):
+            entries += task.result.get("audit") or []
+    for e in entries:
+        if isinstance(e, dict) and e.get("decision_id"):
+            out[str(e["decision_id"])] = e
+    return out
+
+
 class Runner:
     def __init__(
         self,
@@ -118,6 +139,9 @@ class Runner:
         """The thread being driven now, if any (what a Ctrl-C stops)."""
         self.running: dict[str, str] = {}
         """Stage -> its latest tool, for the stages running now."""
+        self.prechecked: Any = None
+        """The interrupt the last :meth:`_precheck` judged a decision against with the full
+        governance context (None: it could not, without the graph -- or it refused it)."""
 
     @contextmanager
     def graph(self) -> Iterator[Any]:
@@ -175,20 +199,106 @@ class Runner:
             "tracing": c.tracing,
         }
 
-    def resume(self, thread_id: str, resume: Any = None) -> RunOutcome:
-        """Continue a thread: answer pending interrupts with ``resume`` or re-run the step that was cut off."""
+    def resume(
+        self, thread_id: str, resume: Any = None, *, worker: bool = False
+    ) -> RunOutcome | None:
+        """Continue a thread: answer pending interrupts with ``resume``, or deliver what its
+        inbox holds (``graph/inbox.py``) and re-run the step that was cut off.
+
+        ``worker`` (the background worker an accepted ``mpm approve``/``answer`` starts):
+        wait for another process driving the thread instead of failing, but give up --
+        returning None -- as soon as the inbox holds nothing left to deliver (that process
+        delivers entries while it holds the lock, so nothing is stranded)."""
         from langgraph.types import Command
 
-        with self.graph() as g, thread_lock(self.workspace, thread_id):
-            snapshot = self._existing(g, thread_id)
-            if resume is not None:
-                return self._drive(g, thread_id, Command(resume=resume))
-            if snapshot.interrupts or not snapshot.tasks:
+        validate_thread_id(thread_id)
+        self.thread_id = thread_id
+        with self._held(thread_id, worker=worker) as held:
+            if not held:
+                return None
+            with self.graph() as g:
+                self._existing(g, thread_id)
+                if resume is not None:
+                    return self._drive(g, thread_id, Command(resume=resume))
+                return self._deliver(g, thread_id)
+
+    @contextmanager
+    def _held(self, thread_id: str, *, worker: bool) -> Iterator[bool]:
+        """The thread's lock (True), or False for a worker that found the inbox empty while
+        it waited for the lock."""
+        from mpm.graph import inbox
+
+        while True:
+            try:
+                with thread_lock(self.workspace, thread_id, wait=1.0 if worker else 0.0):
+                    yield True
+                    return
+            except ThreadBusyError:
+                if not worker:
+                    raise
+                if not inbox.pending(self.workspace, thread_id):
+                    break
+        yield False
+
+    def _deliver(self, g: Any, thread_id: str) -> RunOutcome:
+        """Deliver every inbox entry whose interrupt is waiting (one ``Command`` for all of
+        them), again while entries are deliverable; settle each entry only once the
+        checkpoint records the node's judgement of it (or it can no longer be delivered).
+        The caller holds the thread's lock."""
+        from langgraph.types import Command
+
+        from mpm.governance.decisions import SEEN_DECISIONS
+        from mpm.graph import audit, inbox
+        from mpm.graph.state import now_iso
+
+        config = self.config(thread_id)
+        inbox.settle_unreadable(self.workspace, thread_id, now_iso())
+        tried: set[str] = set()
+        continued = False
+        while True:
+            snapshot = g.get_state(config)
+            cut_off = not snapshot.interrupts and bool(snapshot.tasks)
+            if cut_off and not continued:
+                # tasks left: some may have no writes yet (``next``), or all may have written
+                # and the process stopped before the step's checkpoint; either way the graph
+                # applies what was saved and runs what was not
+                continued = True
+                self._drive(g, thread_id, None)
+                continue
+            entries = inbox.pending(self.workspace, thread_id)
+            if not entries:
                 return self._outcome(thread_id, snapshot)
-            # tasks left: some may have no writes yet (``next``), or all may have written
-            # and the process stopped before the step's checkpoint; either way the graph
-            # applies what was saved and runs what was not
-            return self._drive(g, thread_id, None)
+            trail = audit.read_trail(audit.trail_path(self.workspace, thread_id))
+            plan = inbox.plan(
+                entries,
+                [{"id": i.id, "value": i.value} for i in snapshot.interrupts],
+                _judged(snapshot, trail),
+                at_rest=not cut_off,
+                tried=tried,
+                accepted_in_trail={
+                    str(e["decision_id"]): e
+                    for e in trail
+                    if e.get("accepted")
+                    and e.get("decision_id")
+                    and "#precheck#" not in str(e.get("slot") or "")
+                },
+            )
+            for entry, why in plan.done:
+                inbox.settle(entry, inbox.DONE, why, now_iso())
+            for entry, why in plan.aside:
+                inbox.settle(entry, inbox.ASIDE, why, now_iso())
+                self.on_event({"event": "log", "message": f"inbox {entry.name}: {why}"})
+            if not plan.deliver:
+                return self._outcome(thread_id, snapshot)
+            used = sorted(_used_decision_ids(snapshot))
+            values: dict[str, Any] = {}
+            for interrupt_id, entry in plan.deliver.items():
+                value = entry.value
+                if entry.kind == "approval" and isinstance(value, dict):
+                    value = {**value, SEEN_DECISIONS: used}
+                values[interrupt_id] = value
+                tried.add(entry.name)
+            self._drive(g, thread_id, Command(resume=values))
 
     def answer(
         self,
@@ -220,6 +330,55 @@ class Runner:
             with self.graph() as g:
                 return self._answer(g, thread_id, kind, value, key)
 
+    def submit(
+        self,
+        thread_id: str,
+        kind: str,
+        value: Any,
+        *,
+        key: str | None = None,
+        interrupt: dict[str, Any] | None = None,
+    ) -> Any:
+        """Receive a decision or answers into the thread's inbox without resuming the graph
+        (the background worker applies it); the :class:`~mpm.graph.inbox.Entry`, or None
+        when the decision could not be judged here (the caller then resumes in the
+        foreground, where the node judges it).
+
+        An approval decision is first given the approval node's full judgement
+        (:meth:`_precheck`: ``judge_value`` with the loaded governance context, on the
+        task's input as the checkpoint holds it): a refusal raises :class:`DecisionRefused`
+        and is audited; only an accepted one is written. The node judges it again when it
+        is delivered -- that judgement is the authoritative one. Answers (``interrupt``:
+        the {id, value} they answer) are validated by the questions node as ever."""
+        from mpm.graph import inbox
+        from mpm.graph.state import now_iso
+
+        validate_thread_id(thread_id)
+        self.thread_id = thread_id  # what a stop names, from the first moment
+        if kind == "approval":
+            reason = self._precheck(thread_id, key, value)
+            if reason:
+                raise DecisionRefused(reason)
+            waiting = self.prechecked
+            if waiting is None:
+                return None
+            interrupt = {"id": waiting.id, "value": waiting.value}
+        if interrupt is None:
+            raise NotWaitingError(f"thread {thread_id} is not waiting for {kind}")
+        asked = interrupt["value"] if kind == "approval" else inbox.asked_of(interrupt["value"])
+        if kind == "approval":
+            asked = {k: v for k, v in asked.items() if k not in {"refusals", "audit_head"}}
+        return inbox.receive(
+            self.workspace,
+            thread_id,
+            kind,
+            value,
+            key=key,
+            interrupt_id=str(interrupt["id"]),
+            asked=asked,
+            received_at=now_iso(),
+        )
+
     def _answer(self, g: Any, thread_id: str, kind: str, value: Any, key: str | None) -> RunOutcome:
         from langgraph.types import Command
 
@@ -250,6 +409,7 @@ class Runner:
         checkpoint cannot be read without the graph (the node then judges it alone)."""
         from mpm.graph.approval_judgement import precheck
 
+        self.prechecked = None
         view = Reader(self.context, self.checkpointer_url).view(thread_id, need_values=False)
         if view is None:
             view = self._view_through_saver(thread_id)
@@ -277,9 +437,11 @@ class Runner:
 
         def context() -> Any:
             try:
-                return governance_context(self.context, key)  # the nodes reuse this load
+                full = governance_context(self.context, key)  # the nodes reuse this load
             except Exception:  # noqa: BLE001 - the node reports an unloadable library itself
                 return None
+            self.prechecked = waiting  # judged in full: what :meth:`submit` needs to know
+            return full
 
         return precheck(
             workspace=self.workspace,

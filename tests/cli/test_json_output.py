@@ -63,7 +63,7 @@ def test_json_round_trip_from_kickoff_to_the_last_approval(tmp_path: Path) -> No
     assert started["waiting_for"], "the noop run waits for people"
 
     status = cli("status", "j", "--json", "-w", str(tmp_path / "ws"))
-    assert set(status) == OUTCOME_KEYS and status["stages"] == started["stages"]
+    assert set(status) == OUTCOME_KEYS | {"received"} and status["stages"] == started["stages"]
 
     # open questions: the first wait of a noop run (no tool produced the evidence)
     waiting = started["waiting_for"][0]
@@ -74,7 +74,7 @@ def test_json_round_trip_from_kickoff_to_the_last_approval(tmp_path: Path) -> No
         assert sorted(answers) == sorted(waiting["questions"])
         path = tmp_path / "answers.yaml"
         path.write_text(yaml.safe_dump(answers))
-        answered = cli("answer", "j", "--file", str(path), "--json", *ws)
+        answered = cli("answer", "j", "--wait", "--file", str(path), "--json", *ws)
         assert set(answered) == OUTCOME_KEYS
 
     requested_by = yaml.safe_load(req.read_text()).get("requested_by")
@@ -84,10 +84,11 @@ def test_json_round_trip_from_kickoff_to_the_last_approval(tmp_path: Path) -> No
         if not rows:
             break
         row = rows[0]
-        assert set(row) == APPROVAL_KEYS
+        assert set(row) == APPROVAL_KEYS | {"received"}  # null: nothing received yet
+        assert row["received"] is None
         assert row["command"] == ["mpm", "approve", row["thread_id"], row["approval_id"]]
         who = next(u for u in row["eligible_approvers"] if u != requested_by)
-        out = cli(*row["command"][1:], "--as", who, "-c", "ok", "--json", *ws)
+        out = cli(*row["command"][1:], "--as", who, "-c", "ok", "--wait", "--json", *ws)
         assert set(out) == OUTCOME_KEYS | {"decision"}
         assert out["decision"] == {
             "approval_id": row["approval_id"],
@@ -138,7 +139,7 @@ def test_refused_decision_json_says_why_and_exits_2(tmp_path: Path) -> None:
         pending = runner(tmp_path / "ws").snapshot("r").interrupts[0]["value"]
         path = tmp_path / "answers.yaml"
         path.write_text(yaml.safe_dump({q["key"]: auto_answer(q) for q in pending["questions"]}))
-        cli("answer", "r", "--file", str(path), "--json", *ws)
+        cli("answer", "r", "--wait", "--file", str(path), "--json", *ws)
     row = cli("approvals", "--json", "-w", str(tmp_path / "ws"))["approvals"][0]
     key_for("mallory")  # a real key, bound in the identity directory: but in no group
     refused = cli(*row["command"][1:], "--as", "mallory", "-c", "x", "--json", *ws, code=2)

@@ -69,10 +69,13 @@ def test_read_commands_build_no_graph_and_print_what_the_graph_path_prints(
     w = ["-w", str(ws)]
     full = runner(ws)
     expected = {
-        ("status", "r1"): render.outcome_json(full.snapshot("r1")),
+        # nothing received and not yet applied (graph/inbox.py): "received" is null
+        ("status", "r1"): render.outcome_json(full.snapshot("r1")) | {"received": None},
         ("approvals",): {
             "version": render.JSON_VERSION,
-            "approvals": [render.approval_json(r) for r in full.pending_approvals()],
+            "approvals": [
+                render.approval_json(r) | {"received": None} for r in full.pending_approvals()
+            ],
         },
         ("runs",): {"version": render.JSON_VERSION, "threads": full.threads()},
     }
@@ -138,7 +141,9 @@ def test_refused_approve_is_refused_before_resume_and_audited(tmp_path: Path) ->
     # pre-check refusal of its task into the checkpoint's chain
     requested_by = r.snapshot("r2").values["requirements"].get("requested_by")
     who = approver_for(pending, requested_by)
-    proc, seen = probe(tmp_path, "approve", "r2", approval, "--as", who, "-c", "ok", "-w", str(ws))
+    proc, seen = probe(
+        tmp_path, "approve", "r2", approval, "--as", who, "-c", "ok", "--wait", "-w", str(ws)
+    )
     assert seen["code"] in (0, 1), proc.stderr
     assert "langgraph.graph" in seen["modules"]  # this one did resume the graph
     values = r.snapshot("r2").values

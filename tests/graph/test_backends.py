@@ -136,7 +136,9 @@ def test_governed_run_started_by_one_process_is_decided_and_inspected_by_others(
     answers = _write_yaml(
         tmp_path / "answers.yaml", {q["key"]: auto_answer(q) for q in questions["questions"]}
     )
-    answered = _cli("answer", "cross-a", "--file", str(answers), *_flags(workspace, checkpointer))
+    answered = _cli(
+        "answer", "cross-a", "--wait", "--file", str(answers), *_flags(workspace, checkpointer)
+    )
     assert answered.returncode == 0, answered.stdout + answered.stderr
     second = _snapshot(workspace, checkpointer, "cross-a")
     assert second.values["human_answers"], "the answers were not stored"
@@ -150,6 +152,7 @@ def test_governed_run_started_by_one_process_is_decided_and_inspected_by_others(
     who = approver_for(request, pending.values["requirements"].get("requested_by"))
     approved = _cli(
         "approve",
+        "--wait",
         "cross-a",
         request["approval_id"],
         "--as",
@@ -224,14 +227,16 @@ def test_kickoff_questions_left_open_are_answered_by_another_process(
 
     # later, someone else answers from another process
     answers = _write_yaml(tmp_path / "kickoff.yaml", {f: ANSWERS[f] for f in fields})
-    asked = _cli("answer", "chat-b", "--file", str(answers), *_run_flags(workspace, checkpointer))
+    asked = _cli(
+        "answer", "chat-b", "--wait", "--file", str(answers), *_run_flags(workspace, checkpointer)
+    )
     # breast_cancer's target is binary: its positive class is asked next, offered by name
     assert "waiting for kickoff answers: positive_class" in asked.stdout, (
         asked.stdout + asked.stderr
     )
     positive = _write_yaml(tmp_path / "positive.yaml", {"positive_class": "malignant"})
     restated = _cli(
-        "answer", "chat-b", "--file", str(positive), *_run_flags(workspace, checkpointer)
+        "answer", "chat-b", "--wait", "--file", str(positive), *_run_flags(workspace, checkpointer)
     )
     # the requirements are restated for confirmation before planning; yes, from a third process
     assert "waiting for kickoff answers: confirm" in restated.stdout, (
@@ -239,7 +244,7 @@ def test_kickoff_questions_left_open_are_answered_by_another_process(
     )
     confirm = _write_yaml(tmp_path / "confirm.yaml", {"confirm": "yes"})
     answered = _cli(
-        "answer", "chat-b", "--file", str(confirm), *_run_flags(workspace, checkpointer)
+        "answer", "chat-b", "--wait", "--file", str(confirm), *_run_flags(workspace, checkpointer)
     )
     after = _snapshot(workspace, checkpointer, "chat-b")
     assert not [i for i in after.interrupts if i["value"].get("type") == "kickoff_questions"], (

@@ -18,6 +18,8 @@ import yaml
 
 from mpm.governance import load_policy
 from mpm.governance.defaults import DEFAULT_APPLIES_REASON
+from mpm.graph import inbox
+from mpm.graph.workspace import Workspace
 from tests.conftest import SHARED_POLICIES
 from tests.graph.helpers import REPO, auto_answer, bind_named_people, example, mpm, runner
 
@@ -77,7 +79,7 @@ def test_public_policy_alone_governs_a_kickoff(tmp_path: Path, policy: Path) -> 
         assert {q["label"] for q in asked} <= labels, {q["label"] for q in asked} - labels
         answers = tmp_path / "answers.yaml"
         answers.write_text(yaml.safe_dump({q["key"]: auto_answer(q) for q in asked}))
-        answered = mpm("answer", "t", "-w", str(workspace), "--file", str(answers))
+        answered = mpm("answer", "t", "--wait", "-w", str(workspace), "--file", str(answers))
         assert answered.returncode == 0, answered.stdout + answered.stderr
         snap = runner(workspace).snapshot("t")
 
@@ -131,7 +133,8 @@ group_rules: {"dual:dual-sign-off": all_of}
 """
 
 
-def test_all_of_needs_each_group_and_the_approvals_own_evidence(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["--wait", "background"])
+def test_all_of_needs_each_group_and_the_approvals_own_evidence(tmp_path: Path, mode: str) -> None:
     folder = tmp_path / "policies"
     folder.mkdir()
     (folder / "dual.yml").write_text(DUAL)
@@ -145,15 +148,25 @@ def test_all_of_needs_each_group_and_the_approvals_own_evidence(tmp_path: Path) 
     assert kicked.returncode == 0, kicked.stdout + kicked.stderr
     notes = tmp_path / "notes.yaml"
     notes.write_text("Local.validation-notes: holdout evaluation\n")
-    assert mpm("answer", "d", "-w", str(ws), "--file", str(notes)).returncode == 0
+    assert mpm("answer", "d", "--wait", "-w", str(ws), "--file", str(notes)).returncode == 0
 
     listed = mpm("approvals", "-w", str(ws), env={"COLUMNS": "250"})
     assert "all of: still modeling-review, infosec-review" in listed.stdout, listed.stdout
     assert "answer first: Residual risk accepted by" in listed.stdout
 
     def approve(who: str, *extra: str) -> Any:
-        return mpm("approve", "d", "dual:dual-sign-off", "--as", who, "-c", "ok", "-w", str(ws),
-                   *extra)  # fmt: skip
+        """--wait: the outcome in the foreground. Background: received, then (bounded) until
+        its worker applied it -- each group's decision lands in the one pending task."""
+        flags = ["--wait"] if mode == "--wait" else ["--json"]
+        done = mpm("approve", "d", "dual:dual-sign-off", "--as", who, "-c", "ok", *flags, "-w",
+                   str(ws), *extra)  # fmt: skip
+        if mode == "background" and done.returncode == 0:
+            from tests.reliability.test_background_decisions import wait_for_worker
+
+            wait_for_worker(json.loads(done.stdout.splitlines()[-1])["continuing"]["pid"])
+            assert not inbox.pending(Workspace(ws), "d")  # applied, and settled as such:
+            assert not inbox.settled(Workspace(ws), "d", inbox.ASIDE)  # never set aside
+        return done
 
     refused = approve("mr-reviewer-1")
     assert refused.returncode == 2 and "own evidence is unanswered" in refused.stderr

@@ -31,7 +31,7 @@ def _kickoff(tmp_path: Path, workspace: Path, thread: str, name: str, **override
 def _answer_questions(tmp_path: Path, workspace: Path, thread: str, value: dict[str, Any]) -> None:
     answers = tmp_path / f"answers-{thread}.yaml"
     answers.write_text(yaml.safe_dump({q["key"]: auto_answer(q) for q in value["questions"]}))
-    result = mpm("answer", thread, "-w", str(workspace), "--file", str(answers))
+    result = mpm("answer", thread, "--wait", "-w", str(workspace), "--file", str(answers))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -56,6 +56,7 @@ def _approve(
 ) -> Any:
     return mpm(
         "approve",
+        "--wait",
         thread,
         approval_id,
         "--as",

@@ -265,13 +265,13 @@ def test_confirmation_and_answers_work_across_processes(tmp_path: Path, workspac
     assert yaml.safe_load(text) == {"target_column": None}
 
     template.write_text(text.replace("target_column: null", "target_column: churned"))
-    answered = mpm("answer", "xp1", "--file", str(template), *flags)
+    answered = mpm("answer", "xp1", "--wait", "--file", str(template), *flags)
     assert "waiting for kickoff answers: positive_class" in answered.stdout, (
         answered.stdout + answered.stderr
     )
     positive = tmp_path / "positive.yaml"
     positive.write_text("positive_class: 'yes'\n")
-    answered = mpm("answer", "xp1", "--file", str(positive), *flags)
+    answered = mpm("answer", "xp1", "--wait", "--file", str(positive), *flags)
     assert "waiting for kickoff answers: confirm" in answered.stdout, (
         answered.stdout + answered.stderr
     )
@@ -279,7 +279,7 @@ def test_confirmation_and_answers_work_across_processes(tmp_path: Path, workspac
 
     confirm = tmp_path / "confirm.yaml"
     confirm.write_text("confirm: yes\n")
-    done = mpm("answer", "xp1", "--file", str(confirm), *flags)
+    done = mpm("answer", "xp1", "--wait", "--file", str(confirm), *flags)
     assert "waiting for kickoff answers" not in done.stdout, done.stdout + done.stderr
     final = runner(workspace).snapshot("xp1")
     assert final.values["requirements"]["positive_class"] == "yes"

@@ -64,7 +64,18 @@ def _trail(ws: Path) -> list[dict[str, Any]]:
 
 def _approve_cli(ws: Path, approval_id: str, who: str, *flags: str, env: Any = None) -> Any:
     return mpm(
-        "approve", THREAD, approval_id, "--as", who, "-c", "ok", "-w", str(ws), *flags, env=env
+        "approve",
+        THREAD,
+        approval_id,
+        "--as",
+        who,
+        "-c",
+        "ok",
+        "--wait",
+        "-w",
+        str(ws),
+        *flags,
+        env=env,
     )
 
 

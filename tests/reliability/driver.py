@@ -142,7 +142,7 @@ def next_step(workspace: Path, thread: str, scratch: Path) -> Step | None:
         path.write_text(yaml.safe_dump(answers))
         return Step(
             f"answer {answered}",
-            ["answer", thread, *ws, "--file", str(path)],
+            ["answer", thread, "--wait", *ws, "--file", str(path)],
             lambda r: r.answer(thread, "open_questions", answers),
         )
     if value["type"] == "approval":
@@ -160,7 +160,7 @@ def next_step(workspace: Path, thread: str, scratch: Path) -> Step | None:
             )
         return Step(
             f"approve {approval}",
-            ["approve", thread, approval, "--as", who, "-c", "ok", *ws],
+            ["approve", thread, approval, "--as", who, "-c", "ok", "--wait", *ws],
             lambda r: r.answer(
                 thread,
                 "approval",

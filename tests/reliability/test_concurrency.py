@@ -4,6 +4,7 @@ the thread's two parallel approvals at the same moment: both decisions land."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,11 +12,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from mpm.graph import audit
+from mpm.graph import audit, inbox
+from mpm.graph.workspace import Workspace
 from tests.graph.helpers import REPO, approver_for, auto_answer, example, runner
 from tests.reliability.driver import KILLED, mlflow_runs, run_mpm
+from tests.reliability.test_background_decisions import wait_for_worker
 
 
 def _start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -89,8 +93,15 @@ def _two_pending_approvals(workspace: Path) -> tuple[Any, list[dict[str, Any]]]:
     return req, pending
 
 
-def test_two_approvers_deciding_parallel_approvals_at_once_both_land(workspace: Path) -> None:
+@pytest.mark.parametrize("mode", ["--wait", "background"])
+def test_two_approvers_deciding_parallel_approvals_at_once_both_land(
+    workspace: Path, mode: str
+) -> None:
+    """``--wait``: the second approver's process waits for the first's lock, then resumes.
+    Default: both return at once; two workers race for the lock -- the first delivers what
+    the inbox holds (both, if both are in), the other delivers the rest or finds nothing."""
     req, pending = _two_pending_approvals(workspace)
+    flags = ["--wait"] if mode == "--wait" else ["--json"]
     procs = [
         _start(
             "approve",
@@ -102,12 +113,21 @@ def test_two_approvers_deciding_parallel_approvals_at_once_both_land(workspace: 
             f"reviewed {p['approval_id']}",
             "-w",
             str(workspace),
+            *flags,
         )
         for p in pending
     ]
     results = [_finish(p) for p in procs]
     assert all(code == 0 for code, _, _ in results), results
-    assert all("recorded" in out for _, out, _ in results)
+    if mode == "--wait":
+        assert all("recorded" in out for _, out, _ in results)
+    else:
+        workers = [json.loads(out.splitlines()[-1])["continuing"]["pid"] for _, out, _ in results]
+        for pid in workers:
+            wait_for_worker(pid)
+        assert inbox.pending(Workspace(workspace), "pair") == []
+        done = inbox.settled(Workspace(workspace), "pair", inbox.DONE)
+        assert sorted(e.key for e in done) == sorted(p["approval_id"] for p in pending)
 
     values = runner(workspace).snapshot("pair").values
     for p in pending:
