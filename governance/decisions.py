@@ -23,6 +23,16 @@ WITHDRAWAL = "withdrawal"
 """``kind`` of mpm's trail entry withdrawing a decision whose reviewed work was reopened
 (it names the decision in ``withdraws``)."""
 
+
+def withdrawn_decisions(entries: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(approval id, decision id) of every decision a withdrawal entry withdraws."""
+    return {
+        (str(e.get("approval_id")), str(e.get("withdraws")))
+        for e in entries
+        if isinstance(e, Mapping) and e.get("kind") == WITHDRAWAL
+    }
+
+
 DECISIONS = ("approve", "reject", "request_changes")
 SEEN_DECISIONS = "seen_decision_ids"
 MAX_COMMENT = 2000
@@ -188,12 +198,10 @@ def derive_decisions(
     standing: dict[str, dict[str, Any]] = {}
     approvers_of: dict[str, list[str]] = {}  # approval id -> signers of standing approves
     seen_ids: set[str] = set()
-    withdrawn: set[tuple[str, str]] = set()
-    for entry in sorted(
-        (e for e in entries if isinstance(e, Mapping)), key=lambda e: _seq(e.get("seq"))
-    ):
+    entries = [e for e in entries if isinstance(e, Mapping)]
+    withdrawn = withdrawn_decisions(entries)
+    for entry in sorted(entries, key=lambda e: _seq(e.get("seq"))):
         if entry.get("kind") == WITHDRAWAL:
-            withdrawn.add((str(entry.get("approval_id")), str(entry.get("withdraws"))))
             continue
         first_use = str(entry.get("decision_id")) not in seen_ids
         seen_ids.add(str(entry.get("decision_id")))

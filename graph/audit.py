@@ -298,21 +298,19 @@ def compare_copies(
 def forged_approvals(trail: list[dict[str, Any]], approvals: dict[str, Any]) -> list[str]:
     """Decisions in the checkpoint's ``approvals`` map that no signed, accepted entry backs,
     or that the trail withdrew (a superseded decision written back into the map)."""
-    from mpm.governance.decisions import WITHDRAWAL
+    from mpm.governance.decisions import withdrawn_decisions
 
     backed = {
         (e.get("approval_id"), e.get("decision_id"))
         for e in trail
         if e.get("accepted") and e.get("signature")
     }
-    withdrawn = {
-        (e.get("approval_id"), e.get("withdraws")) for e in trail if e.get("kind") == WITHDRAWAL
-    }
+    withdrawn = withdrawn_decisions(trail)
     problems = []
     for approval_id, record in (approvals or {}).items():
         if not isinstance(record, dict) or record.get("decision") == "superseded":
             continue
-        if (approval_id, record.get("decision_id")) in withdrawn:
+        if (str(approval_id), str(record.get("decision_id"))) in withdrawn:
             problems.append(
                 f"approval {approval_id}: the checkpoint records {record.get('decision')!r} by "
                 f"{record.get('approver')!r}, a decision the trail withdrew (restored; it grants nothing)"

@@ -92,11 +92,25 @@ def _used_decision_ids(snapshot: Any) -> set[str]:
     approvals decided in the step still open (parallel approvals decided one by one have
     not reached the trail yet, and each approval task only knows the trail as it was when
     the approvals were requested)."""
+    return {str(e["decision_id"]) for e in _recorded(snapshot) if e.get("decision_id")}
+
+
+def _recorded(snapshot: Any) -> list[dict[str, Any]]:
+    """The audit entries the checkpoint records: its chain, and the writes of approvals
+    decided in the step still open."""
     entries = list((snapshot.values or {}).get("audit") or [])
     for task in snapshot.tasks:
         if isinstance(task.result, dict):
             entries += task.result.get("audit") or []
-    return {str(e["decision_id"]) for e in entries if isinstance(e, dict) and e.get("decision_id")}
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def _by_the_node(entry: dict[str, Any]) -> bool:
+    """A judgement the approval node made (not a pre-check refusal, which never consumed a
+    resume value)."""
+    from mpm.graph.approval_judgement import PRECHECK_SLOT
+
+    return f"#{PRECHECK_SLOT}#" not in str(entry.get("slot") or "")
 
 
 def _judged(snapshot: Any, trail: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -105,18 +119,12 @@ def _judged(snapshot: Any, trail: list[dict[str, Any]]) -> dict[str, dict[str, A
     in the step still open), and the node's refusals in the durable trail (a refused value
     was consumed: the node asked again). An acceptance only in the trail is not settled --
     the task may not have been saved; delivering it again meets that judgement again."""
-    out: dict[str, dict[str, Any]] = {}
-    for e in trail:
-        node_made = "#precheck#" not in str(e.get("slot") or "")
-        if e.get("decision_id") and not e.get("accepted") and node_made:
-            out[str(e["decision_id"])] = e
-    entries = list((snapshot.values or {}).get("audit") or [])
-    for task in snapshot.tasks:
-        if isinstance(task.result, dict):
-            entries += task.result.get("audit") or []
-    for e in entries:
-        if isinstance(e, dict) and e.get("decision_id"):
-            out[str(e["decision_id"])] = e
+    out = {
+        str(e["decision_id"]): e
+        for e in trail
+        if e.get("decision_id") and not e.get("accepted") and _by_the_node(e)
+    }
+    out.update({str(e["decision_id"]): e for e in _recorded(snapshot) if e.get("decision_id")})
     return out
 
 
@@ -278,9 +286,7 @@ class Runner:
                 accepted_in_trail={
                     str(e["decision_id"]): e
                     for e in trail
-                    if e.get("accepted")
-                    and e.get("decision_id")
-                    and "#precheck#" not in str(e.get("slot") or "")
+                    if e.get("accepted") and e.get("decision_id") and _by_the_node(e)
                 },
             )
             for entry, why in plan.done:
