@@ -113,7 +113,18 @@ def _loader_class() -> type | None:
         def construct_undefined(self, node: Any) -> Any:
             raise FastPathUnavailable(f"tag {node.tag}")
 
+        def construct_yaml_timestamp(self, node: Any) -> Any:
+            """A timestamp with a zone is the one scalar the two libraries construct
+            differently (ruamel: naive, in UTC; PyYAML: aware): ruamel decides it."""
+            value = super().construct_yaml_timestamp(node)
+            if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+                raise FastPathUnavailable("a timestamp with a time zone")
+            return value
+
     Constructor12.add_constructor("tag:yaml.org,2002:int", Constructor12.construct_yaml_int)
+    Constructor12.add_constructor(
+        "tag:yaml.org,2002:timestamp", Constructor12.construct_yaml_timestamp
+    )
     Constructor12.add_constructor(None, Constructor12.construct_undefined)
     for tag in ("python/", "set", "omap", "pairs", "binary", "value"):
         Constructor12.yaml_constructors.pop(f"tag:yaml.org,2002:{tag}", None)
@@ -154,22 +165,4 @@ def load(text: str, *, max_nodes: int = MAX_YAML_NODES) -> Any:
         raise FastPathUnavailable(str(exc)) from None
     finally:
         loader.dispose()
-    if _has_zoned_timestamp(data):
-        raise FastPathUnavailable("a timestamp with a time zone")
     return data
-
-
-def _has_zoned_timestamp(data: Any) -> bool:
-    """A timestamp with a zone is the one scalar the two libraries construct differently
-    (ruamel: naive, in UTC; PyYAML: aware); such a document is left to ruamel."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, datetime.datetime) and item.tzinfo is not None:
-            return True
-    return False
