@@ -27,6 +27,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -307,14 +308,18 @@ def build_brief(ctx: StageContext, task: str) -> str:
     return json.dumps(brief, sort_keys=True, default=str)
 
 
+def _finish(summary: str = "") -> dict[str, Any]:
+    """Call this once every step of the procedure is done. Example: {"summary": "trained and evaluated the model"}."""
+    return {"summary": summary}
+
+
+@lru_cache(maxsize=1)
 def finish_tool() -> BaseTool:
-    """The completion tool: the model says the stage is done (the loop checks it is)."""
+    """The completion tool: the model says the stage is done (the loop checks it is).
 
-    def finish(summary: str = "") -> dict[str, Any]:
-        """Call this once every step of the procedure is done. Example: {"summary": "trained and evaluated the model"}."""
-        return {"summary": summary}
-
-    return StructuredTool.from_function(func=finish, name=FINISH_TOOL)
+    Built once: it holds no state, and deriving its argument schema from the signature (a
+    pydantic model) cost about a millisecond per stage."""
+    return StructuredTool.from_function(func=_finish, name=FINISH_TOOL)
 
 
 def summarize_tool_results(messages: Sequence[BaseMessage]) -> str:

@@ -28,6 +28,7 @@ such as llama.cpp cancel the generation instead of running on behind an abandone
 from __future__ import annotations
 
 import contextvars
+import copy
 import json
 import os
 import re
@@ -41,6 +42,7 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult, LLMResult
 from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
@@ -123,6 +125,24 @@ def procedure_steps(system_prompt: str) -> list[tuple[str, dict[str, Any]]]:
     return steps
 
 
+_TOOL_SCHEMAS: dict[tuple[str, str, type], dict[str, Any]] = {}
+"""(name, description, argument model) -> the tool in OpenAI's format. Every stage binds
+its toolkit afresh (the tools are bound to the stage), but a tool's schema is made of
+these three only, and deriving it through pydantic's JSON schema costs more than the
+stub's own answer."""
+
+
+def _openai_tool(tool: Any) -> dict[str, Any]:
+    schema = getattr(tool, "args_schema", None)
+    if not isinstance(tool, BaseTool) or not isinstance(schema, type):
+        return convert_to_openai_tool(tool)
+    key = (tool.name, tool.description, schema)
+    cached = _TOOL_SCHEMAS.get(key)
+    if cached is None:
+        cached = _TOOL_SCHEMAS[key] = convert_to_openai_tool(tool)
+    return copy.deepcopy(cached)
+
+
 class StubChatModel(BaseChatModel):
     """Deterministic offline chat model; see the module docstring for what it does."""
 
@@ -135,8 +155,7 @@ class StubChatModel(BaseChatModel):
     def bind_tools(
         self, tools: Sequence[Any], **kwargs: Any
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        return self.bind(tools=formatted, **kwargs)
+        return self.bind(tools=[_openai_tool(t) for t in tools], **kwargs)
 
     def with_structured_output(
         self, schema: Any, **kwargs: Any

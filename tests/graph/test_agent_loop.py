@@ -170,3 +170,37 @@ def test_work_and_finish_in_one_turn_finish_after_the_work(tmp_path: Path) -> No
     outcome = run_agent(SPEC, _ctx(tmp_path), ScriptedChat(script=[batched], sent=[]), "count")
     assert (outcome.finished_by, outcome.outputs["total"], outcome.model_calls) == ("finish", 3, 1)
     assert outcome.tool_calls == ["load", "add_up"] and not outcome.tool_errors
+
+
+def test_the_stub_binds_each_tool_with_its_own_schema_every_time(tmp_path: Path) -> None:
+    """The stub keeps each tool's OpenAI schema after its first conversion; what it binds
+    must still be exactly LangChain's conversion of the tool in hand: a tool of the same
+    name with another description or other arguments gets its own schema, and a caller
+    editing what was bound does not change what the next stage is given."""
+    from langchain_core.tools import StructuredTool
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    from mpm.agents.base import finish_tool
+
+    def first(n: int = 3) -> dict[str, Any]:
+        """Count to n."""
+        return {}
+
+    def second(label: str) -> dict[str, Any]:
+        """Name the count."""
+        return {}
+
+    tools = [
+        StructuredTool.from_function(func=first, name="count"),
+        StructuredTool.from_function(func=second, name="count"),
+        *CountingToolkit(_ctx(tmp_path)).tools(),
+        finish_tool(),
+    ]
+    model = StubChatModel()
+    bound = model.bind_tools(tools).kwargs["tools"]
+    assert bound == [convert_to_openai_tool(t) for t in tools]
+    assert bound[0] != bound[1]  # same name, different arguments and description
+    bound[0]["function"]["description"] = "edited by a caller"
+    again = model.bind_tools(tools).kwargs["tools"]
+    assert again[0]["function"]["description"] == "Count to n."
+    assert finish_tool() is finish_tool()  # one stateless completion tool for every stage
