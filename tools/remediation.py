@@ -244,7 +244,7 @@ def train_remediated(
     from mpm.tools.datasets import read_table
     from mpm.tools.features import recommend_features
     from mpm.tools.metrics import check_metric, check_model_type
-    from mpm.tools.training import _train
+    from mpm.tools.training import train_plan
 
     model_type = check_model_type(model_type)
     target_metric = check_metric(target_metric, model_type)
@@ -259,7 +259,7 @@ def train_remediated(
             {"action": "drop", "columns": drops, "reason": "remediation: named by validation"},
         ]
     plan, own_variants = training_plan(model_type, strategies)
-    result = _train(
+    result = train_plan(
         plan,
         train_path,
         val_path,
@@ -354,14 +354,14 @@ def tune_threshold_to_goal(
     from threadpoolctl import threadpool_limits
 
     from mpm.tools.metrics import positive_label
-    from mpm.tools.training import OPENMP_THREADS, _folds
+    from mpm.tools.training import OPENMP_THREADS, cv_folds
 
     x, y = dev[list(features)], dev[target_column]
     classes = sorted(y.unique().tolist())
     if len(classes) != 2:
         return None
     champion = joblib.load(model_path)
-    folds, _ = _folds(dev, y, model_type, group_column, time_column, seed)
+    folds, _ = cv_folds(dev, y, model_type, group_column, time_column, seed)
     pos = positive_label(classes, pos_label)  # the class training chose
     p = np.full(len(y), np.nan)
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):

@@ -178,7 +178,7 @@ def train_candidates(
             f"families: unknown {', '.join(map(repr, unknown))} for {model_type}; expected some of {', '.join(grids)}"
         )
     plan = [(f, grids[f]) for f in chosen]
-    return _train(
+    return train_plan(
         plan,
         train_path,
         val_path,
@@ -246,15 +246,15 @@ def train_baseline(
         use_sensitive_attributes=use_sensitive_attributes,
     )
     try:
-        return _train([(simple, [{}])], train_path, val_path, target_column, out_dir, **kwargs)
+        return train_plan([(simple, [{}])], train_path, val_path, target_column, out_dir, **kwargs)
     except TrainingError:
-        return _train([("dummy", [{}])], train_path, val_path, target_column, out_dir, **kwargs)
+        return train_plan([("dummy", [{}])], train_path, val_path, target_column, out_dir, **kwargs)
 
 
 # --------------------------------------------------------------------------- the loop
 
 
-def _train(
+def train_plan(
     plan: list[tuple[str, list[dict[str, Any]]]],
     train_path: str,
     val_path: str,
@@ -278,6 +278,10 @@ def _train(
     sensitive_attributes: Sequence[str] = (),
     use_sensitive_attributes: bool = False,
 ) -> dict[str, Any]:
+    """Cross-validate every (family, settings grid) of ``plan`` on train+validation, refit
+    the winner, score it on validation and save it with its tracked runs: what
+    :func:`train_candidates` and :func:`train_baseline` run with their own plans, and the
+    remediation loop (``tools/remediation.py``) with its wider ones."""
     import joblib
     import pandas as pd
     from threadpoolctl import threadpool_limits
@@ -334,7 +338,7 @@ def _train(
     )
     pos_label = positive["label"] if positive else None
     scorer = cv_scorer(target_metric, classes, pos_label)
-    folds, cv_kind = _folds(dev, y_dev, model_type, group_column, time_column, seed)
+    folds, cv_kind = cv_folds(dev, y_dev, model_type, group_column, time_column, seed)
     imbalance = _imbalance(y_dev) if model_type == "classification" else None
     if imbalance_variants and imbalance and imbalance["imbalanced"]:
         plan = [(f, _with_class_weights(f, grid)) for f, grid in plan]
@@ -536,7 +540,7 @@ def _context(
     }
 
 
-def _folds(
+def cv_folds(
     dev: Any,
     y: Any,
     model_type: str,
