@@ -49,7 +49,18 @@ def signing_identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, signing_identity: tuple[Path, Path]) -> None:
     for var in MPM_ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
+        # set, then deleted: the undo then removes whatever the test itself set (e.g.
+        # ``mlflow.set_tracking_uri`` writes MLFLOW_TRACKING_URI), where a bare delete of
+        # an unset variable records nothing and lets it leak into the next module's
+        # fixtures
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    import sys
+
+    if "mlflow" in sys.modules:  # its process-global (fluent) tracking URI: unset, as
+        from mlflow.tracking import _tracking_service  # in a fresh process
+
+        monkeypatch.setattr(_tracking_service.utils, "_tracking_uri", None)
     # approvers sign: every run's identity directory is the session's, and a key directory
     # (one key per member id) signs for whoever `--as` names
     identity, keys = signing_identity
