@@ -27,7 +27,14 @@ each node appending one item to a list, on the same checkpointer and durability,
 one invocation. The figure is the ratio of the per-super-step times. For reference,
 ``bare_langgraph_same_resumes`` is that chain interrupted as many times as the governed
 run waited for people, each resume driven as the runner drives one (open the
-checkpointer, read the state, stream, read it again).
+checkpointer, read the state, stream, read it again); ``bare_langgraph_same_resumes_and_state``
+is that chain also carrying the governed run's final state from the start (every
+checkpoint as large as mpm's, one of its channels rewritten per step): the floor for a
+graph that keeps what mpm keeps and does nothing in its nodes.
+
+``where_the_cpu_goes`` splits the counted CPU: each node's own code (thread CPU, the
+agent loop in its stage worker, the tools' and synthesis's ML work taken out) and the
+rest, ``graph_machinery`` (LangGraph's loop, checkpoint reads and writes, the runner).
 
 Both graphs commit a checkpoint (SQLite, ``synchronous=FULL``) at every super-step, so
 on a machine whose disk is shared with other work the wall figures move with the fsync
@@ -136,6 +143,56 @@ class _MLWork:
 SYNTHESIS_ML = _MLWork()
 
 
+class _NodeWork:
+    """Thread-CPU seconds inside each node's own code, summed per node over a run, so the
+    figure can be split into what mpm's nodes do and what the graph machinery around
+    them costs (LangGraph's loop, the checkpointer, the runner).
+
+    Wrapped at the names ``graph/builder.py`` compiles the graph from (before the first
+    compile), plus the agent loop, which runs in the stage's worker thread rather than
+    the node's. A node that runs alone in its super-step runs on the calling thread, and
+    parallel ones on LangGraph's executor; thread time is right for both."""
+
+    NODES = ("kickoff", "plan", "governance", "supervisor", "approval", "questions", "synthesize")
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self.cpu: dict[str, float] = {}
+
+    def install(self) -> None:
+        import mpm.graph.builder as builder
+        import mpm.graph.nodes.stage as stage
+
+        for name in self.NODES:
+            setattr(builder, name, self._timed(name, getattr(builder, name)))
+        builder.run_stage = self._timed("stage_node", builder.run_stage)
+        stage._timed_agent_run = self._timed("agent_loop", stage._timed_agent_run)
+
+    def _timed(self, label: str, function: Any) -> Any:
+        import functools
+
+        @functools.wraps(function)  # LangGraph reads the node's signature
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            cpu = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - cpu
+                with self._lock:
+                    self.cpu[label] = self.cpu.get(label, 0.0) + spent
+
+        return timed
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self.cpu)
+
+
+NODE_WORK = _NodeWork()
+
+
 def drive(r: Any, thread: str, requirements: dict[str, Any], clock: _Clock) -> Any:
     """``tests.graph.helpers.drive_to_completion`` with only the graph invocations timed."""
     outcome = clock.timed(r.start, thread, {"requirements": requirements})
@@ -162,15 +219,21 @@ def governed_run(workspace: Path, name: str, thread: str) -> dict[str, Any]:
     r = runner(workspace, toolset=TOOLSET, tracking=False)
     before, tools_before = STUB_USAGE.snapshot(), TOOL_TIME.snapshot()
     ml_before = SYNTHESIS_ML.snapshot()
+    nodes_before = NODE_WORK.snapshot()
     clock = _Clock()
     outcome = drive(r, thread, example(name), clock)
     wall, cpu = clock.wall, clock.cpu
     after, tools_after = STUB_USAGE.snapshot(), TOOL_TIME.snapshot()
     ml_after = SYNTHESIS_ML.snapshot()
+    nodes_after = NODE_WORK.snapshot()
     tool_wall = tools_after["wall_s"] - tools_before["wall_s"]
     tool_cpu = tools_after["cpu_s"] - tools_before["cpu_s"]
     ml_wall = ml_after["wall_s"] - ml_before["wall_s"]
     ml_cpu = ml_after["cpu_s"] - ml_before["cpu_s"]
+    nodes = {k: v - nodes_before.get(k, 0.0) for k, v in nodes_after.items()}
+    # the tools' real work runs inside the agent loop, the ML work inside synthesis
+    nodes["agent_loop"] = nodes.get("agent_loop", 0.0) - tool_cpu
+    nodes["synthesize"] = nodes.get("synthesize", 0.0) - ml_cpu
     steps = len(r.history(thread))
     with sqlite3.connect(workspace / "checkpoints.db") as conn:
         size = conn.execute(
@@ -196,6 +259,7 @@ def governed_run(workspace: Path, name: str, thread: str) -> dict[str, Any]:
         "ml_wall_s": ml_wall,
         "ml_cpu_s": ml_cpu,
         "ml_calls": ml_after["calls"] - ml_before["calls"],
+        "node_cpu_s": nodes,
         "invocations": clock.invocations,
         "super_steps": steps,
         "resumes": sum(
@@ -210,6 +274,7 @@ def governed_run(workspace: Path, name: str, thread: str) -> dict[str, Any]:
         "output_tokens": after["output_tokens"] - before["output_tokens"],
         "status": outcome.status,
         "registered_model": ((outcome.values.get("deliverables") or {}).get("registered_model")),
+        "final_state": dict(outcome.values),
     }
 
 
@@ -240,12 +305,21 @@ def bare_run(workspace: Path, nodes: int, thread: str) -> tuple[float, float]:
 
 
 def bare_run_with_resumes(
-    workspace: Path, nodes: int, resumes: int, thread: str
+    workspace: Path,
+    nodes: int,
+    resumes: int,
+    thread: str,
+    carried: dict[str, Any] | None = None,
 ) -> tuple[float, float]:
     """The same chain with ``resumes`` of its nodes calling ``interrupt()``, driven as the
     runner drives a thread: every invocation opens the checkpointer, reads the thread's
     state, streams to the next interrupt and reads the state again. The floor for a run
-    that waits for people ``resumes`` times."""
+    that waits for people ``resumes`` times.
+
+    ``carried``: the state also holds these channels (the governed run's final state) from
+    the start, and each node rewrites one of them in turn, so every checkpoint carries and
+    every step writes state of the governed run's size -- the floor for a graph that keeps
+    what mpm keeps, with nothing done in its nodes."""
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import Command, interrupt
 
@@ -253,16 +327,27 @@ def bare_run_with_resumes(
     from mpm.graph.workspace import Workspace
 
     waits = {round((k + 1) * nodes / (resumes + 1)) for k in range(resumes)}
+    kept = sorted(carried or {})
 
     def make(i: int) -> Any:
-        def node(_s: BareState) -> dict[str, Any]:
+        def node(_s: Any) -> dict[str, Any]:
             if i in waits:
                 interrupt({"node": i})
-            return {"items": [i]}
+            update: dict[str, Any] = {"items": [i]}
+            if kept:
+                key = kept[i % len(kept)]
+                update[key] = carried[key]  # type: ignore[index]
+            return update
 
         return node
 
-    builder = StateGraph(BareState)
+    schema: Any = BareState
+    if kept:
+        schema = TypedDict(  # type: ignore[misc]
+            "CarriedState",
+            {"items": Annotated[list[int], operator.add], **dict.fromkeys(kept, Any)},
+        )
+    builder = StateGraph(schema)
     for i in range(nodes):
         builder.add_node(f"n{i}", make(i))
         builder.add_edge(START if i == 0 else f"n{i - 1}", f"n{i}")
@@ -271,7 +356,7 @@ def bare_run_with_resumes(
     ws = Workspace.resolve(workspace)
     config = {"configurable": {"thread_id": thread}, "recursion_limit": nodes + 10}
     started, cpu_started = time.perf_counter(), time.process_time()
-    graph_input: Any = {"items": []}
+    graph_input: Any = {"items": [], **(carried or {})}
     for _ in range(len(waits) + 1):
         with open_checkpointer("sqlite", ws) as saver:
             graph = compiled.copy({"checkpointer": saver})
@@ -284,6 +369,24 @@ def bare_run_with_resumes(
     return time.perf_counter() - started, time.process_time() - cpu_started
 
 
+def where_the_cpu_goes(runs: list[dict[str, Any]], cpu: float) -> dict[str, Any]:
+    """The counted CPU per run split by node (median over runs; tools' and synthesis's ML
+    work already taken out), and the rest: LangGraph's loop, checkpoint reads and writes,
+    the runner -- the graph machinery, to set against the bare chains' whole figure."""
+    labels = sorted({k for r in runs for k in r["node_cpu_s"]})
+    per_node = {
+        k: round(1000 * statistics.median(r["node_cpu_s"].get(k, 0.0) for r in runs), 1)
+        for k in labels
+    }
+    nodes_ms = sum(per_node.values())
+    return {
+        "unit": "ms of CPU per run",
+        "nodes": dict(sorted(per_node.items(), key=lambda kv: -kv[1])),
+        "nodes_total": round(nodes_ms, 1),
+        "graph_machinery": round(1000 * cpu - nodes_ms, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -294,6 +397,7 @@ def main() -> None:
         root = Path(tmp)
         signing_setup(root / "signing")
         SYNTHESIS_ML.install()
+        NODE_WORK.install()
         # one MLflow store for every run's registration (the only MLflow use: tracking is
         # off), so its tables are created once, in the warm-up
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'registry.db'}"
@@ -306,6 +410,12 @@ def main() -> None:
         bare_run_with_resumes(root / "bare-resume-warm", steps, waits, "warmup")
         resumed = [
             bare_run_with_resumes(root / f"r{i}", steps, waits, f"r{i}") for i in range(args.runs)
+        ]
+        carried = runs[0]["final_state"]
+        bare_run_with_resumes(root / "bare-state-warm", steps, waits, "warmup", carried)
+        same_state = [
+            bare_run_with_resumes(root / f"s{i}", steps, waits, f"s{i}", carried)
+            for i in range(args.runs)
         ]
 
     def median(key: str) -> float:
@@ -366,6 +476,7 @@ def main() -> None:
             "ratio_per_super_step": round(median("wall_with_tools_s") / bare_wall, 2),
             "cpu_ratio_per_super_step": round(median("cpu_with_tools_s") / bare_cpu, 2),
         },
+        "where_the_cpu_goes": where_the_cpu_goes(runs, cpu),
         "bare_langgraph": {
             "nodes": steps,
             "wall_s_per_run": round(bare_wall, 4),
@@ -379,6 +490,16 @@ def main() -> None:
             "cpu_s_per_run": round(statistics.median(b[1] for b in resumed), 4),
             "ratio_per_super_step": round(wall / statistics.median(b[0] for b in resumed), 2),
             "cpu_ratio_per_super_step": round(cpu / statistics.median(b[1] for b in resumed), 2),
+        },
+        "bare_langgraph_same_resumes_and_state": {
+            "nodes": steps,
+            "interrupts": waits,
+            "channels": 1 + len(carried),
+            "last_checkpoint_bytes": "as mpm's (its final state, carried from the start)",
+            "wall_s_per_run": round(statistics.median(b[0] for b in same_state), 4),
+            "cpu_s_per_run": round(statistics.median(b[1] for b in same_state), 4),
+            "ratio_per_super_step": round(wall / statistics.median(b[0] for b in same_state), 2),
+            "cpu_ratio_per_super_step": round(cpu / statistics.median(b[1] for b in same_state), 2),
         },
         "ratio_per_super_step": round(wall / bare_wall, 2),
         # process CPU time (all threads): what the code costs, less sensitive than wall
