@@ -130,6 +130,10 @@ _TOOL_SCHEMAS: dict[tuple[str, str, type], dict[str, Any]] = {}
 its toolkit afresh (the tools are bound to the stage), but a tool's schema is made of
 these three only, and deriving it through pydantic's JSON schema costs more than the
 stub's own answer."""
+TOOL_SCHEMAS_KEPT = 256
+"""At most this many are kept (oldest dropped first): a tool built from a function on
+every call gets a new argument model each time, which must not grow a long-lived
+process (a server) without bound."""
 
 
 def _openai_tool(tool: Any) -> dict[str, Any]:
@@ -139,7 +143,10 @@ def _openai_tool(tool: Any) -> dict[str, Any]:
     key = (tool.name, tool.description, schema)
     cached = _TOOL_SCHEMAS.get(key)
     if cached is None:
-        cached = _TOOL_SCHEMAS[key] = convert_to_openai_tool(tool)
+        cached = convert_to_openai_tool(tool)
+        while len(_TOOL_SCHEMAS) >= TOOL_SCHEMAS_KEPT:
+            _TOOL_SCHEMAS.pop(next(iter(_TOOL_SCHEMAS), key), None)
+        _TOOL_SCHEMAS[key] = cached
     return copy.deepcopy(cached)
 
 

@@ -204,3 +204,20 @@ def test_the_stub_binds_each_tool_with_its_own_schema_every_time(tmp_path: Path)
     again = model.bind_tools(tools).kwargs["tools"]
     assert again[0]["function"]["description"] == "Count to n."
     assert finish_tool() is finish_tool()  # one stateless completion tool for every stage
+
+
+def test_the_stubs_schema_cache_stays_bounded_when_tools_are_built_afresh() -> None:
+    """A tool built from a function on every call has a new argument model each time; a
+    long-lived process binding such tools must not keep one schema per build forever."""
+    from langchain_core.tools import StructuredTool
+
+    from mpm.graph import llm
+
+    def fresh(n: int = 1) -> dict[str, Any]:
+        """A tool built anew."""
+        return {}
+
+    model = StubChatModel()
+    for _ in range(llm.TOOL_SCHEMAS_KEPT + 40):
+        model.bind_tools([StructuredTool.from_function(func=fresh, name="fresh")])
+    assert len(llm._TOOL_SCHEMAS) <= llm.TOOL_SCHEMAS_KEPT
