@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,8 +56,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, signing_identity: tuple[Path, Pa
         # fixtures
         monkeypatch.setenv(var, "")
         monkeypatch.delenv(var)
-    import sys
-
     if "mlflow" in sys.modules:  # its process-global (fluent) tracking URI: unset, as
         from mlflow.tracking import _tracking_service  # in a fresh process
 
