@@ -24,7 +24,9 @@ with both left in.
 
 The bare graph is a chain with as many nodes as the governed run executed super-steps,
 each node appending one item to a list, on the same checkpointer and durability, run in
-one invocation. The figure is the ratio of the per-super-step times. For reference,
+one invocation. The figure is the ratio of the per-super-step times (medians over the runs; the runs go
+in rounds, one of each graph back to back, and ``ratio_range_over_rounds`` gives the
+lowest and highest ratio within a round). For reference,
 ``bare_langgraph_same_resumes`` is that chain interrupted as many times as the governed
 run waited for people, each resume driven as the runner drives one (open the
 checkpointer, read the state, stream, read it again); ``bare_langgraph_same_resumes_and_state``
@@ -382,6 +384,17 @@ def floor_figures(timings: list[tuple[float, float]], wall: float, cpu: float) -
     }
 
 
+def paired_range(runs: list[dict[str, Any]], bare: list[tuple[float, float]]) -> dict[str, Any]:
+    """mpm's ratio to the bare chain within each round (the two ran back to back), lowest
+    and highest: how far the machine's noise moves the headline ratio."""
+    wall = [r["wall_s"] / b[0] for r, b in zip(runs, bare, strict=True)]
+    cpu = [r["cpu_s"] / b[1] for r, b in zip(runs, bare, strict=True)]
+    return {
+        "wall": [round(min(wall), 2), round(max(wall), 2)],
+        "cpu": [round(min(cpu), 2), round(max(cpu), 2)],
+    }
+
+
 def where_the_cpu_goes(runs: list[dict[str, Any]], cpu: float) -> dict[str, Any]:
     """The counted CPU per run split by node (median over runs; tools' and synthesis's ML
     work already taken out), and the rest: LangGraph's loop, checkpoint reads and writes,
@@ -414,22 +427,25 @@ def main() -> None:
         # one MLflow store for every run's registration (the only MLflow use: tracking is
         # off), so its tables are created once, in the warm-up
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'registry.db'}"
-        governed_run(root / "warm", args.example, "warmup")  # imports, policy library cache
-        runs = [governed_run(root / f"g{i}", args.example, f"g{i}") for i in range(args.runs)]
-        steps = runs[0]["super_steps"]
+        warm = governed_run(root / "warm", args.example, "warmup")  # imports, policy cache
+        steps, waits, carried = warm["super_steps"], warm["invocations"] - 1, warm["final_state"]
         bare_run(root / "bare-warm", steps, "warmup")
-        bare = [bare_run(root / f"b{i}", steps, f"b{i}") for i in range(args.runs)]
-        waits = runs[0]["invocations"] - 1
         bare_run_with_resumes(root / "bare-resume-warm", steps, waits, "warmup")
-        resumed = [
-            bare_run_with_resumes(root / f"r{i}", steps, waits, f"r{i}") for i in range(args.runs)
-        ]
-        carried = runs[0]["final_state"]
         bare_run_with_resumes(root / "bare-state-warm", steps, waits, "warmup", carried)
-        same_state = [
-            bare_run_with_resumes(root / f"s{i}", steps, waits, f"s{i}", carried)
-            for i in range(args.runs)
-        ]
+        # one round = one run of each graph, back to back, so a change in the machine's load
+        # during the benchmark moves mpm's figures and the floors' together
+        runs: list[dict[str, Any]] = []
+        bare: list[tuple[float, float]] = []
+        resumed: list[tuple[float, float]] = []
+        same_state: list[tuple[float, float]] = []
+        for i in range(args.runs):
+            runs.append(governed_run(root / f"g{i}", args.example, f"g{i}"))
+            bare.append(bare_run(root / f"b{i}", steps, f"b{i}"))
+            resumed.append(bare_run_with_resumes(root / f"r{i}", steps, waits, f"r{i}"))
+            same_state.append(bare_run_with_resumes(root / f"s{i}", steps, waits, f"s{i}", carried))
+            print(f"round {i + 1}/{args.runs} done", file=sys.stderr, flush=True)
+        if any(r["super_steps"] != steps or r["invocations"] != waits + 1 for r in runs):
+            raise SystemExit("overhead: the governed runs did not all take the same path")
 
     def median(key: str) -> float:
         return statistics.median(r[key] for r in runs)
@@ -512,6 +528,7 @@ def main() -> None:
         # process CPU time (all threads): what the code costs, less sensitive than wall
         # time to other work on a shared machine
         "cpu_ratio_per_super_step": round(cpu / bare_cpu, 2),
+        "ratio_range_over_rounds": paired_range(runs, bare),
     }
     print(json.dumps(result, indent=2))
 
