@@ -59,7 +59,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import json  # noqa: E402
 import operator  # noqa: E402
-import platform  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -71,6 +70,7 @@ from typing import Annotated, Any, TypedDict  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._machine import loop_s, machine  # noqa: E402
 from tests.graph import helpers  # noqa: E402
 from tests.graph.helpers import approver_for, auto_answer, decision, example, runner  # noqa: E402
 
@@ -418,6 +418,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--example", default="breast_cancer")
     args = parser.parse_args()
+    speed_at_start = loop_s()
 
     with tempfile.TemporaryDirectory(prefix="mpm-overhead-") as tmp:
         root = Path(tmp)
@@ -456,12 +457,7 @@ def main() -> None:
     first = runs[0]
     result = {
         "benchmark": "overhead",
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(speed_at_start),
         "example": args.example,
         "toolset": TOOLSET,
         "runs": args.runs,
