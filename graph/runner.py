@@ -147,9 +147,6 @@ class Runner:
         """The thread being driven now, if any (what a Ctrl-C stops)."""
         self.running: dict[str, str] = {}
         """Stage -> its latest tool, for the stages running now."""
-        self.prechecked: Any = None
-        """The interrupt the last :meth:`_precheck` judged a decision against with the full
-        governance context (None: it could not, without the graph -- or it refused it)."""
 
     @contextmanager
     def graph(self) -> Iterator[Any]:
@@ -330,7 +327,7 @@ class Runner:
         self.thread_id = thread_id  # what a stop names, from the first moment
         with thread_lock(self.workspace, thread_id, wait=wait):
             if precheck and kind == "approval" and isinstance(value, dict):
-                reason = self._precheck(thread_id, key, value)
+                reason, _ = self._precheck(thread_id, key, value)
                 if reason:
                     raise DecisionRefused(reason)
             with self.graph() as g:
@@ -362,10 +359,9 @@ class Runner:
         validate_thread_id(thread_id)
         self.thread_id = thread_id  # what a stop names, from the first moment
         if kind == "approval":
-            reason = self._precheck(thread_id, key, value)
+            reason, waiting = self._precheck(thread_id, key, value)
             if reason:
                 raise DecisionRefused(reason)
-            waiting = self.prechecked
             if waiting is None:
                 return None
             interrupt = {"id": waiting.id, "value": waiting.value}
@@ -409,13 +405,15 @@ class Runner:
 
     def _precheck(
         self, thread_id: str, approval_id: str | None, value: dict[str, Any]
-    ) -> str | None:
-        """Why the approval node would refuse ``value``, judged before the graph is built
-        (and recorded in the audit trail if refused); None if it would not, or if the
-        checkpoint cannot be read without the graph (the node then judges it alone)."""
+    ) -> tuple[str | None, Any]:
+        """(why the approval node would refuse ``value``, judged before the graph is built
+        and recorded in the audit trail if refused -- None if it would not, or if the
+        checkpoint cannot be read without the graph: the node then judges it alone; the
+        waiting interrupt when the judgement had the full governance context -- what
+        :meth:`submit` needs before it may receive the decision -- else None)."""
         from mpm.graph.approval_judgement import precheck
 
-        self.prechecked = None
+        judged_in_full: list[Any] = []
         view = Reader(self.context, self.checkpointer_url).view(thread_id, need_values=False)
         if view is None:
             view = self._view_through_saver(thread_id)
@@ -432,24 +430,24 @@ class Runner:
             None,
         )
         if waiting is None:
-            return None  # not waiting for it: the graph path says so
+            return None, None  # not waiting for it: the graph path says so
         from mpm.graph.governance_context import context_key, governance_context, signer_context
 
         try:
             key = context_key(self.context)
             signers = signer_context(self.context, key)
         except Exception:  # noqa: BLE001 - the node reports an unreadable directory itself
-            return None
+            return None, None
 
         def context() -> Any:
             try:
                 full = governance_context(self.context, key)  # the nodes reuse this load
             except Exception:  # noqa: BLE001 - the node reports an unloadable library itself
                 return None
-            self.prechecked = waiting  # judged in full: what :meth:`submit` needs to know
+            judged_in_full.append(waiting)
             return full
 
-        return precheck(
+        reason = precheck(
             workspace=self.workspace,
             thread_id=thread_id,
             task_ns=waiting.task_ns,
@@ -460,6 +458,7 @@ class Runner:
             context=context,
             used_decision_ids=view.decision_ids(),
         )
+        return reason, (waiting if judged_in_full else None)
 
     def _view_through_saver(self, thread_id: str) -> Any:
         """The reader's view of the latest checkpoint, read through the LangGraph saver
