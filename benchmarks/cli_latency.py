@@ -67,7 +67,7 @@ directory (:func:`main`)."""
 def _env() -> dict[str, str]:
     """The commands run as on a person's machine: none of the shell's MPM settings, and
     Python's bytecode cache on even where the shell turns it off (PYTHONDONTWRITEBYTECODE
-    recompiles every module of mpm in every command: about 0.2 s of each on 2 cores). The
+    recompiles every module of mpm in every command: about 0.1 s of each on 2 cores). The
     cache lives in the temporary directory, so the work tree is left as it was; the
     set-up's kickoffs fill it, as any earlier mpm command does on a person's machine."""
     dropped = (*MPM_ENV_VARS, "MPM_SIGNING_KEY", "PYTHONDONTWRITEBYTECODE")

@@ -24,10 +24,10 @@ with both left in.
 
 The bare graph is a chain with as many nodes as the governed run executed super-steps,
 each node appending one item to a list, on the same checkpointer and durability, run in
-one invocation. The figure is the ratio of the per-super-step times (medians over the runs; the runs go
-in rounds, one of each graph back to back, and ``ratio_range_over_rounds`` gives the
-lowest and highest ratio within a round). For reference,
-``bare_langgraph_same_resumes`` is that chain interrupted as many times as the governed
+one invocation. The figure is the ratio of the per-super-step times (medians over the
+runs; the runs go in rounds, one of each graph back to back, and
+``ratio_range_over_rounds`` gives the lowest and highest ratio within a round). For
+reference, ``bare_langgraph_same_resumes`` is that chain interrupted as many times as the governed
 run waited for people, each resume driven as the runner drives one (open the
 checkpointer, read the state, stream, read it again); ``bare_langgraph_same_resumes_and_state``
 is that chain also carrying the governed run's final state from the start (every
