@@ -26,13 +26,15 @@ The bare graph is a chain with as many nodes as the governed run executed super-
 each node appending one item to a list, on the same checkpointer and durability, run in
 one invocation. The figure is the ratio of the per-super-step times (medians over the
 runs; the runs go in rounds, one of each graph back to back, and
-``ratio_range_over_rounds`` gives the lowest and highest ratio within a round). For
-reference, ``bare_langgraph_same_resumes`` is that chain interrupted as many times as the governed
-run waited for people, each resume driven as the runner drives one (open the
-checkpointer, read the state, stream, read it again); ``bare_langgraph_same_resumes_and_state``
-is that chain also carrying the governed run's final state from the start (every
-checkpoint as large as mpm's, one of its channels rewritten per step): the floor for a
-graph that keeps what mpm keeps and does nothing in its nodes.
+``ratio_range_over_rounds`` gives the lowest and highest ratio within a round).
+
+For reference, ``bare_langgraph_same_resumes`` is that chain interrupted as many times
+as the governed run waited for people, each resume driven as the runner drives one
+(open the checkpointer, read the state, stream, read it again);
+``bare_langgraph_same_resumes_and_state`` is that chain also carrying the governed run's
+final state from the start (every checkpoint as large as mpm's, one of its channels
+rewritten per step): the floor for a graph that keeps what mpm keeps and does nothing in
+its nodes.
 
 ``where_the_cpu_goes`` splits the counted CPU: each node's own code (thread CPU, the
 agent loop in its stage worker, the tools' and synthesis's ML work taken out) and the

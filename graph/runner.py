@@ -406,14 +406,16 @@ class Runner:
     def _precheck(
         self, thread_id: str, approval_id: str | None, value: dict[str, Any]
     ) -> tuple[str | None, Any]:
-        """(why the approval node would refuse ``value``, judged before the graph is built
-        and recorded in the audit trail if refused -- None if it would not, or if the
-        checkpoint cannot be read without the graph: the node then judges it alone; the
-        waiting interrupt when the judgement had the full governance context -- what
-        :meth:`submit` needs before it may receive the decision -- else None)."""
+        """(refusal, judged against).
+
+        ``refusal``: why the approval node would refuse ``value``, judged before the graph
+        is built and recorded in the audit trail; None if it would not, or if the checkpoint
+        cannot be read without the graph (the node then judges it alone).
+        ``judged against``: the waiting interrupt, when the judgement had the full
+        governance context (what :meth:`submit` needs before it may receive the decision);
+        else None."""
         from mpm.graph.approval_judgement import precheck
 
-        judged_in_full: list[Any] = []
         view = Reader(self.context, self.checkpointer_url).view(thread_id, need_values=False)
         if view is None:
             view = self._view_through_saver(thread_id)
@@ -438,13 +440,15 @@ class Runner:
             signers = signer_context(self.context, key)
         except Exception:  # noqa: BLE001 - the node reports an unreadable directory itself
             return None, None
+        judged_against: Any = None
 
         def context() -> Any:
+            nonlocal judged_against
             try:
                 full = governance_context(self.context, key)  # the nodes reuse this load
             except Exception:  # noqa: BLE001 - the node reports an unloadable library itself
                 return None
-            judged_in_full.append(waiting)
+            judged_against = waiting
             return full
 
         reason = precheck(
@@ -458,7 +462,7 @@ class Runner:
             context=context,
             used_decision_ids=view.decision_ids(),
         )
-        return reason, (waiting if judged_in_full else None)
+        return reason, judged_against
 
     def _view_through_saver(self, thread_id: str) -> Any:
         """The reader's view of the latest checkpoint, read through the LangGraph saver
